@@ -1,0 +1,1 @@
+"""hybridrec: the command line and the Python client for the gateway."""

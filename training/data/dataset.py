@@ -1,0 +1,68 @@
+"""The canonical in-memory form of a recommendation dataset.
+
+Every reader (MovieLens CSV, ml-1m ``.dat``, ml-100k ``u.*``) returns a
+:class:`Dataset` whose tables have exactly these columns and dtypes:
+
+* ``interactions``: ``user_id`` int64, ``item_id`` int64, ``rating`` float32,
+  ``timestamp`` int64 (seconds since the epoch). One row per (user, item):
+  duplicates keep the latest timestamp.
+* ``items``: ``item_id`` int64, ``title`` str, ``year`` Int64 (nullable),
+  ``genres`` list[str], ``tags`` list[str] (most frequent first), ``overview``
+  str or None.
+* ``users``: ``user_id`` int64 plus optional ``gender`` str, ``age`` Int64,
+  ``occupation`` str columns (present only when the release has them).
+* ``links``: ``item_id`` int64, ``imdb_id`` Int64, ``tmdb_id`` Int64, or None.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+INTERACTION_COLUMNS = ("user_id", "item_id", "rating", "timestamp")
+ITEM_COLUMNS = ("item_id", "title", "year", "genres", "tags", "overview")
+USER_FEATURE_COLUMNS = ("gender", "age", "occupation")
+
+
+@dataclass
+class Dataset:
+    """A recommendation dataset in canonical form.
+
+    Attributes:
+        name: Release name, for example ``ml-latest-small`` or ``ml-1m``.
+        interactions: Ratings table (see module docstring).
+        items: Item catalogue (see module docstring).
+        users: One row per user id seen in ``interactions``.
+        links: Optional external ids used for text enrichment.
+        source_sha256: sha256 of the source file (zip) or of the folder's files.
+        source_path: Where the data was read from.
+        info: Free-form notes, for example how many items got an overview.
+    """
+
+    name: str
+    interactions: pd.DataFrame
+    items: pd.DataFrame
+    users: pd.DataFrame
+    links: pd.DataFrame | None = None
+    source_sha256: str = ""
+    source_path: str = ""
+    info: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def user_feature_columns(self) -> list[str]:
+        """The optional user feature columns this dataset has."""
+        return [c for c in USER_FEATURE_COLUMNS if c in self.users.columns]
+
+    def summary(self) -> dict[str, object]:
+        """Counts for logs and manifests."""
+        return {
+            "name": self.name,
+            "n_interactions": int(len(self.interactions)),
+            "n_users": int(self.interactions["user_id"].nunique()),
+            "n_items": int(len(self.items)),
+            "n_rated_items": int(self.interactions["item_id"].nunique()),
+            "user_features": self.user_feature_columns,
+            "items_with_overview": int(self.items["overview"].notna().sum()),
+            **self.info,
+        }
