@@ -1,0 +1,157 @@
+"""The ``hybridrec`` command line.
+
+Verbs: ``data download``, ``data info``, ``evaluate``, ``train``, ``serve``.
+Each verb imports what it needs when it runs, so ``hybridrec --help`` is instant.
+Every flag of ``serve`` can also be set as an environment variable
+``HYBRIDREC_<NAME>`` (for example ``HYBRIDREC_REDIS_URL``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from shared.errors import HybridrecError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def default_data_path() -> str:
+    """The bundled MovieLens ml-latest-small zip (or ``HYBRIDREC_DATA``)."""
+    return os.environ.get("HYBRIDREC_DATA", str(PROJECT_ROOT / "data" / "ml-latest-small.zip"))
+
+
+def _cmd_data_download(args: argparse.Namespace) -> int:
+    from training.data import download_dataset
+
+    path = download_dataset(args.name, args.dest, force=args.force)
+    print(path)
+    return 0
+
+
+def _cmd_data_info(args: argparse.Namespace) -> int:
+    import json
+
+    from training.data import load_dataset
+
+    ds = load_dataset(args.data, item_text=args.item_text)
+    print(json.dumps(ds.summary(), indent=2, default=str))
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from training.evaluate_cmd import run_evaluate
+
+    run_evaluate(
+        args.data,
+        args.split,
+        args.out,
+        item_text=args.item_text,
+        seed=args.seed,
+        models=args.models.split(",") if args.models else None,
+    )
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from training.pipeline import run_train
+
+    bundle = run_train(
+        data=args.data,
+        out=args.out,
+        item_text=args.item_text,
+        seed=args.seed,
+        config_path=args.config,
+        quick=args.quick,
+    )
+    print(bundle)
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from services.runner import serve
+
+    return serve(args)
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"HYBRIDREC_{name}", default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every verb."""
+    parser = argparse.ArgumentParser(
+        prog="hybridrec",
+        description="Hybrid two-stage recommender: data, training, evaluation and services.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="download or inspect MovieLens releases")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    dl = data_sub.add_parser("download", help="download a MovieLens release (sha256 checked)")
+    dl.add_argument("name", choices=["ml-latest-small", "ml-100k", "ml-1m", "ml-25m", "ml-32m"])
+    dl.add_argument("--dest", default="data", help="folder to write NAME.zip into")
+    dl.add_argument("--force", action="store_true", help="download again even if present")
+    dl.set_defaults(func=_cmd_data_download)
+    info = data_sub.add_parser("info", help="load a dataset and print its summary")
+    info.add_argument("--data", default=default_data_path())
+    info.add_argument("--item-text", default=None, help="CSV with an overview column")
+    info.set_defaults(func=_cmd_data_info)
+
+    ev = sub.add_parser("evaluate", help="offline evaluation against strong baselines")
+    ev.add_argument("--data", default=default_data_path(), help="MovieLens folder or .zip")
+    ev.add_argument("--split", choices=["random", "temporal", "cold-items"], default="random")
+    ev.add_argument("--out", default="reports", help="folder for report.json/.md/.png")
+    ev.add_argument("--item-text", default=None, help="CSV with an overview column")
+    ev.add_argument("--seed", type=int, default=42)
+    ev.add_argument(
+        "--models",
+        default=None,
+        help="comma-separated subset of models to run (default: all for the split)",
+    )
+    ev.set_defaults(func=_cmd_evaluate)
+
+    tr = sub.add_parser("train", help="raw MovieLens data -> a verified artifact bundle")
+    tr.add_argument("--data", default=default_data_path(), help="MovieLens folder or .zip")
+    tr.add_argument("--item-text", default=None, help="CSV with an overview column")
+    tr.add_argument("--out", default="artifacts", help="bundle root (gets <version>/ and latest)")
+    tr.add_argument("--seed", type=int, default=42)
+    tr.add_argument("--config", default=None, help="JSON file overriding the training config")
+    tr.add_argument(
+        "--quick", action="store_true", help="tiny epochs, for smoke tests (not for serving)"
+    )
+    tr.set_defaults(func=_cmd_train)
+
+    sv = sub.add_parser("serve", help="run the services (each flag also HYBRIDREC_<NAME>)")
+    sv.add_argument(
+        "service", nargs="?", default="all", choices=["all", "gateway", "retrieval", "ranking"]
+    )
+    sv.add_argument("--host", default=None, help="bind address (HYBRIDREC_HOST)")
+    sv.add_argument("--port", type=int, default=None, help="port (HYBRIDREC_PORT)")
+    sv.add_argument("--artifacts", default=None, help="bundle root or folder (HYBRIDREC_ARTIFACTS)")
+    sv.add_argument("--redis-url", default=None, help="Redis URL (HYBRIDREC_REDIS_URL)")
+    sv.add_argument("--retrieval-url", default=None, help="HYBRIDREC_RETRIEVAL_URL")
+    sv.add_argument("--ranking-url", default=None, help="HYBRIDREC_RANKING_URL")
+    sv.set_defaults(func=_cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hybridrec`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except HybridrecError as exc:
+        print(f"hybridrec: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

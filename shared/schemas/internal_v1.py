@@ -1,0 +1,91 @@
+"""Version 1 of the internal models: gateway -> retrieval and gateway -> ranking."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from shared.schemas.v1 import MAX_IDS, MAX_K, ItemId, NewItem, StrictModel, UserFeatures, UserId
+
+MAX_CANDIDATES = 2000
+Source = Literal["two_tower", "item_knn", "content", "popular", "fresh"]
+
+
+class CandidatesRequest(StrictModel):
+    """Who the candidates are for and what to leave out."""
+
+    user_id: UserId | None = None
+    history: Annotated[list[ItemId], Field(max_length=MAX_IDS)] = Field(
+        default_factory=list, description="Recent item ids, most recent last."
+    )
+    user_features: UserFeatures | None = None
+    k: Annotated[int, Field(ge=1, le=MAX_CANDIDATES)] = 300
+    exclude_item_ids: Annotated[list[ItemId], Field(max_length=MAX_IDS)] = []
+    exclude_seen: bool = True
+    genres: Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=50)] = []
+
+
+class Candidate(BaseModel):
+    """One candidate and the evidence each source gave for it."""
+
+    item_id: int
+    score: float
+    source: Source
+    source_scores: dict[str, float] = Field(default_factory=dict)
+    source_ranks: dict[str, int] = Field(default_factory=dict)
+
+
+class CandidatesResponse(BaseModel):
+    """Merged candidates, best first, with the user context ranking needs."""
+
+    user_id: int | None
+    items: list[Candidate]
+    history: list[int] = Field(description="The history used (known + recent), most recent last.")
+    model_version: str
+    cache: Literal["hit", "miss", "bypass", "none"] = "none"
+    request_id: str | None = None
+
+
+class RankRequest(StrictModel):
+    """Candidates to score for one user."""
+
+    user_id: UserId | None = None
+    history: Annotated[list[ItemId], Field(max_length=MAX_IDS)] = []
+    user_features: UserFeatures | None = None
+    candidates: Annotated[list[Candidate], Field(min_length=0, max_length=MAX_CANDIDATES)]
+    k: Annotated[int | None, Field(ge=1, le=MAX_CANDIDATES)] = None
+
+
+class RankedItem(BaseModel):
+    """A scored candidate."""
+
+    item_id: int
+    score: float
+    rank: int
+
+
+class RankResponse(BaseModel):
+    """Candidates sorted by the ranker's score."""
+
+    items: list[RankedItem]
+    model_version: str
+    request_id: str | None = None
+
+
+class SimilarRequest(StrictModel):
+    """Neighbours of one item (internal)."""
+
+    item_id: ItemId
+    k: Annotated[int, Field(ge=1, le=MAX_K)] = 10
+    mode: Literal["content", "collaborative"] = "content"
+
+
+class HistoryUpdate(StrictModel):
+    """Items a user just interacted with, most recent last."""
+
+    item_ids: Annotated[list[ItemId], Field(min_length=1, max_length=MAX_IDS)]
+
+
+class NewItemRequest(NewItem):
+    """An item to add (internal form, same fields as the public one)."""

@@ -1,0 +1,207 @@
+"""Version 1 of hybridrec's JSON models (the ``/v1/...`` paths).
+
+Every list in a response is ``items: [{item_id, ...}]``, best first; item ids are
+the dataset's own (MovieLens movieId). Limits are module constants so settings,
+validation and docs agree.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_K = 200
+MAX_IDS = 1000
+MAX_TEXT = 2000
+MAX_GENRES = 50
+ItemId = Annotated[int, Field(ge=1, le=2**53, description="The dataset's own item id (movieId).")]
+UserId = Annotated[int, Field(ge=0, le=2**53, description="The dataset's own user id.")]
+Degraded = Literal["ranking", "retrieval", "cache"]
+
+
+class StrictModel(BaseModel):
+    """Base: unknown fields are rejected, so typos fail loudly."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------- errors
+class ErrorBody(BaseModel):
+    """What went wrong, in words a caller can act on."""
+
+    code: str = Field(description="Stable machine-readable code, e.g. not_found, invalid_request.")
+    message: str = Field(description="What was expected, what arrived, and how to fix it.")
+    details: dict[str, object] | None = None
+
+
+class ErrorResponse(BaseModel):
+    """The one error model every service answers with."""
+
+    error: ErrorBody
+    request_id: str | None = None
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "error": {"code": "not_found", "message": "item 99999999 is not in the catalogue"},
+                "request_id": "3f2c9a0e6b1d4c57",
+            }
+        }
+    )
+
+
+# --------------------------------------------------------------------------- items
+class Item(BaseModel):
+    """A catalogue item."""
+
+    item_id: int
+    title: str
+    year: int | None = None
+    genres: list[str] = Field(default_factory=list)
+
+
+class ItemDetail(Item):
+    """A catalogue item with its text fields."""
+
+    tags: list[str] = Field(default_factory=list)
+    overview: str | None = None
+    popularity: int = Field(0, description="Interactions in the training data.")
+    fresh: bool = Field(False, description="Added after the bundle was built.")
+
+
+class ScoredItem(Item):
+    """An item in a ranked list."""
+
+    score: float
+    rank: int = Field(ge=1)
+    reasons: list[str] | None = None
+
+
+class ItemList(BaseModel):
+    """A plain list of items (search results)."""
+
+    items: list[ItemDetail]
+    request_id: str | None = None
+
+
+class NewItem(StrictModel):
+    """An item to add to the catalogue at run time."""
+
+    title: Annotated[str, Field(min_length=1, max_length=500)]
+    genres: Annotated[
+        list[Annotated[str, Field(max_length=100)]], Field(max_length=MAX_GENRES)
+    ] = []
+    year: Annotated[int | None, Field(ge=1800, le=2200)] = None
+    overview: Annotated[str | None, Field(max_length=MAX_TEXT * 5)] = None
+    tags: Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=100)] = []
+
+
+class SimilarItems(BaseModel):
+    """Neighbours of one item."""
+
+    item_id: int
+    mode: Literal["content", "collaborative"]
+    items: list[ScoredItem]
+    model_version: str
+    request_id: str | None = None
+
+
+# --------------------------------------------------------------------------- users
+class UserFeatures(StrictModel):
+    """Optional demographics (the datasets that have them: ml-1m, ml-100k)."""
+
+    gender: Annotated[str | None, Field(max_length=20)] = None
+    age: Annotated[int | None, Field(ge=0, le=130)] = None
+    occupation: Annotated[str | None, Field(max_length=100)] = None
+
+
+class RatingIn(StrictModel):
+    """One explicit rating given in a request."""
+
+    item_id: ItemId
+    rating: Annotated[float, Field(ge=0.5, le=5.0)]
+
+    @field_validator("rating")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("rating must be a finite number between 0.5 and 5.0")
+        return v
+
+
+class RecommendationRequest(StrictModel):
+    """Recommendations for a known, new or anonymous user."""
+
+    user_id: UserId | None = None
+    recent_item_ids: Annotated[list[ItemId], Field(max_length=MAX_IDS)] = []
+    ratings: Annotated[list[RatingIn], Field(max_length=MAX_IDS)] = []
+    user_features: UserFeatures | None = None
+    k: Annotated[int, Field(ge=1, le=MAX_K)] = 10
+    exclude_item_ids: Annotated[list[ItemId], Field(max_length=MAX_IDS)] = []
+    genres: Annotated[
+        list[Annotated[str, Field(max_length=100)]], Field(max_length=MAX_GENRES)
+    ] = []
+    exclude_seen: bool = True
+    explain: bool = False
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "recent_item_ids": [1, 2355, 3114],
+                "ratings": [{"item_id": 296, "rating": 4.5}],
+                "k": 10,
+                "genres": ["Comedy"],
+            }
+        },
+    )
+
+
+class Recommendations(BaseModel):
+    """A ranked list of recommendations."""
+
+    user_id: int | None
+    items: list[ScoredItem]
+    model_version: str
+    degraded: list[Degraded] = Field(default_factory=list)
+    request_id: str | None = None
+
+
+# --------------------------------------------------------------------------- events
+class EventIn(StrictModel):
+    """One feedback event."""
+
+    item_id: ItemId
+    type: Literal["rating", "view", "click"] = "view"
+    rating: Annotated[float | None, Field(ge=0.5, le=5.0)] = None
+    timestamp: Annotated[int | None, Field(ge=0, le=2**41)] = None
+
+    @field_validator("rating")
+    @classmethod
+    def _finite(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
+            raise ValueError("rating must be a finite number between 0.5 and 5.0")
+        return v
+
+
+class EventAccepted(BaseModel):
+    """An event stored durably."""
+
+    status: Literal["accepted"] = "accepted"
+    event_id: str
+    user_id: int
+    item_id: int
+    degraded: list[Degraded] = Field(default_factory=list)
+    request_id: str | None = None
+
+
+# --------------------------------------------------------------------------- health
+class Health(BaseModel):
+    """Liveness or readiness."""
+
+    status: Literal["ok", "not_ready"]
+    service: str
+    model_version: str | None = None
+    checks: dict[str, str] = Field(default_factory=dict)

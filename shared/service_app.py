@@ -1,0 +1,268 @@
+"""What every hybridrec service's FastAPI app has in common.
+
+* the one error handler mapping :mod:`shared.errors` to HTTP statuses and the
+  shared :class:`~shared.schemas.v1.ErrorResponse` model,
+* a pure-ASGI middleware for request ids, the body-size limit (413) and
+  Prometheus request metrics,
+* ``/health/live`` and ``/metrics``, and Swagger UI / ReDoc served offline.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Histogram,
+    generate_latest,
+)
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.errors import HybridrecError
+from shared.schemas.v1 import ErrorResponse, Health
+
+log = logging.getLogger("hybridrec.http")
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "A user, item or path that does not exist."},
+    413: {"model": ErrorResponse, "description": "The body is larger than the configured limit."},
+    422: {
+        "model": ErrorResponse,
+        "description": "The request breaks the schema; says which field.",
+    },
+    503: {"model": ErrorResponse, "description": "Not ready, or a dependency did not answer."},
+}
+
+
+def error_json(
+    status: int, code: str, message: str, request_id: str | None, **details: Any
+) -> JSONResponse:
+    """The shared error model as a response."""
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        body["details"] = details
+    headers = {"x-request-id": request_id} if request_id else None
+    return JSONResponse(
+        {"error": body, "request_id": request_id}, status_code=status, headers=headers
+    )
+
+
+def request_id_of(request: Request) -> str | None:
+    """The id the middleware gave this request."""
+    return request.scope.get("state", {}).get("request_id")
+
+
+def _describe_validation(errors: Sequence[Any]) -> tuple[str, list[dict[str, Any]]]:
+    parts = []
+    cleaned = []
+    for err in list(errors)[:10]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        msg = err.get("msg", "invalid")
+        got = err.get("input")
+        got_s = repr(got)
+        if len(got_s) > 80:
+            got_s = got_s[:77] + "..."
+        if err.get("type") == "json_invalid":
+            parts.append(f"the body is not valid JSON ({err.get('ctx', {}).get('error', msg)})")
+        elif err.get("type") == "missing":
+            parts.append(f"{loc}: field required")
+        else:
+            parts.append(f"{loc}: {msg} (got {got_s})")
+        cleaned.append({"field": loc, "problem": msg, "type": err.get("type")})
+    more = len(errors) - len(cleaned)
+    message = "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+    return message, cleaned
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every error to the shared error model; never leak a stack trace."""
+
+    @app.exception_handler(HybridrecError)
+    async def _hybridrec(request: Request, exc: HybridrecError) -> JSONResponse:
+        details = {k: v for k, v in exc.details.items() if v is not None}
+        return error_json(exc.http_status, exc.code, exc.message, request_id_of(request), **details)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        message, cleaned = _describe_validation(exc.errors())
+        return error_json(422, "invalid_request", message, request_id_of(request), errors=cleaned)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(
+            exc.status_code, "http_error"
+        )
+        message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no such path: {request.method} {request.url.path}; see /docs for the API"
+        return error_json(exc.status_code, code, message, request_id_of(request))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        rid = request_id_of(request)
+        log.exception(
+            "unhandled error in %s %s (request %s)", request.method, request.url.path, rid
+        )
+        return error_json(
+            500, "internal_error", f"internal error; the server log has request id {rid}", rid
+        )
+
+
+class RequestContextMiddleware:
+    """Request ids, the body-size limit and request metrics, as plain ASGI."""
+
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, registry: CollectorRegistry, service: str
+    ):
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.latency = Histogram(
+            "hybridrec_http_request_seconds",
+            "Request latency by route",
+            ["service", "method", "route", "status"],
+            registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        )
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        rid_raw = headers.get(b"x-request-id", b"")
+        rid = rid_raw.decode("latin-1")[:64] if rid_raw else uuid.uuid4().hex[:16]
+        scope.setdefault("state", {})["request_id"] = rid
+        start = time.perf_counter()
+        status_holder = {"status": 500}
+
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > self.max_body_bytes
+            except ValueError:
+                too_big = False
+            if too_big:
+                await self._reject(scope, receive, send, rid, int(length))
+                return
+
+        received = 0
+        limit = self.max_body_bytes
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge(received)
+            return message
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_wrapper)
+        except _BodyTooLarge as exc:
+            await self._reject(scope, receive, send, rid, exc.size)
+            status_holder["status"] = 413
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            self.latency.labels(
+                self.service, scope.get("method", ""), path, str(status_holder["status"])
+            ).observe(time.perf_counter() - start)
+
+    async def _reject(
+        self, scope: Scope, receive: Receive, send: Send, rid: str, size: int
+    ) -> None:
+        response = error_json(
+            413,
+            "payload_too_large",
+            f"the request body has {size} bytes or more; the limit is {self.max_body_bytes} bytes "
+            "(HYBRIDREC_MAX_BODY_BYTES); send fewer ids per request",
+            rid,
+        )
+        await response(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+def create_app(
+    *,
+    service: str,
+    title: str,
+    description: str,
+    version: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+    max_body_bytes: int,
+    openapi_tags: list[dict[str, str]] | None = None,
+) -> FastAPI:
+    """A FastAPI app with the shared handlers, middleware, docs and health/metrics routes."""
+    app: FastAPI = FastAPIOffline(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        openapi_tags=[*(openapi_tags or []), {"name": "ops", "description": "Health and metrics."}],
+    )
+    registry = CollectorRegistry()
+    app.state.metrics_registry = registry
+    app.state.service_name = service
+    install_error_handlers(app)
+    app.add_middleware(
+        RequestContextMiddleware, max_body_bytes=max_body_bytes, registry=registry, service=service
+    )
+
+    @app.get(
+        "/health/live",
+        tags=["ops"],
+        response_model=Health,
+        summary="Liveness",
+        operation_id=f"{service}_health_live",
+    )
+    async def health_live() -> Health:
+        """The process is up and answering."""
+        return Health(status="ok", service=service)
+
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        summary="Prometheus metrics",
+        operation_id=f"{service}_metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}},
+    )
+    async def metrics() -> Response:
+        """Request latency histograms and service gauges in Prometheus text format."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def ready_response(service: str, version: str | None, checks: dict[str, str]) -> JSONResponse:
+    """200 when every check says ok, else 503 naming what is missing."""
+    ok = all(v == "ok" or v.startswith("ok") for v in checks.values())
+    body = Health(
+        status="ok" if ok else "not_ready", service=service, model_version=version, checks=checks
+    )
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)

@@ -1,0 +1,132 @@
+"""Recent history and cached user vectors, in Redis or in process.
+
+Keys (Redis): ``{prefix}:uvec:{model_version}:{user_key}`` holds a float32 vector
+(raw bytes) with a TTL; ``{prefix}:hist:{user_id}`` is a list of recent item ids,
+most recent last, trimmed to ``max_history``. Because the model version is part
+of the vector key, a vector cached under one bundle is never used with another.
+When Redis is down every read is a miss and every write is skipped
+(``status == "bypass"``); the service keeps answering without the cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import OrderedDict
+from typing import Literal
+
+import numpy as np
+
+from shared.stores.redis_conn import RedisGuard, RedisUnavailable, key
+
+CacheStatus = Literal["hit", "miss", "bypass"]
+
+
+class UserStateStore:
+    """User vectors (cache) and recent history (state)."""
+
+    def __init__(
+        self,
+        guard: RedisGuard | None,
+        *,
+        prefix: str = "hybridrec",
+        max_history: int = 50,
+        vector_ttl_s: int = 86_400,
+        max_local_users: int = 100_000,
+    ) -> None:
+        self.guard = guard
+        self.prefix = prefix
+        self.max_history = max_history
+        self.vector_ttl_s = vector_ttl_s
+        self.max_local_users = max_local_users
+        self._vectors: OrderedDict[str, bytes] = OrderedDict()
+        self._history: OrderedDict[int, list[int]] = OrderedDict()
+
+    @property
+    def backend(self) -> str:
+        """``redis`` or ``memory``."""
+        return "redis" if self.guard is not None else "memory"
+
+    def _vkey(self, version: str, user_key: str) -> str:
+        return key(self.prefix, "uvec", version, user_key)
+
+    def _hkey(self, user_id: int) -> str:
+        return key(self.prefix, "hist", user_id)
+
+    async def get_vector(
+        self, version: str, user_key: str
+    ) -> tuple[np.ndarray | None, CacheStatus]:
+        """The cached vector ``[d]`` float32, or None, and whether it was a hit."""
+        if self.guard is None:
+            raw = self._vectors.get(self._vkey(version, user_key))
+            if raw is not None:
+                self._vectors.move_to_end(self._vkey(version, user_key))
+        else:
+            try:
+                raw = await self.guard.run(lambda r: r.get(self._vkey(version, user_key)))
+            except RedisUnavailable:
+                return None, "bypass"
+        if raw is None:
+            return None, "miss"
+        return np.frombuffer(raw, dtype=np.float32).copy(), "hit"
+
+    async def set_vector(self, version: str, user_key: str, vector: np.ndarray) -> CacheStatus:
+        """Cache ``vector`` ``[d]``; returns ``bypass`` when Redis is down."""
+        raw = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+        k = self._vkey(version, user_key)
+        if self.guard is None:
+            self._vectors[k] = raw
+            self._vectors.move_to_end(k)
+            while len(self._vectors) > self.max_local_users:
+                self._vectors.popitem(last=False)
+            return "miss"
+        try:
+            await self.guard.run(lambda r: r.set(k, raw, ex=self.vector_ttl_s))
+        except RedisUnavailable:
+            return "bypass"
+        return "miss"
+
+    async def invalidate(self, version: str, user_id: int) -> None:
+        """Drop the cached vector of a known user (after new feedback)."""
+        k = self._vkey(version, f"u{user_id}")
+        if self.guard is None:
+            self._vectors.pop(k, None)
+            return
+        # If Redis is down the vector may stay stale until its TTL expires.
+        with contextlib.suppress(RedisUnavailable):
+            await self.guard.run(lambda r: r.delete(k))
+
+    async def recent(self, user_id: int) -> tuple[list[int], CacheStatus]:
+        """Recent item ids of a user, most recent last."""
+        if self.guard is None:
+            return list(self._history.get(user_id, [])), "hit"
+        try:
+            raw = await self.guard.run(lambda r: r.lrange(self._hkey(user_id), 0, -1))
+        except RedisUnavailable:
+            return [], "bypass"
+        return [int(x) for x in raw], "hit"
+
+    async def push_recent(self, user_id: int, item_ids: list[int]) -> CacheStatus:
+        """Append item ids to a user's recent history (trimmed to ``max_history``)."""
+        if not item_ids:
+            return "hit"
+        if self.guard is None:
+            hist = self._history.setdefault(user_id, [])
+            hist.extend(int(i) for i in item_ids)
+            del hist[: max(0, len(hist) - self.max_history)]
+            self._history.move_to_end(user_id)
+            while len(self._history) > self.max_local_users:
+                self._history.popitem(last=False)
+            return "hit"
+        hk = self._hkey(user_id)
+
+        async def _push(r):  # type: ignore[no-untyped-def]
+            async with r.pipeline(transaction=True) as pipe:
+                pipe.rpush(hk, *[int(i) for i in item_ids])
+                pipe.ltrim(hk, -self.max_history, -1)
+                return await pipe.execute()
+
+        try:
+            await self.guard.run(_push)
+        except RedisUnavailable:
+            return "bypass"
+        return "hit"
