@@ -6,7 +6,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from shared.schemas.v1 import MAX_IDS, MAX_K, ItemId, NewItem, StrictModel, UserFeatures, UserId
+from shared.schemas.v1 import (
+    MAX_IDS,
+    MAX_K,
+    ItemId,
+    NewItem,
+    StrictModel,
+    UserFeatures,
+    UserId,
+)
 
 MAX_CANDIDATES = 2000
 Source = Literal["two_tower", "item_knn", "content", "popular", "fresh"]
@@ -30,6 +38,9 @@ class Candidate(BaseModel):
     """One candidate and the evidence each source gave for it."""
 
     item_id: int
+    title: str = ""
+    year: int | None = None
+    genres: list[str] = Field(default_factory=list)
     score: float
     source: Source
     source_scores: dict[str, float] = Field(default_factory=dict)
@@ -89,3 +100,23 @@ class HistoryUpdate(StrictModel):
 
 class NewItemRequest(NewItem):
     """An item to add (internal form, same fields as the public one)."""
+
+
+class ExplainRequest(StrictModel):
+    """Which history item each recommended item is most similar to."""
+
+    history: Annotated[list[ItemId], Field(max_length=MAX_IDS)]
+    item_ids: Annotated[list[ItemId], Field(max_length=MAX_K)]
+
+
+class Explanation(BaseModel):
+    """The reasons for one item."""
+
+    item_id: int
+    reasons: list[str]
+
+
+class ExplainResponse(BaseModel):
+    """Reasons per item, in the order asked."""
+
+    items: list[Explanation]

@@ -1,0 +1,133 @@
+"""The public gateway: ``create_app()`` builds the FastAPI app (nothing loads at import)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+
+from services.gateway.core import GatewayCore, PopularFallback
+from services.gateway.routes import router
+from services.gateway.settings import GatewaySettings, get_settings
+from shared.clients import RankingClient, RetrievalClient
+from shared.errors import HybridrecError
+from shared.schemas.v1 import Health
+from shared.service_app import create_app as create_base_app
+from shared.service_app import ready_response
+from shared.stores.events import EventLog
+from shared.stores.redis_conn import RedisGuard
+
+log = logging.getLogger("hybridrec.gateway")
+
+DESCRIPTION = """\
+hybridrec's public API: recommendations for known and anonymous users, similar
+items, item lookup and search, feedback events and new items. Every list is
+`items: [{item_id, ...}]`, best first; ids are the dataset's own (MovieLens movieId).
+"""
+TAGS = [
+    {"name": "recommendations", "description": "Ranked items for a user or a session."},
+    {"name": "items", "description": "Catalogue lookup, search, similar items, new items."},
+    {"name": "events", "description": "Feedback that updates recommendations at once."},
+]
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    """The gateway app; models and clients are created in its lifespan."""
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        guard = (
+            RedisGuard(settings.redis_url, timeout_s=settings.redis_timeout_s)
+            if (settings.redis_url)
+            else None
+        )
+        popular: PopularFallback | None = None
+        try:
+            popular = PopularFallback.load(settings.artifacts)
+        except HybridrecError as exc:
+            log.error("no popular fallback: %s", exc)
+        core = GatewayCore(
+            retrieval=RetrievalClient(
+                "retrieval", settings.retrieval_url, timeout_s=settings.retrieval_timeout_s
+            ),
+            ranking=RankingClient(
+                "ranking", settings.ranking_url, timeout_s=settings.ranking_timeout_s
+            ),
+            events=EventLog(guard, settings.state_dir, prefix=settings.redis_prefix),
+            redis=guard,
+            popular=popular,
+            n_candidates=settings.n_candidates,
+            deadline_s=settings.deadline_s,
+            retrieval_timeout_s=settings.retrieval_timeout_s,
+            ranking_timeout_s=settings.ranking_timeout_s,
+        )
+        app.state.core = core
+        flusher = asyncio.create_task(core.flush_spool_forever()) if guard else None
+        try:
+            yield
+        finally:
+            if flusher is not None:
+                flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await flusher
+            await core.close()
+
+    app = create_base_app(
+        service="gateway",
+        title="hybridrec gateway",
+        description=DESCRIPTION,
+        version="1.0.0",
+        lifespan=lifespan,
+        max_body_bytes=settings.max_body_bytes,
+        openapi_tags=TAGS,
+    )
+    app.state.core = None
+    app.state.api_keys = settings.key_set()
+    app.state.admin_key = settings.admin_key
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["X-API-Key", "Content-Type"],
+        )
+    app.include_router(router)
+
+    @app.get(
+        "/health/ready",
+        tags=["ops"],
+        response_model=Health,
+        summary="Readiness",
+        operation_id="gateway_health_ready",
+        responses={503: {"model": Health, "description": "Not ready; checks say why."}},
+    )
+    async def health_ready(request: Request) -> JSONResponse:
+        """Ready when retrieval answers; ranking and Redis being down only degrade answers."""
+        core: GatewayCore | None = request.app.state.core
+        if core is None:
+            return ready_response("gateway", None, {"startup": "starting"})
+        retrieval_ok, ranking_ok = await asyncio.gather(
+            core.retrieval.ready(), core.ranking.ready()
+        )
+        checks = {
+            "retrieval": "ok" if retrieval_ok else "down: retrieval is not ready",
+            "ranking": "ok" if ranking_ok else "ok (degraded: ranking down, retrieval order used)",
+            "popular_fallback": "ok"
+            if core.popular
+            else "missing: no bundle at HYBRIDREC_ARTIFACTS",
+        }
+        if core.redis is not None:
+            checks["redis"] = (
+                "ok" if await core.redis.ping() else "ok (degraded: Redis down, events spooled)"
+            )
+        version = core.popular.version if core.popular else None
+        return ready_response("gateway", version, checks)
+
+    return app

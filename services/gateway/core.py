@@ -1,0 +1,273 @@
+"""The gateway's orchestration: retrieval, then ranking, within a deadline.
+
+The gateway holds no model. It calls retrieval for candidates, ranking to order
+them, and falls back gracefully: ranking down -> retrieval order with
+``degraded: ["ranking"]``; retrieval down -> the bundle's popular items with
+``degraded: ["retrieval"]``. Feedback events are stored durably here (Redis
+Stream or fsync'd spool) before the 202.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.artifacts import load_bundle
+from shared.clients import RankingClient, RetrievalClient
+from shared.errors import DependencyUnavailableError, NotFoundError
+from shared.schemas.internal_v1 import Candidate, CandidatesRequest, RankRequest
+from shared.schemas.v1 import (
+    Degraded,
+    EventAccepted,
+    EventIn,
+    RecommendationRequest,
+    Recommendations,
+    ScoredItem,
+)
+from shared.stores.events import EventLog
+from shared.stores.redis_conn import RedisGuard
+
+log = logging.getLogger("hybridrec.gateway")
+
+POSITIVE_RATING = 3.5
+
+
+@dataclass
+class PopularFallback:
+    """The bundle's most popular items, for when retrieval is down."""
+
+    version: str
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, artifacts: str) -> PopularFallback:
+        """Read ``popular.json`` from the bundle (manifest checked, no model loaded)."""
+        bundle = load_bundle(artifacts, verify=False)
+        return cls(version=bundle.version, items=list(bundle.load_json("popular.json")))
+
+    def top(self, k: int, *, exclude: set[int], genres: list[str]) -> list[ScoredItem]:
+        """The k most popular items not excluded, optionally of the given genres."""
+        wanted = {g.lower() for g in genres}
+        out: list[ScoredItem] = []
+        for it in self.items:
+            if int(it["item_id"]) in exclude:
+                continue
+            if wanted and not wanted & {g.lower() for g in it.get("genres", [])}:
+                continue
+            out.append(
+                ScoredItem(
+                    item_id=int(it["item_id"]),
+                    title=str(it["title"]),
+                    year=it.get("year"),
+                    genres=list(it.get("genres", [])),
+                    score=float(it.get("popularity", 0)),
+                    rank=len(out) + 1,
+                )
+            )
+            if len(out) == k:
+                break
+        return out
+
+
+class GatewayCore:
+    """Everything the gateway's handlers need, created in the app's lifespan."""
+
+    def __init__(
+        self,
+        *,
+        retrieval: RetrievalClient,
+        ranking: RankingClient,
+        events: EventLog,
+        redis: RedisGuard | None,
+        popular: PopularFallback | None,
+        n_candidates: int,
+        deadline_s: float,
+        retrieval_timeout_s: float,
+        ranking_timeout_s: float,
+    ) -> None:
+        self.retrieval = retrieval
+        self.ranking = ranking
+        self.events = events
+        self.redis = redis
+        self.popular = popular
+        self.n_candidates = n_candidates
+        self.deadline_s = deadline_s
+        self.retrieval_timeout_s = retrieval_timeout_s
+        self.ranking_timeout_s = ranking_timeout_s
+
+    async def close(self) -> None:
+        """Close pools."""
+        await self.retrieval.close()
+        await self.ranking.close()
+        if self.redis is not None:
+            await self.redis.close()
+
+    async def recommend(
+        self, req: RecommendationRequest, request_id: str | None
+    ) -> Recommendations:
+        """Retrieval -> ranking -> top k, degrading when a dependency is down."""
+        start = time.monotonic()
+        degraded: list[Degraded] = []
+        history = [*req.recent_item_ids]
+        history += [r.item_id for r in req.ratings if r.rating >= POSITIVE_RATING]
+        exclude = set(req.exclude_item_ids)
+        if req.exclude_seen:
+            exclude |= set(req.recent_item_ids) | {r.item_id for r in req.ratings}
+        creq = CandidatesRequest(
+            user_id=req.user_id,
+            history=history,
+            user_features=req.user_features,
+            k=max(self.n_candidates, req.k),
+            exclude_item_ids=sorted(exclude),
+            exclude_seen=req.exclude_seen,
+            genres=req.genres,
+        )
+        try:
+            cands = await self.retrieval.candidates(
+                creq, timeout_s=self._budget(start, self.retrieval_timeout_s), request_id=request_id
+            )
+        except DependencyUnavailableError:
+            return self._popular_answer(req, exclude, request_id)
+        if cands.cache == "bypass":
+            degraded.append("cache")
+        ordered = cands.items
+        version = cands.model_version
+        if ordered:
+            try:
+                ranked = await self.ranking.rank(
+                    RankRequest(
+                        user_id=req.user_id,
+                        history=cands.history[-1000:],
+                        user_features=req.user_features,
+                        candidates=ordered,
+                    ),
+                    timeout_s=self._budget(start, self.ranking_timeout_s),
+                    request_id=request_id,
+                )
+                by_id = {c.item_id: c for c in ordered}
+                scores = {r.item_id: r.score for r in ranked.items}
+                ordered = [by_id[r.item_id] for r in ranked.items if r.item_id in by_id]
+                ordered = [c.model_copy(update={"score": scores[c.item_id]}) for c in ordered]
+            except DependencyUnavailableError:
+                degraded.append("ranking")
+        items = [_scored(c, i + 1) for i, c in enumerate(ordered[: req.k])]
+        if req.explain and items:
+            await self._explain(items, cands.history, start, request_id)
+        return Recommendations(
+            user_id=req.user_id,
+            items=items,
+            model_version=version,
+            degraded=degraded,
+            request_id=request_id,
+        )
+
+    def _budget(self, start: float, timeout_s: float) -> float:
+        remaining = self.deadline_s - (time.monotonic() - start)
+        if remaining <= 0.01:
+            raise DependencyUnavailableError("the request deadline passed", dependency="deadline")
+        return min(timeout_s, remaining)
+
+    def _popular_answer(
+        self, req: RecommendationRequest, exclude: set[int], request_id: str | None
+    ) -> Recommendations:
+        if self.popular is None:
+            raise DependencyUnavailableError(
+                "retrieval is down and no bundle is loaded for the popular fallback; "
+                "check HYBRIDREC_ARTIFACTS and the retrieval service",
+                dependency="retrieval",
+            )
+        return Recommendations(
+            user_id=req.user_id,
+            items=self.popular.top(req.k, exclude=exclude, genres=req.genres),
+            model_version=self.popular.version,
+            degraded=["retrieval"],
+            request_id=request_id,
+        )
+
+    async def _explain(
+        self, items: list[ScoredItem], history: list[int], start: float, request_id: str | None
+    ) -> None:
+        if not history:
+            for it in items:
+                it.reasons = ["popular with viewers like you"]
+            return
+        try:
+            data = await self.retrieval.request(
+                "POST",
+                "/v1/explain",
+                json={"history": history[-200:], "item_ids": [it.item_id for it in items]},
+                timeout_s=self._budget(start, self.retrieval_timeout_s),
+                request_id=request_id,
+            )
+        except DependencyUnavailableError:
+            return
+        reasons = {int(e["item_id"]): list(e["reasons"]) for e in data.get("items", [])}
+        for it in items:
+            it.reasons = reasons.get(it.item_id, [])
+
+    async def record_event(
+        self, user_id: int, event: EventIn, request_id: str | None
+    ) -> EventAccepted:
+        """Validate the item, store the event durably, then update the user's history."""
+        degraded: list[Degraded] = []
+        payload = {
+            "user_id": user_id,
+            "item_id": event.item_id,
+            "type": event.type,
+            "rating": event.rating,
+            "timestamp": event.timestamp if event.timestamp is not None else int(time.time()),
+        }
+        update_ok = True
+        try:
+            await self.retrieval.request(
+                "GET",
+                f"/v1/items/{event.item_id}",
+                timeout_s=self.retrieval_timeout_s,
+                request_id=request_id,
+            )
+        except NotFoundError:
+            raise
+        except DependencyUnavailableError:
+            update_ok = False
+            degraded.append("retrieval")
+        event_id, spooled = await self.events.append(payload)
+        if spooled:
+            degraded.append("cache")
+        if update_ok and (event.type != "rating" or (event.rating or 0) >= POSITIVE_RATING):
+            try:
+                await self.retrieval.request(
+                    "POST",
+                    f"/v1/users/{user_id}/history",
+                    json={"item_ids": [event.item_id]},
+                    timeout_s=self.retrieval_timeout_s,
+                    request_id=request_id,
+                )
+            except DependencyUnavailableError:
+                degraded.append("retrieval")
+        return EventAccepted(
+            event_id=event_id,
+            user_id=user_id,
+            item_id=event.item_id,
+            degraded=degraded,
+            request_id=request_id,
+        )
+
+    async def flush_spool_forever(self, every_s: float = 2.0) -> None:
+        """Background task: move spooled events into Redis once it is back."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                moved = await self.events.flush_spool()
+                if moved:
+                    log.info("moved %d spooled events into the Redis stream", moved)
+            except Exception:  # a background loop must not die
+                log.exception("flushing the event spool failed")
+
+
+def _scored(c: Candidate, rank: int) -> ScoredItem:
+    return ScoredItem(
+        item_id=c.item_id, title=c.title, year=c.year, genres=c.genres, score=c.score, rank=rank
+    )

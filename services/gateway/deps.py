@@ -1,0 +1,65 @@
+"""The gateway's dependencies, as ``Annotated`` aliases for handlers."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+
+from services.gateway.core import GatewayCore
+from services.gateway.settings import GatewaySettings, get_settings
+from shared.errors import NotReadyError, UnauthorizedError
+
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
+
+SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
+
+
+def get_core(request: Request) -> GatewayCore:
+    """The orchestration object created in the lifespan."""
+    core = getattr(request.app.state, "core", None)
+    if core is None:
+        raise NotReadyError("the gateway is still starting; retry in a moment")
+    return core
+
+
+def _matches(given: str | None, keys: frozenset[str]) -> bool:
+    if not given:
+        return False
+    return any(hmac.compare_digest(given.encode(), k.encode()) for k in keys)
+
+
+def require_api_key(
+    request: Request, key: Annotated[str | None, Security(api_key_header)] = None
+) -> None:
+    """401 unless a configured API key (or the admin key) is sent in X-API-Key."""
+    keys: frozenset[str] = request.app.state.api_keys
+    if not keys:
+        return
+    admin = request.app.state.admin_key
+    if _matches(key, keys) or (admin and _matches(key, frozenset({admin}))):
+        return
+    raise UnauthorizedError(
+        "a valid API key is required: send it in the X-API-Key header"
+        + (" (the key sent is not configured)" if key else " (none was sent)")
+    )
+
+
+def require_admin_key(
+    request: Request, key: Annotated[str | None, Security(api_key_header)] = None
+) -> None:
+    """401 unless the admin key is sent in X-API-Key."""
+    admin = request.app.state.admin_key
+    if not admin:
+        raise UnauthorizedError(
+            "admin endpoints are disabled: set HYBRIDREC_ADMIN_KEY to enable them"
+        )
+    if not _matches(key, frozenset({admin})):
+        raise UnauthorizedError("the admin key is required in the X-API-Key header")
+
+
+CoreDep = Annotated[GatewayCore, Depends(get_core)]
+ApiKeyDep = Depends(require_api_key)
+AdminKeyDep = Depends(require_admin_key)

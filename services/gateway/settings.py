@@ -1,0 +1,46 @@
+"""Gateway settings (``HYBRIDREC_*`` environment variables)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+
+from shared.config import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    """What the public gateway reads from the environment."""
+
+    port: int = Field(8000, ge=1, le=65535)
+    retrieval_url: str = Field("http://127.0.0.1:8001", description="Retrieval service base URL.")
+    ranking_url: str = Field("http://127.0.0.1:8002", description="Ranking service base URL.")
+    retrieval_timeout_s: float = Field(0.8, gt=0, description="Timeout of one retrieval call.")
+    ranking_timeout_s: float = Field(0.5, gt=0, description="Timeout of one ranking call.")
+    deadline_s: float = Field(
+        1.5, gt=0, description="No recommendation response takes longer than this."
+    )
+    n_candidates: int = Field(300, ge=10, le=2000, description="Candidates sent to ranking.")
+    api_keys: str | None = Field(
+        None, description="Comma-separated API keys; when set, X-API-Key is required."
+    )
+    api_keys_file: str | None = Field(None, description="File with one API key per line.")
+    admin_key: str | None = Field(None, description="Key for the admin endpoints.")
+    cors_origins: str = Field("", description="Comma-separated allowed CORS origins (none).")
+
+    def key_set(self) -> frozenset[str]:
+        """Every configured API key (empty = open)."""
+        keys = {k.strip() for k in (self.api_keys or "").split(",") if k.strip()}
+        if self.api_keys_file:
+            text = Path(self.api_keys_file).read_text(encoding="utf-8")
+            keys |= {
+                ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")
+            }
+        return frozenset(keys)
+
+
+@lru_cache
+def get_settings() -> GatewaySettings:
+    """The gateway's settings, read once."""
+    return GatewaySettings()

@@ -1,0 +1,1 @@
+"""Helpers the tests share: private Redis servers, service processes, tiny datasets."""
