@@ -1,0 +1,31 @@
+"""Retrieval settings (``HYBRIDREC_*`` environment variables)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+
+from shared.config import ServiceSettings
+
+
+class RetrievalSettings(ServiceSettings):
+    """What the retrieval service reads from the environment."""
+
+    port: int = Field(8001, ge=1, le=65535)
+    search_k: int | None = Field(
+        None, ge=1, description="Annoy search_k override (default: the bundle's recorded value)."
+    )
+    two_tower_candidates: int = Field(300, ge=1, le=5000, description="ANN candidates per query.")
+    knn_candidates: int = Field(200, ge=0, le=5000, description="Item-kNN candidates per query.")
+    content_candidates: int = Field(100, ge=0, le=5000, description="Content (BERT) candidates.")
+    content_seeds: int = Field(5, ge=0, le=50, description="Recent items used as content seeds.")
+    max_history: int = Field(50, ge=1, le=1000, description="Recent history kept per user.")
+    text_model: str | None = Field(None, description="Sentence-transformers model name or path.")
+    verify_bundle: bool = Field(True, description="Check every checksum before loading.")
+
+
+@lru_cache
+def get_settings() -> RetrievalSettings:
+    """The retrieval service's settings, read once."""
+    return RetrievalSettings()

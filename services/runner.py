@@ -1,0 +1,136 @@
+"""``hybridrec serve``: run one service, or all three as separate processes.
+
+Flags map onto the services' settings through ``HYBRIDREC_<NAME>`` environment
+variables, so a flag and its variable are the same setting. ``all`` starts
+retrieval and ranking first, then the gateway, prints the URLs and a sample
+curl once the gateway is ready, and stops every child on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from urllib.parse import urlparse
+
+APPS = {
+    "gateway": "services.gateway.app:create_app",
+    "retrieval": "services.retrieval.app:create_app",
+    "ranking": "services.ranking.app:create_app",
+}
+DEFAULT_PORTS = {"gateway": 8000, "retrieval": 8001, "ranking": 8002}
+FLAG_ENV = {
+    "host": "HYBRIDREC_HOST",
+    "artifacts": "HYBRIDREC_ARTIFACTS",
+    "redis_url": "HYBRIDREC_REDIS_URL",
+    "retrieval_url": "HYBRIDREC_RETRIEVAL_URL",
+    "ranking_url": "HYBRIDREC_RANKING_URL",
+}
+
+
+def _env_from_flags(args: argparse.Namespace) -> dict[str, str]:
+    env = dict(os.environ)
+    for attr, var in FLAG_ENV.items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            env[var] = str(value)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TRANSFORMERS_OFFLINE", "1")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.setdefault("KERAS_BACKEND", "tensorflow")
+    return env
+
+
+def _uvicorn_cmd(service: str, host: str, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        APPS[service],
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--timeout-graceful-shutdown",
+        "5",
+    ]
+
+
+def _wait_ready(url: str, timeout_s: float, procs: list[subprocess.Popen[bytes]]) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run ``args.service`` (one of gateway, retrieval, ranking, all); returns an exit code."""
+    env = _env_from_flags(args)
+    host = env.get("HYBRIDREC_HOST", "127.0.0.1")
+    if args.service != "all":
+        port = args.port or int(env.get("HYBRIDREC_PORT", DEFAULT_PORTS[args.service]))
+        env["HYBRIDREC_PORT"] = str(port)
+        os.execvpe(sys.executable, _uvicorn_cmd(args.service, host, port), env)
+
+    retrieval_url = env.setdefault("HYBRIDREC_RETRIEVAL_URL", "http://127.0.0.1:8001")
+    ranking_url = env.setdefault("HYBRIDREC_RANKING_URL", "http://127.0.0.1:8002")
+    ports = {
+        "retrieval": urlparse(retrieval_url).port or DEFAULT_PORTS["retrieval"],
+        "ranking": urlparse(ranking_url).port or DEFAULT_PORTS["ranking"],
+        "gateway": args.port or DEFAULT_PORTS["gateway"],
+    }
+    procs: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def _stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        for name in ("retrieval", "ranking", "gateway"):
+            child_env = {**env, "HYBRIDREC_PORT": str(ports[name])}
+            procs.append(subprocess.Popen(_uvicorn_cmd(name, host, ports[name]), env=child_env))
+        base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{ports['gateway']}"
+        if _wait_ready(f"{base}/health/ready", 180, procs):
+            print(
+                f"\nhybridrec is up:\n  gateway   {base}   (docs: {base}/docs)\n"
+                f"  retrieval {retrieval_url}\n  ranking   {ranking_url}\n\n"
+                f"Try:\n  curl '{base}/v1/users/1/recommendations?k=10'\n"
+                f"Stop with Ctrl-C.\n",
+                flush=True,
+            )
+        elif not stopping:
+            print("hybridrec: a service failed to become ready; see the log above", file=sys.stderr)
+            return 1
+        while not stopping:
+            if any(p.poll() is not None for p in procs):
+                print("hybridrec: a service exited; stopping the others", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
+        return 0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
