@@ -58,9 +58,9 @@ class Dataset:
         """Counts for logs and manifests."""
         return {
             "name": self.name,
-            "n_interactions": int(len(self.interactions)),
+            "n_interactions": len(self.interactions),
             "n_users": int(self.interactions["user_id"].nunique()),
-            "n_items": int(len(self.items)),
+            "n_items": len(self.items),
             "n_rated_items": int(self.interactions["item_id"].nunique()),
             "user_features": self.user_feature_columns,
             "items_with_overview": int(self.items["overview"].notna().sum()),
