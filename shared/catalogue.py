@@ -1,0 +1,161 @@
+"""The item catalogue the services serve: the bundle's items plus fresh ones.
+
+Rows are in the bundle's item order (position = ``item_idx``); item ids are the
+dataset's own. Lookups by id use a sorted id array and ``np.searchsorted`` so a
+million-item catalogue needs no Python dict of a million entries. Title search
+uses a token index (word -> item positions) built once at load.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shared.errors import NotFoundError
+
+_WORD = re.compile(r"[0-9a-z]+")
+
+
+def normalise_title(text: str) -> list[str]:
+    """Lower-case ASCII words of a title or query (accents folded)."""
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    return _WORD.findall(folded)
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, float) and np.isnan(value):
+        return []
+    return [str(v) for v in list(value)]
+
+
+@dataclass
+class Catalogue:
+    """Items of one bundle, with id lookup, metadata and title search.
+
+    Attributes:
+        item_ids: [n] int64 item ids in bundle order.
+        titles: [n] titles.
+        years: [n] release years (None when unknown).
+        genres: [n] genre lists.
+        tags: [n] tag lists (most frequent first).
+        overviews: [n] overview texts or None.
+        popularity: [n] int64 training interactions per item.
+    """
+
+    item_ids: np.ndarray
+    titles: list[str]
+    years: list[int | None]
+    genres: list[list[str]]
+    tags: list[list[str]]
+    overviews: list[str | None]
+    popularity: np.ndarray
+    _order: np.ndarray = field(init=False, repr=False)
+    _sorted: np.ndarray = field(init=False, repr=False)
+    _tokens: dict[str, np.ndarray] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._order = np.argsort(self.item_ids, kind="stable")
+        self._sorted = self.item_ids[self._order]
+        index: dict[str, list[int]] = defaultdict(list)
+        for pos, title in enumerate(self.titles):
+            for tok in set(normalise_title(title)):
+                index[tok].append(pos)
+        self._tokens = {t: np.asarray(v, dtype=np.int64) for t, v in index.items()}
+
+    @classmethod
+    def from_frame(cls, items: pd.DataFrame) -> Catalogue:
+        """Build from the bundle's ``items.parquet`` table."""
+        years = [None if pd.isna(y) else int(y) for y in items["year"].tolist()]
+        overviews = [None if (o is None or pd.isna(o)) else str(o) for o in items["overview"]]
+        pop = items["popularity"] if "popularity" in items.columns else np.zeros(len(items))
+        return cls(
+            item_ids=items["item_id"].to_numpy(dtype=np.int64),
+            titles=[str(t) for t in items["title"].tolist()],
+            years=years,
+            genres=[_as_list(g) for g in items["genres"].tolist()],
+            tags=[_as_list(t) for t in items["tags"].tolist()],
+            overviews=overviews,
+            popularity=np.asarray(pop, dtype=np.int64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def max_item_id(self) -> int:
+        """The largest item id (new items get ids above it)."""
+        return int(self._sorted[-1]) if len(self._sorted) else 0
+
+    def positions(self, ids: list[int] | np.ndarray) -> np.ndarray:
+        """[n] int64 positions of item ids; -1 where an id is not in the catalogue."""
+        arr = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if not len(self._sorted) or not arr.size:
+            return np.full(arr.shape, -1, dtype=np.int64)
+        at = np.clip(np.searchsorted(self._sorted, arr), 0, len(self._sorted) - 1)
+        found = self._sorted[at] == arr
+        return np.where(found, self._order[at], -1)
+
+    def position(self, item_id: int) -> int:
+        """Position of one id; raises NotFoundError when absent."""
+        pos = int(self.positions([item_id])[0])
+        if pos < 0:
+            raise NotFoundError(
+                f"item {item_id} is not in the catalogue; look ids up with GET /v1/items?q=..."
+            )
+        return pos
+
+    def record(self, pos: int) -> dict[str, Any]:
+        """The item at a position as a JSON-ready dict."""
+        return {
+            "item_id": int(self.item_ids[pos]),
+            "title": self.titles[pos],
+            "year": self.years[pos],
+            "genres": self.genres[pos],
+            "tags": self.tags[pos],
+            "overview": self.overviews[pos],
+            "popularity": int(self.popularity[pos]),
+            "fresh": False,
+        }
+
+    def genre_mask(self, wanted: list[str]) -> np.ndarray:
+        """[n] bool: items having any of the wanted genres (case-insensitive)."""
+        want = {g.lower() for g in wanted}
+        return np.fromiter(
+            (bool(want & {g.lower() for g in gl}) for gl in self.genres), bool, len(self.genres)
+        )
+
+    def search(self, query: str, limit: int) -> list[int]:
+        """Positions of items whose title has every query word (prefix match on the last).
+
+        Ranked by: all words matched, then popularity, then shorter title.
+        """
+        words = normalise_title(query)
+        if not words:
+            return []
+        sets: list[np.ndarray] = []
+        for i, w in enumerate(words):
+            if i == len(words) - 1:
+                hits = [v for t, v in self._tokens.items() if t.startswith(w)] if len(w) >= 2 else []
+                exact = self._tokens.get(w)
+                arr = np.unique(np.concatenate(hits)) if hits else (
+                    exact if exact is not None else np.zeros(0, np.int64)
+                )
+            else:
+                arr = self._tokens.get(w, np.zeros(0, np.int64))
+            sets.append(arr)
+        found = sets[0]
+        for arr in sets[1:]:
+            found = np.intersect1d(found, arr, assume_unique=False)
+        if not found.size:
+            return []
+        title_len = np.asarray([len(self.titles[p]) for p in found])
+        order = np.lexsort((title_len, -self.popularity[found]))
+        return [int(p) for p in found[order][:limit]]
