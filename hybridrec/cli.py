@@ -1,6 +1,7 @@
 """The ``hybridrec`` command line.
 
-Verbs: ``data download``, ``data info``, ``evaluate``, ``train``, ``serve``.
+Verbs: ``data download``, ``data info``, ``evaluate``, ``train``, ``serve``,
+``events export``.
 Each verb imports what it needs when it runs, so ``hybridrec --help`` is instant.
 Every flag of ``serve`` can also be set as an environment variable
 ``HYBRIDREC_<NAME>`` (for example ``HYBRIDREC_REDIS_URL``).
@@ -77,8 +78,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return serve(args)
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(f"HYBRIDREC_{name}", default)
+def _cmd_events_export(args: argparse.Namespace) -> int:
+    from shared.stores.export import export_events
+
+    n = export_events(
+        args.out,
+        redis_url=args.redis_url or os.environ.get("HYBRIDREC_REDIS_URL"),
+        state_dir=args.state_dir or os.environ.get("HYBRIDREC_STATE_DIR", "state"),
+        prefix=os.environ.get("HYBRIDREC_REDIS_PREFIX", "hybridrec"),
+    )
+    print(f"{n} events written to {args.out}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--retrieval-url", default=None, help="HYBRIDREC_RETRIEVAL_URL")
     sv.add_argument("--ranking-url", default=None, help="HYBRIDREC_RANKING_URL")
     sv.set_defaults(func=_cmd_serve)
+    evs = sub.add_parser("events", help="feedback events stored by the gateway")
+    evs_sub = evs.add_subparsers(dest="events_command", required=True)
+    exp = evs_sub.add_parser("export", help="write every stored event to parquet")
+    exp.add_argument("--out", default="events.parquet", help="parquet file to write")
+    exp.add_argument("--redis-url", default=None, help="Redis URL (HYBRIDREC_REDIS_URL)")
+    exp.add_argument("--state-dir", default=None, help="spool folder (HYBRIDREC_STATE_DIR)")
+    exp.set_defaults(func=_cmd_events_export)
     return parser
 
 
