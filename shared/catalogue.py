@@ -8,6 +8,7 @@ uses a token index (word -> item positions) built once at load.
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 from collections import defaultdict
@@ -29,10 +30,13 @@ def normalise_title(text: str) -> list[str]:
 
 
 def _as_list(value: Any) -> list[str]:
+    """A list cell (list, ndarray, or a ``|``-joined string) as a list of strings."""
     if value is None:
         return []
     if isinstance(value, float) and np.isnan(value):
         return []
+    if isinstance(value, str):  # not list(value): that would split it into characters
+        return [v.strip() for v in value.split("|") if v.strip()]
     return [str(v) for v in list(value)]
 
 
@@ -60,6 +64,7 @@ class Catalogue:
     _order: np.ndarray = field(init=False, repr=False)
     _sorted: np.ndarray = field(init=False, repr=False)
     _tokens: dict[str, np.ndarray] = field(init=False, repr=False)
+    _vocab: list[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._order = np.argsort(self.item_ids, kind="stable")
@@ -69,6 +74,7 @@ class Catalogue:
             for tok in set(normalise_title(title)):
                 index[tok].append(pos)
         self._tokens = {t: np.asarray(v, dtype=np.int64) for t, v in index.items()}
+        self._vocab = sorted(self._tokens)
 
     @classmethod
     def from_frame(cls, items: pd.DataFrame) -> Catalogue:
@@ -132,30 +138,35 @@ class Catalogue:
             (bool(want & {g.lower() for g in gl}) for gl in self.genres), bool, len(self.genres)
         )
 
+    def _prefixed(self, prefix: str) -> np.ndarray:
+        """Positions of items with a title word starting with ``prefix``."""
+        lo = bisect.bisect_left(self._vocab, prefix)
+        hi = bisect.bisect_left(self._vocab, prefix + "\x7f")
+        hits = [self._tokens[t] for t in self._vocab[lo:hi]]
+        return np.unique(np.concatenate(hits)) if hits else np.zeros(0, np.int64)
+
     def search(self, query: str, limit: int) -> list[int]:
         """Positions of items whose title has every query word (prefix match on the last).
 
-        Ranked by: all words matched, then popularity, then shorter title.
+        The last word matches as a prefix when it has two or more characters.
+        Ranked by: titles having every query word as a whole word first (so
+        "alien" puts "Alien" before "Aliens"), then popularity, then shorter title,
+        then catalogue order.
         """
         words = normalise_title(query)
-        if not words:
+        if not words or limit <= 0:
             return []
-        sets: list[np.ndarray] = []
-        for i, w in enumerate(words):
-            if i == len(words) - 1:
-                hits = [v for t, v in self._tokens.items() if t.startswith(w)] if len(w) >= 2 else []
-                exact = self._tokens.get(w)
-                arr = np.unique(np.concatenate(hits)) if hits else (
-                    exact if exact is not None else np.zeros(0, np.int64)
-                )
-            else:
-                arr = self._tokens.get(w, np.zeros(0, np.int64))
-            sets.append(arr)
-        found = sets[0]
-        for arr in sets[1:]:
-            found = np.intersect1d(found, arr, assume_unique=False)
+        empty = np.zeros(0, np.int64)
+        found: np.ndarray | None = None
+        for w in words[:-1]:
+            arr = self._tokens.get(w, empty)
+            found = arr if found is None else np.intersect1d(found, arr)
+        last = words[-1]
+        last_arr = self._prefixed(last) if len(last) >= 2 else self._tokens.get(last, empty)
+        found = last_arr if found is None else np.intersect1d(found, last_arr)
         if not found.size:
             return []
+        whole = np.isin(found, self._tokens.get(last, empty))
         title_len = np.asarray([len(self.titles[p]) for p in found])
-        order = np.lexsort((title_len, -self.popularity[found]))
+        order = np.lexsort((found, title_len, -self.popularity[found], ~whole))
         return [int(p) for p in found[order][:limit]]

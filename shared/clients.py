@@ -8,6 +8,7 @@ dependency keeps its status and message (the caller's mistake), anything else
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -60,27 +61,40 @@ class ServiceClient:
     ) -> Any:
         """Send a request; return the decoded JSON body or raise a hybridrec error."""
         headers = {"x-request-id": request_id} if request_id else None
+        budget = timeout_s if timeout_s is not None else self.timeout_s
         try:
-            resp = await self.http.request(
-                method,
-                path,
-                json=json,
-                params=params,
-                headers=headers,
-                timeout=timeout_s if timeout_s is not None else httpx.USE_CLIENT_DEFAULT,
-            )
-        except httpx.TimeoutException as exc:
+            # httpx's timeouts are per network operation; asyncio.timeout makes the
+            # budget hold for the whole exchange (a server dripping bytes included).
+            async with asyncio.timeout(budget):
+                resp = await self.http.request(
+                    method,
+                    path,
+                    json=json,
+                    params=params,
+                    headers=headers,
+                    timeout=httpx.Timeout(budget, connect=min(budget, 0.5)),
+                )
+        except (httpx.TimeoutException, TimeoutError) as exc:
             raise DependencyUnavailableError(
-                f"{self.name} did not answer within {timeout_s or self.timeout_s:.3f} s",
+                f"{self.name} did not answer within {budget:.3f} s",
                 dependency=self.name,
             ) from exc
         except httpx.HTTPError as exc:
             raise DependencyUnavailableError(
-                f"{self.name} at {self.base_url} is unreachable ({type(exc).__name__})",
+                f"{self.name} at {self.base_url} is unreachable ({type(exc).__name__}: {exc})",
                 dependency=self.name,
             ) from exc
         if resp.status_code < 400:
-            return resp.json()
+            if not resp.content:
+                return None
+            try:
+                return resp.json()
+            except ValueError as exc:
+                raise DependencyUnavailableError(
+                    f"{self.name} answered {resp.status_code} with a body that is not JSON: "
+                    f"{resp.text[:200]!r}",
+                    dependency=self.name,
+                ) from exc
         message = _error_message(resp)
         if resp.status_code == 404:
             raise NotFoundError(message)

@@ -74,7 +74,12 @@ def _describe_validation(errors: Sequence[Any]) -> tuple[str, list[dict[str, Any
         if len(got_s) > 80:
             got_s = got_s[:77] + "..."
         if err.get("type") == "json_invalid":
-            parts.append(f"the body is not valid JSON ({err.get('ctx', {}).get('error', msg)})")
+            loc_parts = list(err.get("loc", ()))
+            pos = loc_parts[-1] if loc_parts and isinstance(loc_parts[-1], int) else None
+            where = f" at character {pos}" if pos is not None else ""
+            reason = (err.get("ctx") or {}).get("error", msg)
+            parts.append(f"the body is not valid JSON ({reason}{where}); send a JSON object")
+            loc = "body"
         elif err.get("type") == "missing":
             parts.append(f"{loc}: field required")
         else:
@@ -100,9 +105,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(
-            exc.status_code, "http_error"
-        )
+        code = {
+            404: "not_found",
+            405: "method_not_allowed",
+            401: "unauthorized",
+            413: "payload_too_large",
+        }.get(exc.status_code, "http_error")
         message = str(exc.detail)
         if exc.status_code == 404 and message == "Not Found":
             message = f"no such path: {request.method} {request.url.path}; see /docs for the API"
@@ -148,14 +156,12 @@ class RequestContextMiddleware:
         status_holder = {"status": 500}
 
         length = headers.get(b"content-length")
+        declared: int | None = None
         if length is not None:
             try:
-                too_big = int(length) > self.max_body_bytes
+                declared = int(length)
             except ValueError:
-                too_big = False
-            if too_big:
-                await self._reject(scope, receive, send, rid, int(length))
-                return
+                declared = None
 
         received = 0
         limit = self.max_body_bytes
@@ -166,21 +172,27 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _BodyTooLarge(received)
+                    raise _BodyTooLarge(received, limit)
             return message
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+                present = list(message.get("headers") or [])
+                if not any(name.lower() == b"x-request-id" for name, _ in present):
+                    present.append((b"x-request-id", rid.encode("latin-1")))
+                message["headers"] = present
             await send(message)
 
         try:
+            if declared is not None and declared > limit:
+                await self._reject(scope, receive, send_wrapper, rid, declared)
+                return
             await self.app(scope, limited_receive, send_wrapper)
         except _BodyTooLarge as exc:
-            await self._reject(scope, receive, send, rid, exc.size)
-            status_holder["status"] = 413
+            # Raised outside a route's body parsing (inside one, FastAPI passes the
+            # HTTPException to the error handler, which answers the same 413).
+            await self._reject(scope, receive, send_wrapper, rid, exc.size)
         finally:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
@@ -192,18 +204,27 @@ class RequestContextMiddleware:
         self, scope: Scope, receive: Receive, send: Send, rid: str, size: int
     ) -> None:
         response = error_json(
-            413,
-            "payload_too_large",
-            f"the request body has {size} bytes or more; the limit is {self.max_body_bytes} bytes "
-            "(HYBRIDREC_MAX_BODY_BYTES); send fewer ids per request",
-            rid,
+            413, "payload_too_large", _too_large_message(size, self.max_body_bytes), rid
         )
         await response(scope, receive, send)
 
 
-class _BodyTooLarge(Exception):
-    def __init__(self, size: int) -> None:
-        super().__init__(size)
+def _too_large_message(size: int, limit: int) -> str:
+    return (
+        f"the request body has {size} bytes or more; the limit is {limit} bytes "
+        "(HYBRIDREC_MAX_BODY_BYTES); send fewer ids per request"
+    )
+
+
+class _BodyTooLarge(StarletteHTTPException):
+    """The body grew past the limit while it was read (chunked, or a lying Content-Length).
+
+    An HTTPException because FastAPI turns any other exception raised while it
+    reads a body into "400 There was an error parsing the body".
+    """
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(413, _too_large_message(size, limit))
         self.size = size
 
 

@@ -24,6 +24,59 @@ from shared.stores.redis_conn import RedisGuard, RedisUnavailable, key
 EVENT_FIELDS = ("user_id", "item_id", "type", "rating", "timestamp")
 
 
+def _fsync_dir(folder: Path) -> None:
+    """Make a new or renamed directory entry durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def durable_append(path: Path, line: str) -> None:
+    """Append one ``\\n``-terminated line to ``path`` and ``fsync`` it.
+
+    If the file ends in a torn line (a crash in the middle of an earlier write),
+    a newline is written first, so the torn fragment stays a line of its own that
+    readers skip, instead of swallowing this (acknowledged) line. A newly created
+    file also has its directory entry fsync'd.
+    """
+    data = line.encode("utf-8")
+    created = not path.exists()
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if created:
+        _fsync_dir(path.parent)
+
+
+def read_json_lines(path: Path) -> list[dict[str, Any]]:
+    """Every complete JSON line of ``path`` (torn or corrupt lines are skipped)."""
+    if not path.exists():
+        return []
+    out = []
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if not line.endswith("\n"):
+                break  # a torn last line: the write never completed
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(value, dict):
+                out.append(value)
+    return out
+
+
 class FileEventLog:
     """Append-only JSON lines with fsync after every event."""
 
@@ -34,44 +87,45 @@ class FileEventLog:
         self._seq = 0
 
     def append_sync(self, event: dict[str, Any]) -> str:
-        """Write one event durably; returns its id."""
+        """Write one event durably; returns its id (``f<ns>-<pid>-<seq>``)."""
         with self._lock:
             self._seq += 1
-            event_id = f"f{time.time_ns()}-{self._seq}"
+            event_id = f"f{time.time_ns()}-{os.getpid()}-{self._seq}"
             line = json.dumps({"event_id": event_id, **event}, separators=(",", ":")) + "\n"
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            try:
-                os.write(fd, line.encode("utf-8"))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            durable_append(self.path, line)
         return event_id
 
     def read_all(self) -> list[dict[str, Any]]:
         """Every complete line (a torn last line from a crash is ignored)."""
-        if not self.path.exists():
-            return []
-        out = []
-        with self.path.open("r", encoding="utf-8") as fh:
-            for line in fh:
-                if not line.endswith("\n"):
-                    break
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
-        return out
+        return read_json_lines(self.path)
 
-    def truncate_if_unchanged(self, n_lines: int) -> bool:
-        """Empty the file if it still holds exactly ``n_lines`` complete events."""
+    def remove_head(self, event_ids: list[str]) -> bool:
+        """Drop the first events of the file if they are exactly ``event_ids``.
+
+        Events appended after those (while they were being copied) are kept: the
+        rest is written to a temporary file, fsync'd and renamed over the spool.
+
+        Returns:
+            False (and nothing changed) when the file no longer starts with them.
+        """
         with self._lock:
-            if len(self.read_all()) != n_lines:
+            events = self.read_all()
+            n = len(event_ids)
+            if [str(e.get("event_id", "")) for e in events[:n]] != list(event_ids):
                 return False
-            fd = os.open(self.path, os.O_WRONLY | os.O_TRUNC)
+            rest = events[n:]
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
+                data = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in rest)
+                view = memoryview(data.encode("utf-8"))
+                while view:
+                    view = view[os.write(fd, view) :]
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            os.replace(tmp, self.path)
+            _fsync_dir(self.path.parent)
             return True
 
 
@@ -97,11 +151,16 @@ class EventLog:
         eid = await asyncio.to_thread(self.spool.append_sync, fields)
         return eid, self.guard is not None
 
-    async def flush_spool(self) -> int:
-        """Copy spooled events into the stream once Redis answers, then empty the spool.
+    async def flush_spool(self, batch: int = 500) -> int:
+        """Copy spooled events into the stream once Redis answers, then drop them from the spool.
 
-        At-least-once: a crash between the copy and the truncation leaves duplicates
-        (same ``spool_id``), never a gap; the export drops the duplicates.
+        Each copy carries ``spool_id`` (the spooled event's id). At-least-once: a
+        crash or a Redis failure between the copy and the removal leaves duplicates
+        (same ``spool_id``), never a gap; the export drops the duplicates. Events
+        spooled while the copy ran stay in the spool for the next call.
+
+        Returns:
+            How many events were moved (0 when Redis is down or the spool is empty).
         """
         if self.guard is None or not self.spool.path.exists():
             return 0
@@ -110,24 +169,35 @@ class EventLog:
         events = await asyncio.to_thread(self.spool.read_all)
         if not events:
             return 0
-        for ev in events:
-            fields = {k: ev.get(k, "") for k in EVENT_FIELDS}
-            fields["spool_id"] = ev.get("event_id", "")
+        for start in range(0, len(events), batch):
+            chunk = events[start : start + batch]
+
+            async def _copy(r, chunk=chunk):  # type: ignore[no-untyped-def]
+                async with r.pipeline(transaction=False) as pipe:
+                    for ev in chunk:
+                        fields = {k: _str_or_empty(ev.get(k)) for k in EVENT_FIELDS}
+                        fields["spool_id"] = _str_or_empty(ev.get("event_id"))
+                        pipe.xadd(self.stream, fields)
+                    return await pipe.execute()
+
             try:
-                await self.guard.run(lambda r, f=fields: r.xadd(self.stream, f))  # type: ignore[misc]
+                await self.guard.run(_copy)
             except RedisUnavailable:
                 return 0
-        truncated = await asyncio.to_thread(self.spool.truncate_if_unchanged, len(events))
-        return len(events) if truncated else 0
+        ids = [_str_or_empty(ev.get("event_id")) for ev in events]
+        removed = await asyncio.to_thread(self.spool.remove_head, ids)
+        return len(events) if removed else 0
 
     async def iter_events(self, batch: int = 10_000) -> AsyncIterator[dict[str, Any]]:
         """Every stored event: the stream first, then anything still in the spool."""
         if self.guard is not None:
             last = "-"
             while True:
-                rows = await self.guard.run(
-                    lambda r, s=last: r.xrange(self.stream, min=s, max="+", count=batch)
-                )
+
+                async def _page(r: Any, start: str = last) -> Any:
+                    return await r.xrange(self.stream, min=start, max="+", count=batch)
+
+                rows = await self.guard.run(_page)
                 if not rows:
                     break
                 for eid, fields in rows:
@@ -143,3 +213,7 @@ class EventLog:
 
 def _s(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _str_or_empty(v: Any) -> str:
+    return "" if v is None else str(v)

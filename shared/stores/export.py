@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from shared.errors import DataError, DependencyUnavailableError
 from shared.stores.events import EventLog
-from shared.stores.redis_conn import RedisGuard
+from shared.stores.redis_conn import RedisGuard, RedisUnavailable
 
 COLUMNS = ("event_id", "user_id", "item_id", "type", "rating", "timestamp")
+_REQUIRED_INT = ("user_id", "item_id", "timestamp")
 
 
 async def _collect(redis_url: str | None, state_dir: str, prefix: str) -> list[dict[str, str]]:
@@ -27,6 +29,13 @@ async def _collect(redis_url: str | None, state_dir: str, prefix: str) -> list[d
                 seen_spool.add(sid)
             rows.append(ev)
         return rows
+    except RedisUnavailable as exc:
+        raise DependencyUnavailableError(
+            f"Redis at {redis_url} did not answer ({exc}); start it or fix --redis-url / "
+            "HYBRIDREC_REDIS_URL (leave both unset to export only the local spool in "
+            f"{state_dir})",
+            dependency="redis",
+        ) from exc
     finally:
         if guard is not None:
             await guard.close()
@@ -37,18 +46,33 @@ def export_events(
 ) -> int:
     """Write every stored event (stream and spool) to ``out`` as parquet; returns the count.
 
-    Columns: event_id, user_id (int64), item_id (int64), type, rating (float, NaN when
+    Columns: event_id, user_id (int64), item_id (int64), type, rating (float32, NaN when
     absent), timestamp (int64 seconds) - the canonical interaction columns plus the
-    event's id and type, so ``hybridrec train`` can read them back.
+    event's id and type, so ``hybridrec train`` can read them back. Spooled events that
+    were also copied into the stream appear once.
+
+    Raises:
+        DependencyUnavailableError: ``redis_url`` is set but Redis does not answer.
+        DataError: A stored event lacks a numeric user_id, item_id or timestamp.
     """
     rows = asyncio.run(_collect(redis_url, state_dir, prefix))
     df = pd.DataFrame([{c: r.get(c, "") for c in COLUMNS} for r in rows], columns=list(COLUMNS))
-    df["user_id"] = pd.to_numeric(df["user_id"]).astype("int64")
-    df["item_id"] = pd.to_numeric(df["item_id"]).astype("int64")
-    df["rating"] = pd.to_numeric(df["rating"].replace("", None), errors="coerce").astype("float32")
-    df["timestamp"] = pd.to_numeric(df["timestamp"]).astype("int64")
+    for col in _REQUIRED_INT:
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = values.isna()
+        if bad.any():
+            first = int(bad.to_numpy().argmax())
+            raise DataError(
+                f"event {df['event_id'].iloc[first]} has {col}={df[col].iloc[first]!r}; "
+                f"expected an integer ({int(bad.sum())} such events). Remove or fix it in the "
+                "stream/spool and export again"
+            )
+        df[col] = values.astype("int64")
+    # Empty strings (no rating: views and clicks) become NaN.
+    df["rating"] = pd.to_numeric(df["rating"], errors="coerce").astype("float32")
     df["event_id"] = df["event_id"].astype(str)
     df["type"] = df["type"].astype(str)
+    df = df[list(COLUMNS)]
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")

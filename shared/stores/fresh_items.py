@@ -12,14 +12,26 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from shared.stores.events import durable_append, read_json_lines
 from shared.stores.redis_conn import RedisGuard, key
+
+# Atomically: raise the counter to at least ARGV[1] - 1, then INCR it. Doing this
+# in one script keeps concurrent adds (several gateway workers) from both seeing
+# a counter below the catalogue's ids and handing out the same id.
+_NEXT_ID_SCRIPT = """
+local floor = tonumber(ARGV[1]) - 1
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if cur == nil or cur < floor then
+  redis.call('SET', KEYS[1], floor)
+end
+return redis.call('INCR', KEYS[1])
+"""
 
 
 def encode_vector(v: np.ndarray) -> str:
@@ -51,11 +63,11 @@ class FreshItemStore:
             RedisUnavailable: Redis is configured but down (the caller answers 503).
         """
         if self.guard is not None:
-            await self.guard.run(lambda r: r.set(self.id_key, min_id - 1, nx=True))
-            new_id = int(await self.guard.run(lambda r: r.incr(self.id_key)))
-            if new_id < min_id:  # catalogue grew past the counter (a newer bundle)
-                await self.guard.run(lambda r: r.set(self.id_key, min_id))
-                new_id = min_id
+            new_id = int(
+                await self.guard.run(
+                    lambda r: r.eval(_NEXT_ID_SCRIPT, 1, self.id_key, str(int(min_id)))
+                )
+            )
             full = {**record, "item_id": new_id}
             await self.guard.run(lambda r: r.hset(self.hash_key, str(new_id), json.dumps(full)))
             return full
@@ -67,26 +79,11 @@ class FreshItemStore:
             new_id = max([min_id - 1, *(int(r["item_id"]) for r in existing)]) + 1
             full = {**record, "item_id": new_id}
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            try:
-                os.write(fd, (json.dumps(full) + "\n").encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            durable_append(self.path, json.dumps(full) + "\n")
             return full
 
     def _read_file(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        out = []
-        with self.path.open(encoding="utf-8") as fh:
-            for line in fh:
-                if line.endswith("\n"):
-                    try:
-                        out.append(json.loads(line))
-                    except json.JSONDecodeError:
-                        continue
-        return out
+        return [r for r in read_json_lines(self.path) if "item_id" in r]
 
     async def all(self) -> list[dict[str, Any]]:
         """Every stored record, ordered by item id."""

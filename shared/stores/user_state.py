@@ -16,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 
+from shared.errors import ConfigError
 from shared.stores.redis_conn import RedisGuard, RedisUnavailable, key
 
 CacheStatus = Literal["hit", "miss", "bypass"]
@@ -33,6 +34,9 @@ class UserStateStore:
         vector_ttl_s: int = 86_400,
         max_local_users: int = 100_000,
     ) -> None:
+        if max_history < 1:
+            # LTRIM key -0 -1 would keep the whole list, so 0 cannot mean "keep none".
+            raise ConfigError(f"max_history must be >= 1, got {max_history}")
         self.guard = guard
         self.prefix = prefix
         self.max_history = max_history
@@ -56,18 +60,21 @@ class UserStateStore:
         self, version: str, user_key: str
     ) -> tuple[np.ndarray | None, CacheStatus]:
         """The cached vector ``[d]`` float32, or None, and whether it was a hit."""
+        k = self._vkey(version, user_key)
+        raw: bytes | str | None
         if self.guard is None:
-            raw = self._vectors.get(self._vkey(version, user_key))
+            raw = self._vectors.get(k)
             if raw is not None:
-                self._vectors.move_to_end(self._vkey(version, user_key))
+                self._vectors.move_to_end(k)
         else:
             try:
-                raw = await self.guard.run(lambda r: r.get(self._vkey(version, user_key)))
+                raw = await self.guard.run(lambda r: r.get(k))
             except RedisUnavailable:
                 return None, "bypass"
         if raw is None:
             return None, "miss"
-        return np.frombuffer(raw, dtype=np.float32).copy(), "hit"
+        data = raw.encode("latin-1") if isinstance(raw, str) else raw
+        return np.frombuffer(data, dtype=np.float32).copy(), "hit"
 
     async def set_vector(self, version: str, user_key: str, vector: np.ndarray) -> CacheStatus:
         """Cache ``vector`` ``[d]``; returns ``bypass`` when Redis is down."""

@@ -1,0 +1,182 @@
+"""FreshItemStore in a real Redis and in an fsync'd file: ids, restarts, concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import pytest
+
+from shared.stores.fresh_items import FreshItemStore, decode_vector, encode_vector
+from shared.stores.redis_conn import RedisGuard, RedisUnavailable
+from tests.support.redis_server import free_port
+
+# generous: a busy 2-core machine must not turn a slow answer into "Redis down"
+TIMEOUT_S = 2.0
+
+T = TypeVar("T")
+
+
+@pytest.fixture(params=["file", "redis"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _run(
+    backend: str,
+    redis_url: str,
+    prefix: str,
+    state_dir: Path,
+    body: Callable[[FreshItemStore], Awaitable[T]],
+) -> T:
+    """Run ``body`` against a new store instance (a new "process") in a fresh loop."""
+
+    async def main() -> T:
+        guard = RedisGuard(redis_url, timeout_s=TIMEOUT_S) if backend == "redis" else None
+        store = FreshItemStore(guard, state_dir, prefix=prefix)
+        try:
+            return await body(store)
+        finally:
+            if guard is not None:
+                await guard.close()
+
+    return asyncio.run(main())
+
+
+def _record(title: str) -> dict[str, Any]:
+    return {
+        "title": title,
+        "genres": ["Drama"],
+        "year": 2024,
+        "content_vector": encode_vector(np.linspace(-1, 1, 6, dtype=np.float32)),
+    }
+
+
+def test_ids_start_above_min_id_increase_and_records_are_kept(
+    backend: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    async def body(store: FreshItemStore) -> dict[str, Any]:
+        added = [await store.add(_record(f"New {i}"), min_id=1000) for i in range(3)]
+        return {
+            "added": added,
+            "get": await store.get(added[1]["item_id"]),
+            "missing": await store.get(999_999),
+            "all": await store.all(),
+        }
+
+    out = _run(backend, redis_url, redis_prefix, tmp_path, body)
+    ids = [r["item_id"] for r in out["added"]]
+    assert ids == [1000, 1001, 1002]
+    assert out["added"][0] == {**_record("New 0"), "item_id": 1000}
+    assert out["get"] == {**_record("New 1"), "item_id": 1001}
+    assert out["missing"] is None
+    assert [r["item_id"] for r in out["all"]] == ids
+    assert [r["title"] for r in out["all"]] == ["New 0", "New 1", "New 2"]
+    vec = decode_vector(out["all"][2]["content_vector"])
+    np.testing.assert_array_equal(vec, np.linspace(-1, 1, 6, dtype=np.float32))
+
+
+def test_empty_store(backend: str, redis_url: str, redis_prefix: str, tmp_path: Path) -> None:
+    async def body(store: FreshItemStore) -> tuple[list[Any], Any]:
+        return await store.all(), await store.get(1)
+
+    assert _run(backend, redis_url, redis_prefix, tmp_path, body) == ([], None)
+
+
+def test_records_survive_a_restart_and_ids_continue(
+    backend: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    async def first(store: FreshItemStore) -> list[int]:
+        return [(await store.add(_record(t), min_id=50))["item_id"] for t in ("a", "b")]
+
+    async def second(store: FreshItemStore) -> tuple[list[dict[str, Any]], int, Any]:
+        before = await store.all()
+        new = await store.add(_record("c"), min_id=50)
+        return before, new["item_id"], await store.get(51)
+
+    assert _run(backend, redis_url, redis_prefix, tmp_path, first) == [50, 51]
+    before, new_id, got = _run(backend, redis_url, redis_prefix, tmp_path, second)
+    assert [(r["item_id"], r["title"]) for r in before] == [(50, "a"), (51, "b")]
+    assert new_id == 52
+    assert got is not None and got["title"] == "b"
+
+
+def test_ids_follow_a_grown_catalogue_and_never_go_back(
+    backend: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    async def body(store: FreshItemStore) -> list[int]:
+        return [
+            (await store.add(_record("x"), min_id=10))["item_id"],
+            (await store.add(_record("y"), min_id=500))["item_id"],  # a newer, bigger bundle
+            (await store.add(_record("z"), min_id=10))["item_id"],  # an older one again
+        ]
+
+    assert _run(backend, redis_url, redis_prefix, tmp_path, body) == [10, 500, 501]
+
+
+def test_concurrent_adds_get_unique_ids(
+    backend: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    """The catalogue grew past the counter while 20 adds run at once: no id twice."""
+
+    async def body(store: FreshItemStore) -> tuple[int, list[int], list[int]]:
+        first = (await store.add(_record("seed"), min_id=10))["item_id"]
+        if store.guard is not None:  # open 20 pooled connections so the adds truly interleave
+            await asyncio.gather(*(store.guard.run(lambda r: r.ping()) for _ in range(20)))
+        added = await asyncio.gather(
+            *(store.add(_record(f"c{i}"), min_id=1000) for i in range(20))
+        )
+        return first, [r["item_id"] for r in added], [r["item_id"] for r in await store.all()]
+
+    first, ids, stored = _run(backend, redis_url, redis_prefix, tmp_path, body)
+    assert first == 10
+    assert sorted(ids) == list(range(1000, 1020))
+    assert stored == [10, *range(1000, 1020)]
+
+
+def test_two_prefixes_do_not_share_ids(redis_url: str, redis_prefix: str, tmp_path: Path) -> None:
+    async def body(store: FreshItemStore) -> int:
+        return int((await store.add(_record("a"), min_id=7))["item_id"])
+
+    assert _run("redis", redis_url, redis_prefix, tmp_path, body) == 7
+    assert _run("redis", redis_url, f"{redis_prefix}:other", tmp_path, body) == 7
+
+
+def test_file_backend_is_json_lines_and_survives_a_torn_line(tmp_path: Path) -> None:
+    async def body(store: FreshItemStore) -> list[int]:
+        await store.add(_record("a"), min_id=1)
+        with store.path.open("ab") as fh:  # crash in the middle of a write
+            fh.write(b'{"title": "tor')
+        b = await store.add(_record("b"), min_id=1)
+        return [b["item_id"], *(r["item_id"] for r in await store.all())]
+
+    new_id, *stored = _run("file", "", "p", tmp_path, body)
+    assert new_id == 2
+    assert stored == [1, 2]  # the record after the torn fragment is readable
+    assert (tmp_path / "fresh_items.jsonl").read_text().endswith("\n")
+
+
+def test_redis_down_add_raises_redis_unavailable(tmp_path: Path) -> None:
+    async def main() -> None:
+        guard = RedisGuard(f"redis://127.0.0.1:{free_port()}/0", cooldown_s=0.1)
+        try:
+            await FreshItemStore(guard, tmp_path).add(_record("a"), min_id=1)
+        finally:
+            await guard.close()
+
+    with pytest.raises(RedisUnavailable):
+        asyncio.run(main())
+    assert not (tmp_path / "fresh_items.jsonl").exists()  # no silent fallback to a file
+
+
+def test_vector_codec_round_trip() -> None:
+    v = np.random.default_rng(0).standard_normal(384).astype(np.float32)
+    text = encode_vector(v)
+    assert isinstance(text, str)
+    out = decode_vector(text)
+    assert out.dtype == np.float32 and out.shape == (384,)
+    np.testing.assert_array_equal(out, v)
+    np.testing.assert_array_equal(decode_vector(encode_vector(v.astype(np.float64))), v)

@@ -1,0 +1,293 @@
+"""UserStateStore: vectors and history in memory and in a real Redis, and Redis crashes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import pytest
+import redis
+
+from shared.errors import ConfigError
+from shared.stores.redis_conn import RedisGuard, RedisUnavailable, key
+from shared.stores.user_state import UserStateStore
+from tests.support.redis_server import RedisProcess
+
+# generous: a busy 2-core machine must not turn a slow answer into "Redis down"
+TIMEOUT_S = 2.0
+
+T = TypeVar("T")
+HANG_GUARD_S = 5.0  # only proves a call returns instead of hanging; not a latency check
+
+
+def _run(
+    backend: str,
+    redis_url: str,
+    prefix: str,
+    body: Callable[[UserStateStore], Awaitable[T]],
+    **kwargs: Any,
+) -> T:
+    """Run ``body(store)`` in a fresh event loop with the chosen backend."""
+
+    async def main() -> T:
+        guard = RedisGuard(redis_url, timeout_s=TIMEOUT_S) if backend == "redis" else None
+        store = UserStateStore(guard, prefix=prefix, **kwargs)
+        try:
+            return await body(store)
+        finally:
+            if guard is not None:
+                await guard.close()
+
+    return asyncio.run(main())
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def test_backend_name(backend: str, redis_url: str, redis_prefix: str) -> None:
+    async def body(store: UserStateStore) -> str:
+        return store.backend
+
+    assert _run(backend, redis_url, redis_prefix, body) == backend
+
+
+def test_vector_set_get_hit_miss(backend: str, redis_url: str, redis_prefix: str) -> None:
+    vec = np.arange(8, dtype=np.float32) / 7.0
+
+    async def body(store: UserStateStore) -> list[Any]:
+        before = await store.get_vector("v1", "u1")
+        status_set = await store.set_vector("v1", "u1", vec)
+        hit = await store.get_vector("v1", "u1")
+        other_user = await store.get_vector("v1", "u2")
+        return [before, status_set, hit, other_user]
+
+    before, status_set, hit, other_user = _run(backend, redis_url, redis_prefix, body)
+    assert before == (None, "miss")
+    assert status_set == "miss"  # written; "bypass" would mean skipped
+    got, status = hit
+    assert status == "hit"
+    assert got is not None and got.dtype == np.float32 and got.shape == (8,)
+    np.testing.assert_array_equal(got, vec)
+    assert other_user == (None, "miss")
+
+
+def test_vector_from_float64_is_stored_as_float32(
+    backend: str, redis_url: str, redis_prefix: str
+) -> None:
+    vec = np.array([0.1, -2.5, 3.0], dtype=np.float64)
+
+    async def body(store: UserStateStore) -> tuple[np.ndarray | None, str]:
+        await store.set_vector("v1", "anon-abc", vec)
+        return await store.get_vector("v1", "anon-abc")
+
+    got, status = _run(backend, redis_url, redis_prefix, body)
+    assert status == "hit"
+    assert got is not None and got.dtype == np.float32
+    np.testing.assert_allclose(got, vec.astype(np.float32))
+
+
+def test_vector_key_includes_model_version(
+    backend: str, redis_url: str, redis_prefix: str
+) -> None:
+    vec_a = np.ones(4, dtype=np.float32)
+    vec_b = np.full(4, 2.0, dtype=np.float32)
+
+    async def body(store: UserStateStore) -> list[Any]:
+        await store.set_vector("bundle-A", "u5", vec_a)
+        miss_b = await store.get_vector("bundle-B", "u5")
+        await store.set_vector("bundle-B", "u5", vec_b)
+        got_a = await store.get_vector("bundle-A", "u5")
+        return [miss_b, got_a, await store.get_vector("bundle-B", "u5")]
+
+    miss_b, got_a, got_b = _run(backend, redis_url, redis_prefix, body)
+    assert miss_b == (None, "miss")
+    assert got_a[1] == "hit" and got_b[1] == "hit"
+    np.testing.assert_array_equal(got_a[0], vec_a)
+    np.testing.assert_array_equal(got_b[0], vec_b)
+
+
+def test_redis_vector_key_layout_and_ttl(redis_url: str, redis_prefix: str) -> None:
+    async def body(store: UserStateStore) -> None:
+        await store.set_vector("2024-01-01T00-00-00", "u42", np.zeros(3, np.float32))
+
+    _run("redis", redis_url, redis_prefix, body, vector_ttl_s=120)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        k = key(redis_prefix, "uvec", "2024-01-01T00-00-00", "u42")
+        assert k == f"{redis_prefix}:uvec:2024-01-01T00-00-00:u42"
+        assert client.get(k) == np.zeros(3, np.float32).tobytes()
+        assert 0 < int(client.ttl(k)) <= 120
+    finally:
+        client.close()
+
+
+def test_invalidate_drops_only_that_users_vector_of_that_version(
+    backend: str, redis_url: str, redis_prefix: str
+) -> None:
+    vec = np.ones(2, dtype=np.float32)
+
+    async def body(store: UserStateStore) -> list[str]:
+        await store.set_vector("v1", "u7", vec)
+        await store.set_vector("v1", "u8", vec)
+        await store.set_vector("v2", "u7", vec)
+        await store.invalidate("v1", 7)
+        await store.invalidate("v1", 12345)  # unknown user: a no-op, no error
+        return [
+            (await store.get_vector("v1", "u7"))[1],
+            (await store.get_vector("v1", "u8"))[1],
+            (await store.get_vector("v2", "u7"))[1],
+        ]
+
+    assert _run(backend, redis_url, redis_prefix, body) == ["miss", "hit", "hit"]
+
+
+def test_recent_history_push_trim_and_order(
+    backend: str, redis_url: str, redis_prefix: str
+) -> None:
+    async def body(store: UserStateStore) -> list[Any]:
+        unknown = await store.recent(99)
+        s1 = await store.push_recent(1, [10, 11, 12])
+        after_first = await store.recent(1)
+        await store.push_recent(1, [13, 14])
+        after_trim = await store.recent(1)
+        s_empty = await store.push_recent(1, [])
+        after_empty = await store.recent(1)
+        await store.push_recent(2, [np.int64(7)])  # type: ignore[list-item]  # numpy ints
+        other = await store.recent(2)
+        return [unknown, s1, after_first, after_trim, s_empty, after_empty, other]
+
+    unknown, s1, after_first, after_trim, s_empty, after_empty, other = _run(
+        backend, redis_url, redis_prefix, body, max_history=4
+    )
+    assert unknown == ([], "hit")
+    assert s1 == "hit"
+    assert after_first == ([10, 11, 12], "hit")
+    # most recent last, oldest dropped first
+    assert after_trim == ([11, 12, 13, 14], "hit")
+    assert s_empty == "hit"
+    assert after_empty == ([11, 12, 13, 14], "hit")
+    assert other == ([7], "hit")
+
+
+def test_single_push_longer_than_max_history_keeps_the_tail(
+    backend: str, redis_url: str, redis_prefix: str
+) -> None:
+    async def body(store: UserStateStore) -> list[int]:
+        await store.push_recent(3, list(range(1, 11)))
+        return (await store.recent(3))[0]
+
+    assert _run(backend, redis_url, redis_prefix, body, max_history=3) == [8, 9, 10]
+
+
+def test_max_history_must_be_positive() -> None:
+    with pytest.raises(ConfigError, match="max_history must be >= 1"):
+        UserStateStore(None, max_history=0)
+
+
+def test_memory_backend_evicts_least_recently_used() -> None:
+    async def body() -> list[str]:
+        store = UserStateStore(None, max_local_users=2)
+        v = np.zeros(2, np.float32)
+        await store.set_vector("v", "a", v)
+        await store.set_vector("v", "b", v)
+        await store.get_vector("v", "a")  # a is now the most recently used
+        await store.set_vector("v", "c", v)  # evicts b
+        await store.push_recent(1, [1])
+        await store.push_recent(2, [2])
+        await store.push_recent(1, [3])
+        await store.push_recent(3, [4])  # evicts user 2
+        return [
+            (await store.get_vector("v", "a"))[1],
+            (await store.get_vector("v", "b"))[1],
+            (await store.get_vector("v", "c"))[1],
+            str((await store.recent(1))[0]),
+            str((await store.recent(2))[0]),
+        ]
+
+    assert asyncio.run(body()) == ["hit", "miss", "hit", "[1, 3]", "[]"]
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    server = RedisProcess(tmp_path / "redis").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def _bounded(aw: Awaitable[T]) -> T:
+    return await asyncio.wait_for(aw, HANG_GUARD_S)
+
+
+def test_redis_killed_every_call_bypasses_then_recovers(private_redis: RedisProcess) -> None:
+    vec = np.arange(4, dtype=np.float32)
+
+    async def main() -> dict[str, Any]:
+        guard = RedisGuard(private_redis.url, timeout_s=TIMEOUT_S, cooldown_s=0.2)
+        store = UserStateStore(guard, prefix="hr")
+        out: dict[str, Any] = {}
+        try:
+            assert await store.set_vector("v1", "u1", vec) == "miss"
+            await store.push_recent(1, [5, 6])
+            out["before"] = (await store.get_vector("v1", "u1"))[1]
+
+            private_redis.kill()
+            # The first call meets the dead connection; the next ones hit the cooldown
+            # or a refused connect. Every one must answer "bypass", none may raise.
+            out["down"] = [
+                (await _bounded(store.get_vector("v1", "u1")))[1],
+                await _bounded(store.set_vector("v1", "u2", vec)),
+                (await _bounded(store.recent(1)))[1],
+                await _bounded(store.push_recent(1, [7])),
+                (await _bounded(store.get_vector("v1", "u1")))[1],
+            ]
+            await _bounded(store.invalidate("v1", 1))  # swallowed, returns None
+            out["failures"] = guard.failures
+            out["available_during_cooldown"] = guard.available
+            with pytest.raises(RedisUnavailable):
+                await guard.run(lambda r: r.ping())
+
+            private_redis.start()  # same port and folder, empty data (no persistence)
+            await asyncio.sleep(guard.cooldown_s + 0.05)
+            out["after_set"] = await store.set_vector("v1", "u1", vec)
+            got, status = await store.get_vector("v1", "u1")
+            out["after_get"] = status
+            out["after_vec"] = got
+            await store.push_recent(1, [8])
+            out["after_recent"] = await store.recent(1)
+        finally:
+            await guard.close()
+        return out
+
+    out = asyncio.run(main())
+    assert out["before"] == "hit"
+    assert out["down"] == ["bypass"] * 5
+    assert out["failures"] >= 1
+    assert out["available_during_cooldown"] is False
+    assert out["after_set"] == "miss"
+    assert out["after_get"] == "hit"
+    np.testing.assert_array_equal(out["after_vec"], vec)
+    assert out["after_recent"] == ([8], "hit")
+
+
+def test_guard_ping_bypasses_cooldown(private_redis: RedisProcess) -> None:
+    async def main() -> list[bool]:
+        guard = RedisGuard(private_redis.url, timeout_s=TIMEOUT_S, cooldown_s=60.0)
+        try:
+            private_redis.kill()
+            down = await guard.ping()
+            stuck = guard.available  # a 60 s cooldown is running
+            private_redis.start()
+            up = await guard.ping()  # probes anyway and clears the cooldown
+            return [down, stuck, up, guard.available]
+        finally:
+            await guard.close()
+
+    # available again at once: the 60 s cooldown was cleared, not waited out
+    assert asyncio.run(main()) == [False, False, True, True]

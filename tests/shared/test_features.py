@@ -1,0 +1,126 @@
+"""FeatureEncoder: vocabularies, query/item inputs and the JSON round trip."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shared.errors import BundleError, ValidationError
+from shared.features import FeatureEncoder, feature_value, history_from_interactions
+
+
+def _items() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "item_id": [10, 20, 30, 40],
+            "title": ["a", "b", "c", "d"],
+            "year": pd.array([1994, 2001, None, 2013], dtype="Int64"),
+            "genres": [["Drama"], ["Comedy", "Drama"], ["(no genres listed)"], ["Action"]],
+        }
+    )
+
+
+def _users() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "user_id": [7, 9, 11],
+            "gender": ["F", "M", None],
+            "age": pd.array([25, 18, 25], dtype="Int64"),
+        }
+    )
+
+
+@pytest.fixture
+def encoder() -> FeatureEncoder:
+    return FeatureEncoder.fit([7, 9, 11], _items(), _users(), history_length=3, year_bucket_size=5)
+
+
+def test_vocabularies(encoder: FeatureEncoder) -> None:
+    assert encoder.genres == ["Action", "Comedy", "Drama"]
+    assert encoder.item_genres == [[2], [1, 2], [], [0]]
+    assert encoder.year_min == 1990
+    # 1994 -> bucket 1, 2001 -> 3, unknown -> 0, 2013 -> 5
+    assert encoder.item_year_buckets == [1, 3, 0, 5]
+    assert encoder.n_year_buckets == 5
+    assert encoder.user_feature_vocabs == {"gender": ["F", "M"], "age": ["18", "25"]}
+    assert encoder.user_feature_rows == [[1, 2], [2, 1], [0, 2]]
+    np.testing.assert_array_equal(encoder.user_index([9, 7, 12345]), [2, 1, 0])
+    np.testing.assert_array_equal(encoder.item_index([40, 10, 99]), [3, 0, -1])
+    np.testing.assert_array_equal(encoder.year_buckets([1980, 2100, None, 1999]), [1, 5, 0, 2])
+
+
+def test_encode_queries_pads_and_profiles(encoder: FeatureEncoder) -> None:
+    out = encoder.encode_queries(
+        user_ids=[9, None, 555],
+        histories=[[0, 1, 3, 1], [], [2]],
+        user_features=[None, {"gender": "F", "age": 18.0}, {"age": 99}],
+    )
+    np.testing.assert_array_equal(out["user_id"], [2, 0, 0])
+    # most recent last, only the last 3 kept, +1 offset, left padding with 0
+    np.testing.assert_array_equal(out["history"], [[2, 4, 2], [0, 0, 0], [0, 0, 3]])
+    # history items 1,3,1 -> genres Comedy+Drama, Action, Comedy+Drama -> counts A1 C2 D2
+    np.testing.assert_allclose(out["genre_profile"][0], [0.2, 0.4, 0.4])
+    np.testing.assert_allclose(out["genre_profile"][1], [0, 0, 0])
+    np.testing.assert_allclose(out["genre_profile"][2], [0, 0, 0])  # item 2 has no genre
+    # stored features for the known user, request features for the others, 0 = unknown
+    np.testing.assert_array_equal(out["gender"], [2, 1, 0])
+    np.testing.assert_array_equal(out["age"], [1, 1, 0])
+    assert out["history"].dtype == np.int32 and out["genre_profile"].dtype == np.float32
+
+
+def test_encode_queries_rejects_bad_input(encoder: FeatureEncoder) -> None:
+    with pytest.raises(ValidationError, match="history item indices"):
+        encoder.encode_queries(histories=[[4]])
+    with pytest.raises(ValidationError, match="same length"):
+        encoder.encode_queries(user_ids=[7, 9], histories=[[1]])
+
+
+def test_encode_items_and_new_items(encoder: FeatureEncoder) -> None:
+    content = np.arange(8, dtype=np.float32).reshape(4, 2)
+    out = encoder.encode_items(content, use_ids=np.array([True, False, True, True]))
+    np.testing.assert_array_equal(out["item_id"], [1, 0, 3, 4])
+    np.testing.assert_array_equal(out["genres"][1], [0, 1, 1])
+    np.testing.assert_array_equal(out["year_bucket"], [1, 3, 0, 5])
+    sub = encoder.encode_items(content[[3]], item_idx=[3])
+    np.testing.assert_array_equal(sub["item_id"], [4])
+    new = encoder.encode_new_items(content[:2], [["Action", "Western"], []], [2003, None])
+    np.testing.assert_array_equal(new["item_id"], [0, 0])
+    np.testing.assert_array_equal(new["genres"], [[1, 0, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(new["year_bucket"], [3, 0])
+
+
+def test_json_round_trip(encoder: FeatureEncoder, tmp_path) -> None:
+    path = tmp_path / "features.json"
+    encoder.save(path)
+    assert json.loads(path.read_text())["schema_version"] == 1
+    loaded = FeatureEncoder.load(path)
+    assert loaded.to_dict() == encoder.to_dict()
+    args = ([7, None], [[0, 1], [3]], [None, {"gender": "M"}])
+    a, b = encoder.encode_queries(*args), loaded.encode_queries(*args)
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_load_rejects_other_schema(encoder: FeatureEncoder, tmp_path) -> None:
+    raw = encoder.to_dict()
+    raw["schema_version"] = 99
+    path = tmp_path / "features.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(BundleError, match="schema version"):
+        FeatureEncoder.load(path)
+    with pytest.raises(BundleError, match="cannot read"):
+        FeatureEncoder.load(tmp_path / "missing.json")
+
+
+def test_no_user_features_and_helpers() -> None:
+    enc = FeatureEncoder.fit([1, 2], _items(), pd.DataFrame({"user_id": [1, 2]}))
+    assert enc.user_feature_names == []
+    assert set(enc.encode_queries([1], [[0]])) == {"user_id", "history", "genre_profile"}
+    assert feature_value(25.0) == "25" and feature_value(pd.NA) is None
+    assert feature_value(np.int64(3)) == "3" and feature_value(float("nan")) is None
+    hist = history_from_interactions(np.array([5, 6, 7, 8]), np.array([30, 10, 20, 40]), 3)
+    np.testing.assert_array_equal(hist, [7, 5, 8])
