@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_K = 200
 MAX_IDS = 1000
@@ -184,6 +184,12 @@ class EventIn(StrictModel):
         if v is not None and not math.isfinite(v):
             raise ValueError("rating must be a finite number between 0.5 and 5.0")
         return v
+
+    @model_validator(mode="after")
+    def _rating_given(self) -> EventIn:
+        if self.type == "rating" and self.rating is None:
+            raise ValueError('an event of type "rating" needs a rating between 0.5 and 5.0')
+        return self
 
 
 class EventAccepted(BaseModel):
