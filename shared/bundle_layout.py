@@ -1,7 +1,10 @@
 """File names inside an artifact bundle: the contract between training and serving.
 
 Rows of every per-item file are in the bundle's item order (position =
-``item_idx``), the order of ``items.parquet``.
+``item_idx``), the order of ``items.parquet``; ``two_tower/feature_encoder.json``
+holds the same item order. Training writes each component into its folder with
+the component's own save method; the pipeline checks that the files it wrote
+are the ones named here.
 """
 
 from __future__ import annotations
@@ -9,14 +12,24 @@ from __future__ import annotations
 ITEMS = "items.parquet"  # item_id, title, year, genres, tags, overview, popularity
 USERS = "users.parquet"  # user_id, history (item ids, most recent last) [+ gender, age, occupation]
 POPULAR = "popular.json"  # top items with metadata, best first (the gateway's fallback)
-FEATURES = "features.json"  # shared.features.FeatureEncoder
 CONTENT_VECTORS = "vectors/content.npy"  # [n_items, 384] float32, L2-normalised BERT vectors
-ITEM_VECTORS = "vectors/item_tower.npy"  # [n_items, 64] float32, L2-normalised item-tower vectors
 CONTENT_INDEX = "index/content.ann"  # Annoy (angular) over CONTENT_VECTORS
 ITEM_INDEX = "index/item_tower.ann"  # Annoy (angular) over ITEM_VECTORS
-KNN_NEIGHBORS = "knn/neighbors.npy"  # [n_items, K] int32 item-kNN neighbours (-1 = none)
-KNN_WEIGHTS = "knn/weights.npy"  # [n_items, K] float32 cosine weights
-QUERY_TOWER = "models/query_tower.keras"
-CANDIDATE_TOWER = "models/candidate_tower.keras"
-RANKER = "models/ranker.keras"
-RANKER_CONFIG = "models/ranker.json"  # feature config of the ranker
+
+TWO_TOWER_DIR = "two_tower"
+QUERY_TOWER = "two_tower/query_tower.keras"
+CANDIDATE_TOWER = "two_tower/candidate_tower.keras"
+FEATURES = "two_tower/feature_encoder.json"  # shared.features.FeatureEncoder
+ITEM_VECTORS = "two_tower/item_vectors.npy"  # [n_items, 64] float32, L2-normalised
+
+SOURCES_DIR = "sources"
+#: Neighbour-table candidate sources: name -> (neighbors [n_items, K] int32, weights float32).
+NEIGHBOR_TABLES = {
+    "ease": ("sources/ease_neighbors.npy", "sources/ease_weights.npy"),
+    "item_knn": ("sources/item_knn_neighbors.npy", "sources/item_knn_weights.npy"),
+}
+
+RANKER_DIR = "ranker"
+RANKER = "ranker/ranker.keras"
+RANKER_CONFIG = "ranker/two_stage.json"  # source names, config, dense feature names
+# ranker/ranker_tables.npz + ranker/ranker_tables.json: shared.ranker_features tables

@@ -1,0 +1,97 @@
+"""The ranking service's state: the ranker, its feature tables, the catalogue.
+
+A request's candidates arrive with every retrieval source's score and rank; the
+engine rebuilds the :class:`~shared.candidates.CandidateSet` exactly as training
+saw it, computes the features with :func:`shared.ranker_features.candidate_features`
+and scores them with a fixed forward pass (no ``model.predict``). Fresh items
+(added after the bundle was built) have no learned features: they keep their
+retrieval position, scored just above the catalogue candidate they displaced.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from services.ranking.settings import RankingSettings
+from shared import bundle_layout as L
+from shared.artifacts import Bundle, load_bundle
+from shared.candidates import CandidateSet
+from shared.catalogue import Catalogue
+from shared.ranker_features import RankerFeatureTables, candidate_features
+from shared.ranker_serving import RankerScorer
+from shared.schemas.internal_v1 import RankedItem, RankRequest, RankResponse
+
+
+class RankingEngine:
+    """Loaded ranker + lookups; :meth:`rank` answers one request."""
+
+    def __init__(self, settings: RankingSettings, bundle: Bundle) -> None:
+        self.bundle = bundle
+        self.version = bundle.version
+        self.catalogue = Catalogue.from_frame(bundle.load_parquet(L.ITEMS))
+        users = bundle.load_parquet(L.USERS)
+        ids = users["user_id"].to_numpy(np.int64)
+        self._user_order = np.argsort(ids, kind="stable")
+        self._users_sorted = ids[self._user_order]
+        self.tables = RankerFeatureTables.load(bundle.path(L.RANKER).parent)
+        backend = "numpy" if settings.scorer == "auto" else settings.scorer
+        self.scorer = RankerScorer(bundle.path(L.RANKER), self.tables, backend=backend)
+        cfg = bundle.load_json(L.RANKER_CONFIG)
+        self.source_names = tuple(cfg["source_names"])
+        self.missing_rank = int(cfg["config"]["depth"]) + 1
+
+    @classmethod
+    def load(cls, settings: RankingSettings) -> RankingEngine:
+        """Verify and load the bundle at ``settings.artifacts``."""
+        return cls(settings, load_bundle(settings.artifacts, verify=settings.verify_bundle))
+
+    def user_position(self, user_id: int | None) -> int:
+        """Position of a known user, -1 for anonymous/unknown."""
+        if user_id is None or not len(self._users_sorted):
+            return -1
+        at = int(np.searchsorted(self._users_sorted, user_id))
+        if at < len(self._users_sorted) and self._users_sorted[at] == user_id:
+            return int(self._user_order[at])
+        return -1
+
+    def candidate_set(self, req: RankRequest, pos: np.ndarray) -> CandidateSet:
+        """The catalogue candidates as the CandidateSet training built."""
+        keep = np.flatnonzero(pos >= 0)
+        names = self.source_names
+        m, s = len(keep), len(names)
+        scores = np.zeros((m, s), np.float32)
+        ranks = np.full((m, s), self.missing_rank, np.int32)
+        for row, j in enumerate(keep):
+            c = req.candidates[j]
+            for col, name in enumerate(names):
+                if name in c.source_ranks:
+                    ranks[row, col] = min(int(c.source_ranks[name]), self.missing_rank)
+                    scores[row, col] = float(c.source_scores.get(name, 0.0))
+        found = ranks < self.missing_rank
+        mask = (found.astype(np.int64) << np.arange(s, dtype=np.int64)[None, :]).sum(axis=1)
+        fused = np.asarray([req.candidates[j].score for j in keep], np.float32)
+        return CandidateSet(pos[keep], scores, ranks, mask, fused, names, self.missing_rank)
+
+    def rank(self, req: RankRequest) -> RankResponse:
+        """Score and sort the candidates; fresh items keep their retrieval position."""
+        ids = [c.item_id for c in req.candidates]
+        pos = self.catalogue.positions(ids)
+        hist = self.catalogue.positions(req.history)
+        hist = hist[hist >= 0]
+        cs = self.candidate_set(req, pos)
+        logits = np.zeros(0, np.float32)
+        if len(cs):
+            feats = candidate_features(self.tables, self.user_position(req.user_id), hist, cs)
+            logits = self.scorer.score(feats)
+        order = np.argsort(-logits, kind="stable")
+        ranked = [(int(self.catalogue.item_ids[cs.item_idx[o]]), float(logits[o])) for o in order]
+        for j in np.flatnonzero(pos < 0):  # fresh items, in retrieval order
+            at = min(int(j), len(ranked))
+            above = ranked[at][1] if at < len(ranked) else (ranked[-1][1] - 1 if ranked else 0.0)
+            ranked.insert(at, (ids[j], above + 1e-4))
+        if req.k is not None:
+            ranked = ranked[: req.k]
+        return RankResponse(
+            items=[RankedItem(item_id=i, score=s, rank=r + 1) for r, (i, s) in enumerate(ranked)],
+            model_version=self.version,
+        )

@@ -1,0 +1,23 @@
+"""Ranking's internal route (called by the gateway)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from services.ranking.deps import EngineDep
+from shared.schemas.internal_v1 import RankRequest, RankResponse
+from shared.service_app import ERROR_RESPONSES
+
+router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
+
+
+@router.post(
+    "/rank",
+    response_model=RankResponse,
+    tags=["ranking"],
+    summary="Score and sort candidates",
+    operation_id="ranking_rank",
+)
+def rank(engine: EngineDep, body: RankRequest) -> RankResponse:
+    """The candidates scored by the hybrid ranker, best first."""
+    return engine.rank(body)

@@ -1,0 +1,293 @@
+"""The retrieval service's state and candidate generation.
+
+Everything is loaded once from a verified bundle. A request becomes a user
+vector (query tower, cached in Redis per model version), then candidate lists
+from every source the ranker was trained with - two-tower ANN, EASE and item-kNN
+neighbour tables over the history, content (BERT) neighbours of the recent
+items, popularity - merged exactly as in training (:mod:`shared.candidates`).
+Fresh items added at run time are searched exactly beside the Annoy indexes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from services.retrieval.settings import RetrievalSettings
+from shared import bundle_layout as L
+from shared.ann import AnnIndex
+from shared.artifacts import Bundle, load_bundle
+from shared.candidates import CandidateSet, merge_candidates
+from shared.catalogue import Catalogue
+from shared.errors import NotFoundError
+from shared.features import FeatureEncoder
+from shared.item_knn import score_from_history
+from shared.query_serving import CandidateTowerRunner, QueryTowerRunner
+from shared.stores.fresh_items import FreshItemStore, decode_vector
+from shared.stores.user_state import UserStateStore
+
+log = logging.getLogger("hybridrec.retrieval")
+
+
+@dataclass
+class FreshItems:
+    """Run-time items held in memory: ids, metadata and both vectors."""
+
+    ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    content: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    records: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def from_records(cls, records: list[dict[str, Any]], skip: Catalogue) -> FreshItems:
+        """Keep the records whose id is not in the bundle's catalogue already."""
+        recs = [r for r in records if skip.positions([int(r["item_id"])])[0] < 0]
+        if not recs:
+            return cls()
+        return cls(
+            ids=np.asarray([int(r["item_id"]) for r in recs], np.int64),
+            content=np.stack([decode_vector(r["content"]) for r in recs]),
+            vectors=np.stack([decode_vector(r["vector"]) for r in recs]),
+            records={int(r["item_id"]): r for r in recs},
+        )
+
+
+def _dedupe_keep_last(ids: list[int]) -> list[int]:
+    seen: set[int] = set()
+    out: list[int] = []
+    for i in reversed(ids):
+        if i not in seen:
+            seen.add(i)
+            out.append(i)
+    return out[::-1]
+
+
+def _normalise(v: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
+
+class RetrievalEngine:
+    """Loaded bundle + stores; answers candidates, similar items, items, history."""
+
+    def __init__(
+        self,
+        settings: RetrievalSettings,
+        bundle: Bundle,
+        store: UserStateStore,
+        fresh_store: FreshItemStore,
+    ) -> None:
+        self.settings = settings
+        self.bundle = bundle
+        self.version = bundle.version
+        self.store = store
+        self.fresh_store = fresh_store
+        self.catalogue = Catalogue.from_frame(bundle.load_parquet(L.ITEMS))
+        users = bundle.load_parquet(L.USERS)
+        self.user_ids = users["user_id"].to_numpy(np.int64)
+        self._user_order = np.argsort(self.user_ids, kind="stable")
+        self._users_sorted = self.user_ids[self._user_order]
+        self.histories = [np.asarray(h, np.int64) for h in users["history"].tolist()]
+        self.encoder = FeatureEncoder.load(bundle.path(L.FEATURES))
+        self.query_tower = QueryTowerRunner(bundle.path(L.QUERY_TOWER))
+        self.candidate_tower = CandidateTowerRunner(bundle.path(L.CANDIDATE_TOWER))
+        self.item_vectors = bundle.load_npy(L.ITEM_VECTORS)
+        self.content_vectors = bundle.load_npy(L.CONTENT_VECTORS)
+        annoy = bundle.components.get("annoy", {})
+        sk = settings.search_k
+        self.item_index = AnnIndex.load(
+            bundle.path(L.ITEM_INDEX),
+            self.item_vectors.shape[1],
+            search_k=sk or annoy.get("item_tower", {}).get("search_k", -1),
+        )
+        self.content_index = AnnIndex.load(
+            bundle.path(L.CONTENT_INDEX),
+            self.content_vectors.shape[1],
+            search_k=sk or annoy.get("content", {}).get("search_k", -1),
+        )
+        ranker_cfg = bundle.load_json(L.RANKER_CONFIG)
+        self.source_names: tuple[str, ...] = tuple(ranker_cfg["source_names"])
+        ts = ranker_cfg["config"]
+        self.depth = int(ts["depth"])
+        self.min_candidates = int(ts["min_candidates"])
+        self.fill_sources = tuple(ts["fill_sources"])
+        self.history_window = int(ts["history_window"])
+        self.tables = {
+            name: (bundle.load_npy(nb), bundle.load_npy(w))
+            for name, (nb, w) in L.NEIGHBOR_TABLES.items()
+            if name in self.source_names
+        }
+        self.popular_order = np.argsort(-self.catalogue.popularity, kind="stable")
+        self.fresh = FreshItems()
+        self._text_encoder: Any = None
+        self._text_lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(
+        cls, settings: RetrievalSettings, store: UserStateStore, fresh_store: FreshItemStore
+    ) -> RetrievalEngine:
+        """Verify and load the bundle at ``settings.artifacts``."""
+        bundle = load_bundle(settings.artifacts, verify=settings.verify_bundle)
+        return cls(settings, bundle, store, fresh_store)
+
+    async def refresh_fresh_items(self) -> None:
+        """Reload run-time items from their durable store."""
+        self.fresh = FreshItems.from_records(await self.fresh_store.all(), self.catalogue)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.catalogue)
+
+    # ------------------------------------------------------------------ users
+    def user_position(self, user_id: int | None) -> int:
+        """Position of a known user, -1 otherwise."""
+        if user_id is None or not len(self._users_sorted):
+            return -1
+        at = int(np.searchsorted(self._users_sorted, user_id))
+        if at < len(self._users_sorted) and self._users_sorted[at] == user_id:
+            return int(self._user_order[at])
+        return -1
+
+    def check_items(self, ids: list[int]) -> None:
+        """404 naming the ids that are neither in the catalogue nor fresh."""
+        if not ids:
+            return
+        pos = self.catalogue.positions(ids)
+        unknown = [
+            i for i, p in zip(ids, pos, strict=True) if p < 0 and i not in self.fresh.records
+        ]
+        if unknown:
+            shown = ", ".join(str(i) for i in unknown[:10])
+            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+            raise NotFoundError(
+                f"item ids not in the catalogue: {shown}{more}; look ids up with GET /v1/items?q="
+            )
+
+    async def user_history(self, user_id: int | None, extra: list[int]) -> tuple[list[int], str]:
+        """Known history + recent events + request items (ids, most recent last)."""
+        known: list[int] = []
+        status = "none"
+        if user_id is not None:
+            pos = self.user_position(user_id)
+            if pos >= 0:
+                known = self.histories[pos].tolist()
+            recent, status = await self.store.recent(user_id)
+            known += recent
+        return _dedupe_keep_last(known + list(extra)), status
+
+    async def user_vector(
+        self,
+        user_id: int | None,
+        hist_pos: np.ndarray,
+        features: dict[str, Any] | None,
+        cacheable: bool,
+    ) -> tuple[np.ndarray, str]:
+        """The query-tower vector, from the cache when possible."""
+        key = f"u{user_id}" if cacheable and user_id is not None else None
+        if key is not None:
+            vec, status = await self.store.get_vector(self.version, key)
+            if vec is not None:
+                return vec, status
+        else:
+            status = "none"
+        vec = self.query_tower.encode(
+            self.encoder, [user_id], [hist_pos[-self.encoder.history_length :]], [features]
+        )[0]
+        if key is not None:
+            status = (
+                "bypass"
+                if await self.store.set_vector(self.version, key, vec) == "bypass"
+                else status
+            )
+        return vec, status
+
+    # ------------------------------------------------------------------ candidates
+    def source_lists(
+        self, vec: np.ndarray, hist_pos: np.ndarray, exclude: np.ndarray, allowed: np.ndarray | None
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per source, ``(item positions, scores)`` best first (catalogue items only)."""
+        extra = int(exclude.sum()) if len(hist_pos) else 0
+        fetch = self.depth + min(extra, 5 * self.depth)
+        if allowed is not None:
+            fetch *= 4
+        lists: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        if "two_tower" in self.source_names:
+            ids, sc = self.item_index.query(vec.astype(np.float32), min(fetch, self.n_items))
+            lists["two_tower"] = (ids, sc)
+        for name, (nb, w) in self.tables.items():
+            if len(hist_pos):
+                lists[name] = score_from_history(hist_pos, nb, w, self.n_items, k=self.depth)
+        if "content" in self.source_names and len(hist_pos):
+            q = _normalise(self.content_vectors[hist_pos[-self.history_window :]].mean(axis=0))
+            lists["content"] = self.content_index.query(
+                q.astype(np.float32), min(fetch, self.n_items)
+            )
+        if "popularity" in self.source_names:
+            order = self.popular_order
+            ok = ~exclude[order]
+            if allowed is not None:
+                ok &= allowed[order]
+            top = order[ok][: self.depth]
+            lists["popularity"] = (top, self.catalogue.popularity[top].astype(np.float32))
+        return lists
+
+    def merge(
+        self,
+        lists: dict[str, tuple[np.ndarray, np.ndarray]],
+        exclude: np.ndarray,
+        allowed: np.ndarray | None,
+        k: int,
+    ) -> CandidateSet:
+        """Merge the source lists exactly as training did."""
+        trimmed = {}
+        for name, (idx, sc) in lists.items():
+            keep = (idx >= 0) & np.isfinite(sc)
+            idx, sc = idx[keep], sc[keep]
+            ok = ~exclude[idx]
+            if allowed is not None:
+                ok &= allowed[idx]
+            trimmed[name] = (idx[ok][: self.depth], sc[ok][: self.depth])
+        return merge_candidates(
+            trimmed,
+            self.source_names,
+            self.n_items,
+            fill_sources=self.fill_sources,
+            min_candidates=min(self.min_candidates, k),
+            max_candidates=k,
+            missing_rank=self.depth + 1,
+        )
+
+    def fresh_candidates(
+        self,
+        vec: np.ndarray,
+        hist_pos: np.ndarray,
+        exclude_ids: set[int],
+        genres: list[str],
+        k: int,
+    ) -> list[tuple[int, float, str]]:
+        """Fresh items scored exactly: ``(item_id, score, source)``, best first."""
+        if not len(self.fresh.ids):
+            return []
+        tt = self.fresh.vectors @ vec.astype(np.float32)
+        score, source = tt, np.full(len(tt), "two_tower", dtype=object)
+        if len(hist_pos):
+            q = _normalise(self.content_vectors[hist_pos[-self.history_window :]].mean(axis=0))
+            cs = self.fresh.content @ q.astype(np.float32)
+            source = np.where(cs > tt, "content", source)
+            score = np.maximum(tt, cs)
+        want = {g.lower() for g in genres}
+        out = []
+        for j in np.argsort(-score, kind="stable")[:k]:
+            iid = int(self.fresh.ids[j])
+            rec = self.fresh.records[iid]
+            if iid in exclude_ids:
+                continue
+            if want and not want & {g.lower() for g in rec.get("genres", [])}:
+                continue
+            out.append((iid, float(score[j]), str(source[j])))
+        return out

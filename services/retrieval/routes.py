@@ -1,0 +1,122 @@
+"""Retrieval's internal routes (called by the gateway)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Response
+from fastapi.responses import JSONResponse
+
+from services.retrieval import operations as ops
+from services.retrieval.deps import EngineDep
+from shared.schemas.internal_v1 import (
+    CandidatesRequest,
+    CandidatesResponse,
+    ExplainRequest,
+    ExplainResponse,
+    HistoryUpdate,
+    NewItemRequest,
+)
+from shared.schemas.v1 import MAX_K, ItemDetail, ItemList, SimilarItems
+from shared.service_app import ERROR_RESPONSES
+
+router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
+ItemIdPath = Annotated[int, Path(ge=1, le=2**53)]
+
+
+@router.post(
+    "/candidates",
+    response_model=CandidatesResponse,
+    tags=["retrieval"],
+    summary="Candidates for a user",
+    operation_id="retrieval_candidates",
+)
+async def candidates(engine: EngineDep, body: CandidatesRequest) -> CandidatesResponse:
+    """Merged two-tower, neighbour-table, content and popular candidates, best first."""
+    return await ops.candidates(engine, body)
+
+
+@router.get(
+    "/items/{item_id}/similar",
+    response_model=SimilarItems,
+    tags=["items"],
+    summary="Similar items",
+    operation_id="retrieval_similar_items",
+)
+async def similar(
+    engine: EngineDep,
+    item_id: ItemIdPath,
+    k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+    mode: Literal["content", "collaborative"] = "content",
+) -> SimilarItems:
+    """Content (BERT) or collaborative (item-tower) neighbours."""
+    return ops.similar(engine, item_id, k, mode)
+
+
+@router.get(
+    "/items/{item_id}",
+    response_model=ItemDetail,
+    tags=["items"],
+    summary="One item",
+    operation_id="retrieval_get_item",
+)
+async def get_item(engine: EngineDep, item_id: ItemIdPath) -> ItemDetail:
+    """An item of the catalogue or a fresh one."""
+    return ops.get_item(engine, item_id)
+
+
+@router.get(
+    "/items",
+    response_model=ItemList,
+    tags=["items"],
+    summary="Search titles",
+    operation_id="retrieval_search_items",
+)
+async def search(
+    engine: EngineDep,
+    q: Annotated[str, Query(min_length=1, max_length=200)],
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> ItemList:
+    """Items whose titles match the query words."""
+    return ItemList(items=ops.search(engine, q, limit))
+
+
+@router.post(
+    "/items",
+    response_model=ItemDetail,
+    status_code=201,
+    tags=["items"],
+    summary="Add an item",
+    operation_id="retrieval_add_item",
+)
+async def add_item(engine: EngineDep, body: NewItemRequest) -> JSONResponse:
+    """Embed and store a new item; it is searchable and recommendable at once."""
+    item = await ops.add_item(engine, body)
+    return JSONResponse(item.model_dump(mode="json"), status_code=201)
+
+
+@router.post(
+    "/users/{user_id}/history",
+    status_code=204,
+    tags=["users"],
+    summary="Append to a user's history",
+    operation_id="retrieval_push_history",
+)
+async def push_history(
+    engine: EngineDep, user_id: Annotated[int, Path(ge=0, le=2**53)], body: HistoryUpdate
+) -> Response:
+    """Record recent items and invalidate the cached user vector."""
+    await ops.push_history(engine, user_id, body.item_ids)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/explain",
+    response_model=ExplainResponse,
+    tags=["retrieval"],
+    summary="Reasons for items",
+    operation_id="retrieval_explain",
+)
+async def explain(engine: EngineDep, body: ExplainRequest) -> ExplainResponse:
+    """The watched item each recommended item is most similar to."""
+    return ops.explain(engine, body)

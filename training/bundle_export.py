@@ -1,0 +1,155 @@
+"""Write the trained components into one versioned artifact bundle.
+
+The layout is :mod:`shared.bundle_layout`; each component saves itself into its
+folder and this module checks the files landed where the services look for them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shared import bundle_layout as L
+from shared.ann import AnnIndex, exact_topk, recall_at_k
+from shared.artifacts import BundleWriter
+from shared.errors import BundleError
+from training.data.dataset import Dataset
+from training.evaluation.base import EvalData
+from training.models.ranking_sources import user_histories
+
+RECALL_QUERIES = 500
+RECALL_K = 100
+
+
+def _histories(edata: EvalData, max_len: int) -> list[list[int]]:
+    """Per user, train + valid item ids by time, most recent last (serving history)."""
+    inter = edata.train_interactions[["user_idx", "item_idx", "timestamp"]]
+    v = edata.valid.tocoo()
+    valid = pd.DataFrame({"user_idx": v.row, "item_idx": v.col})
+    # Validation items are each user's latest; give them timestamps after the train ones.
+    valid["timestamp"] = np.iinfo(np.int64).max
+    both = pd.concat([inter, valid], ignore_index=True)
+    hist = user_histories(both, edata.n_users)
+    ids = edata.item_ids
+    return [[int(x) for x in ids[h[-max_len:]]] for h in hist]
+
+
+def _ann_recall(index: AnnIndex, vectors: np.ndarray, queries: np.ndarray) -> float:
+    k = min(RECALL_K, len(vectors))
+    ann_ids, _ = index.query_batch(queries, k)
+    exact_ids, _ = exact_topk(vectors, queries, k)
+    return float(recall_at_k(ann_ids, exact_ids))
+
+
+def export_bundle(
+    *,
+    out: str,
+    ds: Dataset,
+    edata: EvalData,
+    content: np.ndarray,
+    text_model_id: str,
+    two_tower: Any,
+    two_stage: Any,
+    cfg: Any,
+    seed: int,
+    timings: dict[str, float],
+) -> Path:
+    """Write every artifact and publish the bundle; returns its folder."""
+    writer = BundleWriter(out)
+    with writer:
+        counts = np.asarray((edata.train + edata.valid).sum(axis=0)).ravel().astype(np.int64)
+        items = edata.items[["item_id", "title", "year", "genres", "tags", "overview"]].copy()
+        items["popularity"] = counts
+        writer.save_parquet(L.ITEMS, items)
+
+        users = edata.users.copy()
+        users["history"] = _histories(edata, max_len=200)
+        writer.save_parquet(L.USERS, users)
+
+        top = np.argsort(-counts, kind="stable")[: cfg.popular_size]
+        popular = [
+            {
+                "item_id": int(items["item_id"].iat[i]),
+                "title": str(items["title"].iat[i]),
+                "year": None if pd.isna(items["year"].iat[i]) else int(items["year"].iat[i]),
+                "genres": [str(g) for g in items["genres"].iat[i]],
+                "popularity": int(counts[i]),
+            }
+            for i in top
+        ]
+        writer.save_json(L.POPULAR, popular)
+        writer.save_npy(L.CONTENT_VECTORS, np.asarray(content, dtype=np.float32))
+
+        two_tower.export(writer.path(L.TWO_TOWER_DIR + "/.keep").parent)
+        for name, (nb_rel, w_rel) in L.NEIGHBOR_TABLES.items():
+            src = two_stage.fitted.get(name)
+            if src is None:
+                continue
+            np.save(writer.path(nb_rel), np.asarray(src.neighbors, np.int32), allow_pickle=False)
+            np.save(writer.path(w_rel), np.asarray(src.weights, np.float32), allow_pickle=False)
+        two_stage.export(writer.path(L.RANKER_DIR + "/.keep").parent)
+
+        item_vectors = np.asarray(two_tower.item_vectors, dtype=np.float32)
+        rng = np.random.default_rng(seed)
+        item_index = AnnIndex.build(
+            item_vectors, n_trees=cfg.ann_n_trees, seed=seed, search_k=cfg.ann_search_k
+        )
+        item_index.save(writer.path(L.ITEM_INDEX))
+        content_index = AnnIndex.build(
+            np.asarray(content, np.float32),
+            n_trees=cfg.ann_n_trees,
+            seed=seed,
+            search_k=cfg.ann_search_k,
+        )
+        content_index.save(writer.path(L.CONTENT_INDEX))
+        users_q = rng.choice(edata.n_users, min(RECALL_QUERIES, edata.n_users), replace=False)
+        items_q = rng.choice(edata.n_items, min(RECALL_QUERIES, edata.n_items), replace=False)
+        metrics = {
+            "ann_recall@100_item_tower": _ann_recall(
+                item_index, item_vectors, two_tower.user_vectors[users_q]
+            ),
+            "ann_recall@100_content": _ann_recall(
+                content_index, np.asarray(content, np.float32), content[items_q]
+            ),
+        }
+        hp = two_stage.hyperparameters
+        for key in ("valid_ndcg@10_retrieval", "valid_ndcg@10_by_loss", "loss_used"):
+            if key in hp:
+                metrics[key] = hp[key]
+        tt_hp = two_tower.hyperparameters
+        metrics["two_tower_training_seconds"] = tt_hp.get("training_seconds")
+
+        missing = [
+            rel
+            for rel in (L.QUERY_TOWER, L.CANDIDATE_TOWER, L.FEATURES, L.ITEM_VECTORS, L.RANKER)
+            if not writer.path(rel).exists()
+        ]
+        if missing:
+            raise BundleError(
+                f"the training components did not write {missing}; shared/bundle_layout.py and "
+                "the components' save methods disagree"
+            )
+        return writer.finalize(
+            dataset={
+                "name": ds.name,
+                "sha256": ds.source_sha256,
+                "path": ds.source_path,
+                **{k: v for k, v in ds.summary().items() if k != "name"},
+            },
+            config={**dataclasses.asdict(cfg), "seed": seed},
+            metrics=metrics,
+            components={
+                "annoy": {"item_tower": item_index.params, "content": content_index.params},
+                "text_model": text_model_id,
+                "content_dim": int(content.shape[1]),
+                "item_vector_dim": int(item_vectors.shape[1]),
+                "sources": list(two_stage.source_names),
+                "n_items": int(edata.n_items),
+                "n_users": int(edata.n_users),
+                "timings_s": dict(timings),
+            },
+        )

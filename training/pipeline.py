@@ -1,0 +1,183 @@
+"""``hybridrec train``: raw MovieLens data -> a verified artifact bundle.
+
+Stages (each timed and reported): load data -> BERT item embeddings -> two-tower
+retrieval model -> candidate sources + hybrid ranker (two-stage fit without
+leakage) -> Annoy indexes (with recall against exact search) -> bundle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from shared.errors import ConfigError
+from training.catalogue_data import catalogue_eval_data, serving_interactions, temporal_holdout
+from training.models.ranker import RankerConfig
+from training.models.towers import TwoTowerConfig
+from training.models.two_stage import TwoStageConfig
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Settings of ``hybridrec train`` (override with ``--config file.json``).
+
+    Attributes:
+        min_rating: Ratings at or above this are positive interactions.
+        valid_frac: Latest share of each user's interactions held out for early stopping.
+        text_model: Sentence-transformers model name or path (None = bundled MiniLM).
+        ann_n_trees: Annoy trees of both indexes.
+        ann_search_k: Annoy search_k recorded for serving.
+        ease_max_items: The EASE source is used only up to this catalogue size (O(n^2) memory).
+        popular_size: Items in the gateway's popular fallback list.
+        two_tower: Overrides of :class:`TwoTowerConfig`.
+        two_stage: Overrides of :class:`TwoStageConfig` (``ranker`` nested).
+    """
+
+    min_rating: float | None = 3.0
+    valid_frac: float = 0.1
+    text_model: str | None = None
+    ann_n_trees: int = 50
+    ann_search_k: int = 20_000
+    ease_max_items: int = 20_000
+    popular_size: int = 1000
+    two_tower: dict[str, Any] = dataclasses.field(default_factory=dict)
+    two_stage: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_file(cls, path: str | None, *, quick: bool = False) -> TrainConfig:
+        """Defaults, then ``quick`` settings, then the JSON file's values."""
+        raw: dict[str, Any] = {}
+        if quick:
+            raw = {
+                "two_tower": {"epochs": 2, "verbose": 0},
+                "two_stage": {"depth": 50, "max_candidates": 80, "ranker": {"epochs": 2}},
+            }
+        if path:
+            try:
+                user = json.loads(Path(path).read_text())
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"cannot read config {path}: {exc}") from exc
+            unknown = set(user) - {f.name for f in dataclasses.fields(cls)}
+            if unknown:
+                raise ConfigError(f"unknown keys in {path}: {sorted(unknown)}")
+            for k, v in user.items():
+                raw[k] = {**raw.get(k, {}), **v} if isinstance(v, dict) else v
+        return cls(**raw)
+
+    def two_tower_config(self) -> TwoTowerConfig:
+        return TwoTowerConfig(**{"verbose": 0, **self.two_tower})
+
+    def two_stage_config(self) -> TwoStageConfig:
+        opts = dict(self.two_stage)
+        ranker = RankerConfig(**opts.pop("ranker", {}))
+        return TwoStageConfig(ranker=ranker, **opts)
+
+
+class StageTimer:
+    """Times named stages and prints progress lines to stderr."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        print(f"[hybridrec train] {name} ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        yield
+        self.times[name] = round(time.perf_counter() - t0, 2)
+        print(f"[hybridrec train] {name}: {self.times[name]:.1f} s", file=sys.stderr, flush=True)
+
+
+def run_train(
+    *,
+    data: str,
+    out: str,
+    item_text: str | None = None,
+    seed: int = 42,
+    config_path: str | None = None,
+    quick: bool = False,
+) -> Path:
+    """Train every model on ``data`` and write a bundle under ``out``; returns its folder."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import keras
+
+    from shared.text import TextEncoder
+    from training.bundle_export import export_bundle
+    from training.data import load_dataset
+    from training.embeddings import embed_items
+    from training.models.ranking_sources import default_sources
+    from training.models.retrieval_recommenders import TwoTowerRecommender
+    from training.models.two_stage import TwoStageRecommender
+
+    cfg = TrainConfig.from_file(config_path, quick=quick)
+    keras.utils.set_random_seed(seed)
+    timer = StageTimer()
+    with timer.stage("load data"):
+        ds = load_dataset(data, item_text=item_text)
+        inter = serving_interactions(ds, cfg.min_rating)
+        train_df, valid_df = temporal_holdout(inter, cfg.valid_frac)
+        edata = catalogue_eval_data(ds, train_df, valid_df, seed=seed)
+        print(
+            f"  {ds.name}: {edata.n_users} users, {edata.n_items} items, "
+            f"{len(train_df)} train / {len(valid_df)} valid interactions",
+            file=sys.stderr,
+        )
+    with timer.stage("BERT item embeddings"):
+        encoder = TextEncoder(cfg.text_model)
+        cache = Path(out) / ".cache" / "embeddings"
+        content = embed_items(edata.items, encoder, cache)
+    with timer.stage("two-tower retrieval model"):
+        tt_cfg = dataclasses.replace(cfg.two_tower_config(), seed=seed)
+        two_tower = TwoTowerRecommender(tt_cfg, content)
+        two_tower.fit(edata)
+    with timer.stage("candidate sources + hybrid ranker"):
+        names = ["two_tower", "ease", "item_knn", "content", "popularity"]
+        if edata.n_items > cfg.ease_max_items:
+            names.remove("ease")
+        ts_cfg = dataclasses.replace(cfg.two_stage_config(), seed=seed)
+        sources = default_sources(
+            content, two_tower_config=tt_cfg, history_window=ts_cfg.history_window, names=names
+        )
+        two_stage = TwoStageRecommender(sources, content, ts_cfg, prefit={"two_tower": two_tower})
+        two_stage.fit(edata)
+    with timer.stage("annoy indexes + bundle"):
+        bundle = export_bundle(
+            out=out,
+            ds=ds,
+            edata=edata,
+            content=content,
+            text_model_id=encoder.model_id,
+            two_tower=two_tower,
+            two_stage=two_stage,
+            cfg=cfg,
+            seed=seed,
+            timings=timer.times,
+        )
+    _print_summary(bundle, timer.times)
+    return bundle
+
+
+def _print_summary(bundle: Path, times: dict[str, float]) -> None:
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    size = sum(int(f["bytes"]) for f in manifest["files"].values())
+    print("\n[hybridrec train] summary", file=sys.stderr)
+    for name, secs in times.items():
+        print(f"  {name:<36} {secs:8.1f} s", file=sys.stderr)
+    print(f"  {'total':<36} {sum(times.values()):8.1f} s", file=sys.stderr)
+    print(
+        f"  bundle {manifest['version']}: {len(manifest['files'])} files, {size / 1e6:.1f} MB",
+        file=sys.stderr,
+    )
+    for key, value in manifest.get("metrics", {}).items():
+        if isinstance(value, int | float):
+            print(f"  {key:<36} {value:.4f}", file=sys.stderr)
+    print(file=sys.stderr, flush=True)
