@@ -32,6 +32,10 @@ def create_app(settings: RankingSettings | None = None) -> FastAPI:
         except HybridrecError as exc:
             app.state.load_error = str(exc)
             log.error("cannot load the bundle: %s", exc)
+            return
+        except Exception as exc:  # a broken bundle must show in readiness, not vanish
+            app.state.load_error = f"{type(exc).__name__}: {exc}"
+            log.exception("cannot load the bundle")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

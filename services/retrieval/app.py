@@ -40,6 +40,10 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
             app.state.load_error = str(exc)
             log.error("cannot load the bundle: %s", exc)
             return
+        except Exception as exc:  # a broken bundle must show in readiness, not vanish
+            app.state.load_error = f"{type(exc).__name__}: {exc}"
+            log.exception("cannot load the bundle")
+            return
         try:
             await engine.refresh_fresh_items()
         except RedisUnavailable:

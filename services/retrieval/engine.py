@@ -97,7 +97,7 @@ class RetrievalEngine:
         self.candidate_tower = CandidateTowerRunner(bundle.path(L.CANDIDATE_TOWER))
         self.item_vectors = bundle.load_npy(L.ITEM_VECTORS)
         self.content_vectors = bundle.load_npy(L.CONTENT_VECTORS)
-        annoy = bundle.components.get("annoy", {})
+        annoy = bundle.manifest.get("components", {}).get("annoy", {})
         sk = settings.search_k
         self.item_index = AnnIndex.load(
             bundle.path(L.ITEM_INDEX),

@@ -17,7 +17,6 @@ from shared.schemas.v1 import (
 )
 
 MAX_CANDIDATES = 2000
-Source = Literal["two_tower", "item_knn", "content", "popular", "fresh"]
 
 
 class CandidatesRequest(StrictModel):
@@ -42,7 +41,9 @@ class Candidate(BaseModel):
     year: int | None = None
     genres: list[str] = Field(default_factory=list)
     score: float
-    source: Source
+    source: str = Field(
+        max_length=50, description="Best source: a bundle source name, or fresh."
+    )
     source_scores: dict[str, float] = Field(default_factory=dict)
     source_ranks: dict[str, int] = Field(default_factory=dict)
 

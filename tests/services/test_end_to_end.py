@@ -1,0 +1,184 @@
+"""End to end: the three services as real processes, real Redis, a small real bundle."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+import redis
+
+from tests.support.processes import ServiceProcess, start_stack
+from tests.support.small_bundle import train_small_bundle
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def bundle_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_small_bundle(tmp_path_factory.mktemp("e2e-bundle"))
+
+
+@pytest.fixture(scope="module")
+def stack(
+    bundle_root: Path, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, ServiceProcess]]:
+    prefix = f"hre2e-{uuid.uuid4().hex[:8]}"
+    procs = start_stack(
+        bundle_root, tmp_path_factory.mktemp("e2e-run"), redis_url=redis_url, prefix=prefix
+    )
+    procs["gateway"].env["TEST_PREFIX"] = prefix
+    try:
+        yield procs
+    finally:
+        for p in procs.values():
+            p.stop()
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+
+@pytest.fixture(scope="module")
+def gw(stack: dict[str, ServiceProcess]) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack["gateway"].url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def users(bundle_root: Path) -> pd.DataFrame:
+    return pd.read_parquet(bundle_root / "latest" / "users.parquet")
+
+
+@pytest.fixture(scope="module")
+def items(bundle_root: Path) -> pd.DataFrame:
+    return pd.read_parquet(bundle_root / "latest" / "items.parquet")
+
+
+def test_every_service_is_ready_and_exports_metrics(stack: dict[str, ServiceProcess]) -> None:
+    for proc in stack.values():
+        ready = httpx.get(f"{proc.url}/health/ready").json()
+        assert ready["status"] == "ok", ready
+        metrics = httpx.get(f"{proc.url}/metrics").text
+        assert "hybridrec_http_request_seconds" in metrics
+
+
+def test_known_user_gets_k_unseen_items(gw: httpx.Client, users: pd.DataFrame) -> None:
+    row = users.iloc[0]
+    r = gw.get(f"/v1/users/{int(row.user_id)}/recommendations", params={"k": 10})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    ids = [it["item_id"] for it in body["items"]]
+    assert len(ids) == 10 and len(set(ids)) == 10
+    assert not set(ids) & {int(i) for i in row.history}
+    assert [it["rank"] for it in body["items"]] == list(range(1, 11))
+    scores = [it["score"] for it in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+    assert body["degraded"] == [] and body["model_version"] and body["request_id"]
+    assert all(it["title"] for it in body["items"])
+
+
+def test_genre_filter_and_explain(gw: httpx.Client, users: pd.DataFrame) -> None:
+    uid = int(users.iloc[1].user_id)
+    r = gw.get(
+        f"/v1/users/{uid}/recommendations",
+        params={"k": 5, "genres": "Comedy,Romance", "explain": "true"},
+    )
+    assert r.status_code == 200, r.text
+    got = r.json()["items"]
+    assert len(got) == 5
+    for it in got:
+        assert {"Comedy", "Romance"} & set(it["genres"]), it
+        assert it["reasons"] and it["reasons"][0].startswith("similar to ")
+
+
+def test_unknown_user_is_404_with_a_clear_message(gw: httpx.Client) -> None:
+    r = gw.get("/v1/users/987654321/recommendations")
+    assert r.status_code == 404
+    err = r.json()["error"]
+    assert err["code"] == "not_found" and "987654321" in err["message"]
+    assert "recent_item_ids" in err["message"]
+
+
+def test_anonymous_user_from_recent_items(gw: httpx.Client, items: pd.DataFrame) -> None:
+    animation = items[items["genres"].apply(lambda g: "Animation" in list(g))]
+    recent = [int(i) for i in animation["item_id"].head(5)]
+    r = gw.post("/v1/recommendations", json={"recent_item_ids": recent, "k": 10})
+    assert r.status_code == 200, r.text
+    got = r.json()["items"]
+    assert len(got) == 10 and not {it["item_id"] for it in got} & set(recent)
+    share = sum("Animation" in it["genres"] or "Children" in it["genres"] for it in got) / 10
+    base = items["genres"].apply(lambda g: "Animation" in list(g) or "Children" in list(g)).mean()
+    assert share > base, (share, base)
+
+
+def test_similar_items_both_modes(gw: httpx.Client, items: pd.DataFrame) -> None:
+    iid = int(items.sort_values("popularity").iloc[-1].item_id)
+    for mode in ("content", "collaborative"):
+        r = gw.get(f"/v1/items/{iid}/similar", params={"k": 5, "mode": mode})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        ids = [it["item_id"] for it in body["items"]]
+        assert len(ids) == 5 and iid not in ids and body["mode"] == mode
+
+
+def test_item_lookup_and_search(gw: httpx.Client, items: pd.DataFrame) -> None:
+    row = items.iloc[0]
+    r = gw.get(f"/v1/items/{int(row.item_id)}")
+    assert r.status_code == 200 and r.json()["title"] == row.title
+    word = row.title.split()[0]
+    found = gw.get("/v1/items", params={"q": word, "limit": 5}).json()["items"]
+    assert int(row.item_id) in [it["item_id"] for it in found] or len(found) == 5
+    assert gw.get("/v1/items/99999999").status_code == 404
+
+
+def test_cache_miss_hit_and_invalidation_by_an_event(
+    stack: dict[str, ServiceProcess], gw: httpx.Client, users: pd.DataFrame
+) -> None:
+    uid = int(users.iloc[2].user_id)
+    retrieval = stack["retrieval"].url
+    first = httpx.post(f"{retrieval}/v1/candidates", json={"user_id": uid, "k": 50}).json()
+    second = httpx.post(f"{retrieval}/v1/candidates", json={"user_id": uid, "k": 50}).json()
+    assert (first["cache"], second["cache"]) == ("miss", "hit")
+    before = gw.get(f"/v1/users/{uid}/recommendations", params={"k": 10}).json()["items"]
+    top = before[0]["item_id"]
+    ev = gw.post(f"/v1/users/{uid}/events", json={"item_id": top, "type": "rating", "rating": 5})
+    assert ev.status_code == 202, ev.text
+    assert ev.json()["status"] == "accepted"
+    third = httpx.post(f"{retrieval}/v1/candidates", json={"user_id": uid, "k": 50}).json()
+    assert third["cache"] == "miss"
+    assert third["history"][-1] == top
+    after = gw.get(f"/v1/users/{uid}/recommendations", params={"k": 10}).json()["items"]
+    assert top not in [it["item_id"] for it in after]
+
+
+def test_event_for_unknown_item_is_404(gw: httpx.Client, users: pd.DataFrame) -> None:
+    uid = int(users.iloc[0].user_id)
+    r = gw.post(f"/v1/users/{uid}/events", json={"item_id": 99999999, "type": "view"})
+    assert r.status_code == 404
+
+
+def test_new_item_appears_in_similar_and_recommendations(
+    gw: httpx.Client, items: pd.DataFrame
+) -> None:
+    src = items.sort_values("popularity").iloc[-1]
+    body = {
+        "title": f"{src.title} Returns",
+        "genres": list(src.genres),
+        "year": 2024,
+        "overview": f"A new film in the spirit of {src.title}.",
+    }
+    r = gw.post("/v1/items", json=body)
+    assert r.status_code == 201, r.text
+    new = r.json()
+    assert new["item_id"] > int(items["item_id"].max()) and new["fresh"] is True
+    sim = gw.get(f"/v1/items/{int(src.item_id)}/similar", params={"k": 10}).json()["items"]
+    assert new["item_id"] in [it["item_id"] for it in sim]
+    recs = gw.post(
+        "/v1/recommendations", json={"recent_item_ids": [int(src.item_id)], "k": 20}
+    ).json()["items"]
+    assert new["item_id"] in [it["item_id"] for it in recs]
+    assert gw.get(f"/v1/items/{new['item_id']}").json()["title"] == body["title"]
