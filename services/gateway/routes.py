@@ -159,7 +159,7 @@ async def add_item(request: Request, core: CoreDep, body: NewItem) -> JSONRespon
         "POST",
         "/v1/items",
         json=body.model_dump(mode="json"),
-        timeout_s=max(core.retrieval_timeout_s, 10.0),
+        timeout_s=max(core.retrieval_timeout_s, 30.0),
         request_id=request_id_of(request),
     )
     item = ItemDetail.model_validate(data)

@@ -36,6 +36,7 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
         fresh = FreshItemStore(guard, settings.state_dir, prefix=settings.redis_prefix)
         try:
             engine = await asyncio.to_thread(RetrievalEngine.load, settings, store, fresh)
+            await asyncio.to_thread(engine.warm_text_encoder)
         except HybridrecError as exc:
             app.state.load_error = str(exc)
             log.error("cannot load the bundle: %s", exc)

@@ -29,6 +29,7 @@ from shared.item_knn import score_from_history
 from shared.query_serving import CandidateTowerRunner, QueryTowerRunner
 from shared.stores.fresh_items import FreshItemStore, decode_vector
 from shared.stores.user_state import UserStateStore
+from shared.text import TextEncoder
 
 log = logging.getLogger("hybridrec.retrieval")
 
@@ -138,6 +139,13 @@ class RetrievalEngine:
     async def refresh_fresh_items(self) -> None:
         """Reload run-time items from their durable store."""
         self.fresh = FreshItems.from_records(await self.fresh_store.all(), self.catalogue)
+
+    def warm_text_encoder(self) -> None:
+        """Load BERT now so the first ``POST /v1/items`` does not pay for it."""
+        if self._text_encoder is None:
+            encoder = TextEncoder(self.settings.text_model)
+            encoder.encode(["warm up"])
+            self._text_encoder = encoder
 
     @property
     def n_items(self) -> int:

@@ -168,7 +168,8 @@ def test_new_item_appears_in_similar_and_recommendations(
     body = {
         "title": f"{src.title} Returns",
         "genres": list(src.genres),
-        "year": 2024,
+        "tags": list(src.tags),
+        "year": int(src.year) + 1,
         "overview": f"A new film in the spirit of {src.title}.",
     }
     r = gw.post("/v1/items", json=body)
