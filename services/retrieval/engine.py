@@ -197,12 +197,11 @@ class RetrievalEngine:
     ) -> tuple[np.ndarray, str]:
         """The query-tower vector, from the cache when possible."""
         key = f"u{user_id}" if cacheable and user_id is not None else None
+        status: str = "none"
         if key is not None:
-            vec, status = await self.store.get_vector(self.version, key)
-            if vec is not None:
-                return vec, status
-        else:
-            status = "none"
+            cached, status = await self.store.get_vector(self.version, key)
+            if cached is not None:
+                return cached, status
         vec = self.query_tower.encode(
             self.encoder, [user_id], [hist_pos[-self.encoder.history_length :]], [features]
         )[0]
