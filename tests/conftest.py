@@ -61,3 +61,11 @@ def bundled_zip() -> Path:
     path = PROJECT_ROOT / "data" / "ml-latest-small.zip"
     assert path.exists(), f"{path} is missing: it is committed with the project"
     return path
+
+
+@pytest.fixture(scope="session")
+def small_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real bundle trained once per session on a slice of ml-latest-small (quick mode)."""
+    from tests.support.small_bundle import train_small_bundle
+
+    return train_small_bundle(tmp_path_factory.mktemp("small-bundle"))

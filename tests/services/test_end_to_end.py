@@ -12,14 +12,13 @@ import pytest
 import redis
 
 from tests.support.processes import ServiceProcess, start_stack
-from tests.support.small_bundle import train_small_bundle
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def bundle_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train_small_bundle(tmp_path_factory.mktemp("e2e-bundle"))
+def bundle_root(small_bundle: Path) -> Path:
+    return small_bundle
 
 
 @pytest.fixture(scope="module")

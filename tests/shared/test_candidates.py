@@ -50,8 +50,9 @@ def test_exclusions_and_filters_apply_as_masks_or_indices() -> None:
     excl[[3, 8]] = True
     cs = merge_candidates(_lists(), NAMES, 12, exclude=excl, fill_sources=())
     assert not set(cs.item_idx.tolist()) & {3, 8}
-    cs2 = merge_candidates(_lists(), NAMES, 12, exclude=[3, 8], allowed=[1, 2, 5, 7, 9],
-                           fill_sources=())
+    cs2 = merge_candidates(
+        _lists(), NAMES, 12, exclude=[3, 8], allowed=[1, 2, 5, 7, 9], fill_sources=()
+    )
     assert set(cs2.item_idx.tolist()) == {1, 2, 5, 7, 9}
 
 
@@ -76,8 +77,7 @@ def test_max_candidates_keeps_best_fused() -> None:
 def test_empty_and_missing_sources() -> None:
     cs = merge_candidates({}, NAMES, 12)
     assert len(cs) == 0 and cs.scores.shape == (0, 4)
-    cs = merge_candidates({"content": (np.array([2]), np.array([0.5]))}, NAMES, 12,
-                          exclude=[2])
+    cs = merge_candidates({"content": (np.array([2]), np.array([0.5]))}, NAMES, 12, exclude=[2])
     assert len(cs) == 0
 
 
@@ -99,5 +99,5 @@ def test_top_n_excludes_and_orders() -> None:
     np.testing.assert_array_equal(idx, [[3, 2, 0], [3, 2, 0]])
     np.testing.assert_allclose(sc, [[0.7, 0.5, 0.1], [3.0, 2.0, 1.0]])
     idx, sc = top_n(scores, 4, excl)
-    i, s = finite_list(idx[0], sc[0])
+    i, _ = finite_list(idx[0], sc[0])
     np.testing.assert_array_equal(i, [3, 2, 0])

@@ -17,8 +17,15 @@ ROWS = [
     (5, "Story of Toys, The (1980)", 1980, ["Documentary"], [], None, 900),
     (3114, "Toy Story 2 (1999)", 1999, ["Animation", "Comedy"], ["pixar", "sequel"], None, 200),
     (78499, "Toy Story 3 (2010)", 2010, ["Animation"], [], None, 200),
-    (4973, "Amélie (Fabuleux destin d'Amélie Poulain, Le) (2001)", 2001, ["Romance"], [],
-     None, 150),
+    (
+        4973,
+        "Amélie (Fabuleux destin d'Amélie Poulain, Le) (2001)",
+        2001,
+        ["Romance"],
+        [],
+        None,
+        150,
+    ),
     (1200, "Aliens (1986)", 1986, ["Sci-Fi", "Action"], [], None, 500),
     (1214, "Alien (1979)", 1979, ["Sci-Fi", "Horror"], [], None, 400),
     (99, "Storytelling (2001)", None, [], [], None, 50),
@@ -54,17 +61,31 @@ def test_from_frame_fields(cat: Catalogue) -> None:
     assert cat.overviews[0] == "Toys come alive." and cat.overviews[1] is None
     assert cat.popularity.dtype == np.int64 and cat.popularity[1] == 900
     assert cat.record(0) == {
-        "item_id": 862, "title": "Toy Story (1995)", "year": 1995,
-        "genres": ["Animation", "Comedy"], "tags": ["pixar"], "overview": "Toys come alive.",
-        "popularity": 300, "fresh": False,
+        "item_id": 862,
+        "title": "Toy Story (1995)",
+        "year": 1995,
+        "genres": ["Animation", "Comedy"],
+        "tags": ["pixar"],
+        "overview": "Toys come alive.",
+        "popularity": 300,
+        "fresh": False,
     }
     assert isinstance(cat.record(7)["genres"], list)
 
 
 def test_from_frame_without_popularity_and_with_joined_genre_strings() -> None:
     frame = _frame().drop(columns=["popularity"])
-    frame["genres"] = ["Animation|Comedy", "Documentary", None, "Animation", "Romance",
-                       "Sci-Fi|Action", "Sci-Fi|Horror", "", "(no genres listed)"]
+    frame["genres"] = [
+        "Animation|Comedy",
+        "Documentary",
+        None,
+        "Animation",
+        "Romance",
+        "Sci-Fi|Action",
+        "Sci-Fi|Horror",
+        "",
+        "(no genres listed)",
+    ]
     frame["tags"] = [None] * len(frame)
     cat = Catalogue.from_frame(frame)
     assert cat.popularity.tolist() == [0] * len(ROWS)
@@ -119,12 +140,17 @@ def test_search_toy_story_finds_the_films_first(cat: Catalogue) -> None:
 
 def test_search_prefix_on_the_last_word_only(cat: Catalogue) -> None:
     assert _titles(cat, cat.search("toy sto", 10)) == [
-        "Toy Story (1995)", "Toy Story 2 (1999)", "Toy Story 3 (2010)"
+        "Toy Story (1995)",
+        "Toy Story 2 (1999)",
+        "Toy Story 3 (2010)",
     ]
     # "stor" also matches "Storytelling" and "Story of Toys"
     assert set(_titles(cat, cat.search("stor", 10))) == {
-        "Toy Story (1995)", "Toy Story 2 (1999)", "Toy Story 3 (2010)",
-        "Story of Toys, The (1980)", "Storytelling (2001)",
+        "Toy Story (1995)",
+        "Toy Story 2 (1999)",
+        "Toy Story 3 (2010)",
+        "Story of Toys, The (1980)",
+        "Storytelling (2001)",
     }
     # only the last word is a prefix: "sto" as a first word must match exactly
     assert cat.search("sto toy", 10) == []
@@ -140,7 +166,10 @@ def test_search_prefers_whole_words_then_popularity(cat: Catalogue) -> None:
     assert _titles(cat, cat.search("toy story 2", 5))[0] == "Toy Story 2 (1999)"
     # popularity among whole-word matches: Toy Story (300) before the sequels (200)
     assert _titles(cat, cat.search("toy", 4)) == [
-        "Toy Story (1995)", "Toy Story 2 (1999)", "Toy Story 3 (2010)", "A Toy (1900)"
+        "Toy Story (1995)",
+        "Toy Story 2 (1999)",
+        "Toy Story 3 (2010)",
+        "A Toy (1900)",
     ]
 
 

@@ -36,8 +36,14 @@ def _app() -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
 
-    app = create_app(service="fake", title="fake", description="fake upstream", version="1",
-                     lifespan=lifespan, max_body_bytes=100_000)
+    app = create_app(
+        service="fake",
+        title="fake",
+        description="fake upstream",
+        version="1",
+        lifespan=lifespan,
+        max_body_bytes=100_000,
+    )
 
     @app.get("/ok")
     async def ok(request: Request, n: int = 1) -> dict[str, Any]:
@@ -92,17 +98,28 @@ def _app() -> FastAPI:
 
     @app.post("/v1/candidates")
     async def candidates(req: CandidatesRequest) -> CandidatesResponse:
-        items = [Candidate(item_id=i, title=f"t{i}", score=1.0 / i, source="content")
-                 for i in range(1, req.k + 1)]
-        return CandidatesResponse(user_id=req.user_id, items=items, history=req.history,
-                                  model_version="v-test", cache="miss")
+        items = [
+            Candidate(item_id=i, title=f"t{i}", score=1.0 / i, source="content")
+            for i in range(1, req.k + 1)
+        ]
+        return CandidatesResponse(
+            user_id=req.user_id,
+            items=items,
+            history=req.history,
+            model_version="v-test",
+            cache="miss",
+        )
 
     @app.post("/v1/rank")
     async def rank(req: RankRequest) -> RankResponse:
         ordered = sorted(req.candidates, key=lambda c: c.item_id, reverse=True)
-        return RankResponse(items=[RankedItem(item_id=c.item_id, score=float(c.item_id),
-                                              rank=i + 1) for i, c in enumerate(ordered)],
-                            model_version="v-test")
+        return RankResponse(
+            items=[
+                RankedItem(item_id=c.item_id, score=float(c.item_id), rank=i + 1)
+                for i, c in enumerate(ordered)
+            ],
+            model_version="v-test",
+        )
 
     return app
 
@@ -110,8 +127,14 @@ def _app() -> FastAPI:
 @pytest.fixture(scope="module")
 def server_url() -> Iterator[str]:
     port = free_port()
-    config = uvicorn.Config(_app(), host="127.0.0.1", port=port, log_level="critical",
-                            lifespan="on", timeout_graceful_shutdown=1)
+    config = uvicorn.Config(
+        _app(),
+        host="127.0.0.1",
+        port=port,
+        log_level="critical",
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -126,9 +149,7 @@ def server_url() -> Iterator[str]:
         thread.join(10)
 
 
-def _call(
-    url: str, body: Callable[[ServiceClient], Awaitable[T]], *, timeout_s: float = 2.0
-) -> T:
+def _call(url: str, body: Callable[[ServiceClient], Awaitable[T]], *, timeout_s: float = 2.0) -> T:
     async def main() -> T:
         client = ServiceClient("upstream", url, timeout_s=timeout_s)
         try:
@@ -140,8 +161,7 @@ def _call(
 
 
 def test_2xx_json_with_params_and_request_id(server_url: str) -> None:
-    got = _call(server_url, lambda c: c.request("GET", "/ok", params={"n": 5},
-                                                request_id="rid-42"))
+    got = _call(server_url, lambda c: c.request("GET", "/ok", params={"n": 5}, request_id="rid-42"))
     assert got == {"n": 5, "rid": "rid-42"}
 
 

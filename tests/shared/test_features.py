@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from shared.errors import BundleError, ValidationError
-from shared.features import FeatureEncoder, feature_value, history_from_interactions
+from shared.features import FeatureEncoder, feature_value
 
 
 def _items() -> pd.DataFrame:
@@ -122,5 +122,3 @@ def test_no_user_features_and_helpers() -> None:
     assert set(enc.encode_queries([1], [[0]])) == {"user_id", "history", "genre_profile"}
     assert feature_value(25.0) == "25" and feature_value(pd.NA) is None
     assert feature_value(np.int64(3)) == "3" and feature_value(float("nan")) is None
-    hist = history_from_interactions(np.array([5, 6, 7, 8]), np.array([30, 10, 20, 40]), 3)
-    np.testing.assert_array_equal(hist, [7, 5, 8])

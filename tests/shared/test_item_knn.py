@@ -54,6 +54,22 @@ def test_k_truncates_and_pads() -> None:
     assert (nb[:, 3:] == -1).all() and (w[:, 3:] == 0).all()
 
 
+def test_candidate_side_truncation() -> None:
+    # shrink 0: sim01=2/3, sim02=1/sqrt6, sim12=2/sqrt6, sim13=1/sqrt3, sim23=1/sqrt2
+    # each candidate's single nearest item: 0->1, 1->2, 2->1, 3->2
+    nb, w = build_item_knn(X, k=2, shrink=0.0, candidate_k=1)
+    # inverted: item 1 recommends 2 (2/sqrt6) and 0 (2/3); item 2 recommends 1 and 3
+    np.testing.assert_array_equal(nb, [[-1, -1], [2, 0], [1, 3], [-1, -1]])
+    np.testing.assert_allclose(
+        w, [[0, 0], [2 / np.sqrt(6), 2 / 3], [2 / np.sqrt(6), 1 / np.sqrt(2)], [0, 0]], rtol=1e-6
+    )
+    nb, _ = build_item_knn(X, k=1, shrink=0.0, candidate_k=1)
+    np.testing.assert_array_equal(nb[:, 0], [-1, 2, 1, -1])
+    # without candidate truncation each item keeps its own top-k
+    nb, _ = build_item_knn(X, k=1, shrink=0.0, candidate_k=None)
+    np.testing.assert_array_equal(nb[:, 0], [1, 2, 1, 2])
+
+
 def test_score_from_history() -> None:
     nb, w = build_item_knn(X, k=3, shrink=1.0)
     sim = _expected(1.0)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared.candidates import merge_candidates
+from shared.candidates import CandidateSet, merge_candidates
 from shared.errors import ValidationError
 from shared.ranker_features import (
     RankerFeatureTables,
@@ -25,27 +25,47 @@ def _tables(with_users: bool = False) -> RankerFeatureTables:
     n_items = 8
     content = rng.normal(size=(n_items, 6)).astype(np.float32)
     content /= np.linalg.norm(content, axis=1, keepdims=True)
-    items = pd.DataFrame({
-        "item_id": np.arange(n_items) + 100,
-        "genres": [["Drama"], ["Comedy"], ["Drama", "Comedy"], [], ["Action"], ["Drama"],
-                   ["(no genres listed)"], ["Action", "Drama"]],
-        "year": pd.array([1990, 2000, None, 2010, 1995, 2001, 1980, 2015], dtype="Int64"),
-    })
+    items = pd.DataFrame(
+        {
+            "item_id": np.arange(n_items) + 100,
+            "genres": [
+                ["Drama"],
+                ["Comedy"],
+                ["Drama", "Comedy"],
+                [],
+                ["Action"],
+                ["Drama"],
+                ["(no genres listed)"],
+                ["Action", "Drama"],
+            ],
+            "year": pd.array([1990, 2000, None, 2010, 1995, 2001, 1980, 2015], dtype="Int64"),
+        }
+    )
     users = pd.DataFrame({"user_id": [1, 2, 3]})
     if with_users:
         users["gender"] = ["F", "M", None]
         users["age"] = pd.array([25, 35, 25], dtype="Int64")
-    inter = pd.DataFrame({"user_idx": [0, 0, 1, 1, 2, 2, 2],
-                          "item_idx": [0, 1, 0, 2, 0, 4, 5],
-                          "timestamp": [1, 2, 3, 4, 5, 6, 7]})
+    inter = pd.DataFrame(
+        {
+            "user_idx": [0, 0, 1, 1, 2, 2, 2],
+            "item_idx": [0, 1, 0, 2, 0, 4, 5],
+            "timestamp": [1, 2, 3, 4, 5, 6, 7],
+        }
+    )
     return build_tables(items, users, inter, content, SOURCES, history_window=2)
 
 
-def _cands() -> object:
+def _cands() -> CandidateSet:
     return merge_candidates(
-        {"item_knn": (np.array([3, 4, 6]), np.array([2.0, 1.0, 0.5])),
-         "content": (np.array([6, 7]), np.array([0.9, 0.3]))},
-        SOURCES, 8, fill_sources=(), missing_rank=4)
+        {
+            "item_knn": (np.array([3, 4, 6]), np.array([2.0, 1.0, 0.5])),
+            "content": (np.array([6, 7]), np.array([0.9, 0.3])),
+        },
+        SOURCES,
+        8,
+        fill_sources=(),
+        missing_rank=4,
+    )
 
 
 def test_tables_hold_counts_genres_and_years() -> None:
@@ -92,6 +112,8 @@ def test_empty_history_and_user_features() -> None:
     f = candidate_features(t, 0, np.zeros(0, dtype=np.int64), _cands())
     assert np.isfinite(f["dense"]).all()
     np.testing.assert_array_equal(f["user_features"], np.repeat(t.user_features[[0]], 4, 0))
+    unknown = candidate_features(t, -1, np.array([0]), _cands())
+    assert not unknown["user_features"].any() and (unknown["user_idx"] == 0).all()
     both = concat_features([f, f])
     assert both["dense"].shape[0] == 2 * len(f["dense"])
 
@@ -113,6 +135,10 @@ def test_mismatched_sources_raise() -> None:
     with pytest.raises(ValidationError, match="differ"):
         candidate_features(t, 0, np.array([0]), other)
     with pytest.raises(ValidationError, match="item_content"):
-        build_tables(pd.DataFrame({"item_id": [1, 2]}), pd.DataFrame({"user_id": [1]}),
-                     pd.DataFrame({"item_idx": [0], "timestamp": [1]}),
-                     np.zeros((3, 4), np.float32), SOURCES)
+        build_tables(
+            pd.DataFrame({"item_id": [1, 2]}),
+            pd.DataFrame({"user_id": [1]}),
+            pd.DataFrame({"item_idx": [0], "timestamp": [1]}),
+            np.zeros((3, 4), np.float32),
+            SOURCES,
+        )

@@ -157,8 +157,9 @@ def test_wrong_types_are_422_naming_the_field(client: TestClient) -> None:
     body = _error(client.post("/query", json={"user_id": 1, "k": 500}), 422, "invalid_request")
     assert body["error"]["message"].startswith("k:") and "500" in body["error"]["message"]
 
-    body = _error(client.post("/query", json={"user_id": 1, "item_ids": [1, "x"]}), 422,
-                  "invalid_request")
+    body = _error(
+        client.post("/query", json={"user_id": 1, "item_ids": [1, "x"]}), 422, "invalid_request"
+    )
     assert body["error"]["details"]["errors"][0]["field"] == "item_ids.1"
 
     body = _error(client.post("/query", json={"k": 3}), 422, "invalid_request")
@@ -169,8 +170,9 @@ def test_wrong_types_are_422_naming_the_field(client: TestClient) -> None:
 
 
 def test_many_validation_errors_are_summarised(client: TestClient) -> None:
-    body = _error(client.post("/query", json={"user_id": 1, "item_ids": ["x"] * 15}), 422,
-                  "invalid_request")
+    body = _error(
+        client.post("/query", json={"user_id": 1, "item_ids": ["x"] * 15}), 422, "invalid_request"
+    )
     assert len(body["error"]["details"]["errors"]) == 10
     assert body["error"]["message"].endswith("; and 5 more")
 
@@ -241,16 +243,21 @@ def test_request_id_is_echoed_or_generated(client: TestClient) -> None:
     assert re.fullmatch(r"[0-9a-f]{16}", generated)
     assert client.get("/health/live").headers["x-request-id"] != generated
     long_id = "x" * 200
-    assert client.get("/health/live", headers={"x-request-id": long_id}).headers[
-        "x-request-id"
-    ] == "x" * 64
+    assert (
+        client.get("/health/live", headers={"x-request-id": long_id}).headers["x-request-id"]
+        == "x" * 64
+    )
 
 
 def test_health_live(client: TestClient) -> None:
     resp = client.get("/health/live")
     assert resp.status_code == 200
-    assert resp.json() == {"status": "ok", "service": "testsvc", "model_version": None,
-                           "checks": {}}
+    assert resp.json() == {
+        "status": "ok",
+        "service": "testsvc",
+        "model_version": None,
+        "checks": {},
+    }
 
 
 def test_ready_response() -> None:
@@ -265,8 +272,9 @@ def test_metrics_histogram_by_route_template(client: TestClient) -> None:
     client.get("/items/7")
     client.get("/items/8")
     client.get("/nope")
-    client.post("/query", content=b"{" + b" " * 400 + b"}",
-                headers={"content-type": "application/json"})
+    client.post(
+        "/query", content=b"{" + b" " * 400 + b"}", headers={"content-type": "application/json"}
+    )
     resp = client.get("/metrics")
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/plain")
@@ -274,7 +282,8 @@ def test_metrics_histogram_by_route_template(client: TestClient) -> None:
     assert "# TYPE hybridrec_http_request_seconds histogram" in text
     assert re.search(
         r'hybridrec_http_request_seconds_count\{method="GET",route="/items/\{item_id\}",'
-        r'service="testsvc",status="200"\} 2\.0', text
+        r'service="testsvc",status="200"\} 2\.0',
+        text,
     ), text
     assert 'route="unmatched",service="testsvc",status="404"' in text
     assert 'method="POST",route="unmatched",service="testsvc",status="413"' in text

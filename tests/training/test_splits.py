@@ -20,9 +20,15 @@ def _dataset(n_users: int = 50, n_items: int = 60, seed: int = 1) -> Dataset:
         for i in rng.choice(n_items, n, replace=False):
             rows.append((u, int(i) * 10, float(rng.integers(1, 6)), int(rng.integers(0, 40))))
     inter = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"]).astype(
-        {"user_id": "int64", "item_id": "int64", "rating": "float32", "timestamp": "int64"})
-    items = pd.DataFrame({"item_id": np.arange(n_items, dtype=np.int64) * 10,
-                          "title": "t", "genres": [["Drama"]] * n_items})
+        {"user_id": "int64", "item_id": "int64", "rating": "float32", "timestamp": "int64"}
+    )
+    items = pd.DataFrame(
+        {
+            "item_id": np.arange(n_items, dtype=np.int64) * 10,
+            "title": "t",
+            "genres": [["Drama"]] * n_items,
+        }
+    )
     users = pd.DataFrame({"user_id": np.arange(n_users, dtype=np.int64)})
     return Dataset(name="toy", interactions=inter, items=items, users=users)
 

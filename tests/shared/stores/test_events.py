@@ -23,8 +23,13 @@ STREAM_ID = re.compile(r"^\d+-\d+$")
 
 
 def _event(i: int, *, rating: float | None = None, kind: str = "view") -> dict[str, Any]:
-    return {"user_id": 1 + i % 3, "item_id": 100 + i, "type": kind, "rating": rating,
-            "timestamp": 1_700_000_000 + i}
+    return {
+        "user_id": 1 + i % 3,
+        "item_id": 100 + i,
+        "type": kind,
+        "rating": rating,
+        "timestamp": 1_700_000_000 + i,
+    }
 
 
 def _stream(url: str, prefix: str) -> list[tuple[str, dict[str, str]]]:
@@ -72,8 +77,13 @@ def test_append_to_stream_returns_stream_ids(
     assert len(set(ids)) == 3
     stream = _stream(redis_url, redis_prefix)
     assert [eid for eid, _ in stream] == ids
-    assert stream[0][1] == {"user_id": "1", "item_id": "100", "type": "rating", "rating": "4.5",
-                            "timestamp": "1700000000"}
+    assert stream[0][1] == {
+        "user_id": "1",
+        "item_id": "100",
+        "type": "rating",
+        "rating": "4.5",
+        "timestamp": "1700000000",
+    }
     assert stream[1][1]["rating"] == ""  # None is stored as an empty string
     assert [ev["event_id"] for ev in events] == ids
     assert events[2]["type"] == "click"
@@ -97,8 +107,14 @@ def test_without_redis_events_go_to_fsynced_jsonl(tmp_path: Path) -> None:
     assert len(lines) == 3
     rows = [json.loads(line) for line in lines]
     assert [r["event_id"] for r in rows] == ids
-    assert rows[1] == {"event_id": ids[1], "user_id": "2", "item_id": "101", "type": "view",
-                       "rating": "3.0", "timestamp": "1700000001"}
+    assert rows[1] == {
+        "event_id": ids[1],
+        "user_id": "2",
+        "item_id": "101",
+        "type": "view",
+        "rating": "3.0",
+        "timestamp": "1700000001",
+    }
     assert rows[0]["rating"] == ""
     assert events == rows
 
@@ -125,9 +141,7 @@ def test_redis_down_spools_then_flush_moves_events_into_stream(
         try:
             out["first"] = await log.append(_event(0))
             private_redis.kill()
-            out["down"] = [
-                await asyncio.wait_for(log.append(_event(i)), 5.0) for i in range(1, 4)
-            ]
+            out["down"] = [await asyncio.wait_for(log.append(_event(i)), 5.0) for i in range(1, 4)]
             out["spool_while_down"] = log.spool.read_all()
             out["flush_while_down"] = await log.flush_spool()
             private_redis.start()
@@ -180,8 +194,9 @@ def test_iter_events_yields_stream_then_spool(
         guard = RedisGuard(redis_url, timeout_s=TIMEOUT_S)
         log = EventLog(guard, tmp_path, prefix=redis_prefix)
         try:
-            spooled = log.spool.append_sync({"user_id": "9", "item_id": "1", "type": "view",
-                                             "rating": "", "timestamp": "5"})
+            spooled = log.spool.append_sync(
+                {"user_id": "9", "item_id": "1", "type": "view", "rating": "", "timestamp": "5"}
+            )
             a, _ = await log.append(_event(0))
             b, _ = await log.append(_event(1))
             return [a, b, spooled], await _collect(log)

@@ -55,23 +55,41 @@ def test_export_stream_and_spool_with_dedup(
 ) -> None:
     state = tmp_path / "state"
     # 1. two events in the spool (written while Redis was down)
-    spooled = _append(None, state, redis_prefix, [
-        _ev(1, 10, "rating", 4.5, 1000),
-        _ev(1, 11, "view", None, 1001),
-    ])
+    spooled = _append(
+        None,
+        state,
+        redis_prefix,
+        [
+            _ev(1, 10, "rating", 4.5, 1000),
+            _ev(1, 11, "view", None, 1001),
+        ],
+    )
     # 2. the first was copied into the stream but the spool was not emptied (a crash
     #    between the copy and the removal): the same spool_id now lives in both places
     client = redis.Redis.from_url(redis_url)
-    client.xadd(f"{redis_prefix}:events", {"user_id": "1", "item_id": "10", "type": "rating",
-                                          "rating": "4.5", "timestamp": "1000",
-                                          "spool_id": spooled[0]})
+    client.xadd(
+        f"{redis_prefix}:events",
+        {
+            "user_id": "1",
+            "item_id": "10",
+            "type": "rating",
+            "rating": "4.5",
+            "timestamp": "1000",
+            "spool_id": spooled[0],
+        },
+    )
     client.close()
     # 3. events written straight to the stream; a view after a rating (no rating: NaN)
-    streamed = _append(redis_url, state, redis_prefix, [
-        _ev(2, 20, "rating", 2.0, 2000),
-        _ev(2, 21, "view", None, 2001),
-        _ev(3, 30, "click", None, 2_000_000_000),
-    ])
+    streamed = _append(
+        redis_url,
+        state,
+        redis_prefix,
+        [
+            _ev(2, 20, "rating", 2.0, 2000),
+            _ev(2, 21, "view", None, 2001),
+            _ev(3, 30, "click", None, 2_000_000_000),
+        ],
+    )
 
     out = tmp_path / "exports" / "events.parquet"
     n = export_events(out, redis_url=redis_url, state_dir=str(state), prefix=redis_prefix)
@@ -108,8 +126,9 @@ def test_export_of_nothing_writes_an_empty_typed_table(
     redis_url: str, redis_prefix: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "empty.parquet"
-    n = export_events(out, redis_url=redis_url, state_dir=str(tmp_path / "none"),
-                      prefix=redis_prefix)
+    n = export_events(
+        out, redis_url=redis_url, state_dir=str(tmp_path / "none"), prefix=redis_prefix
+    )
     df = pd.read_parquet(out)
     assert n == 0 and len(df) == 0
     _check_dtypes(df)

@@ -126,9 +126,7 @@ def test_concurrent_adds_get_unique_ids(
         first = (await store.add(_record("seed"), min_id=10))["item_id"]
         if store.guard is not None:  # open 20 pooled connections so the adds truly interleave
             await asyncio.gather(*(store.guard.run(lambda r: r.ping()) for _ in range(20)))
-        added = await asyncio.gather(
-            *(store.add(_record(f"c{i}"), min_id=1000) for i in range(20))
-        )
+        added = await asyncio.gather(*(store.add(_record(f"c{i}"), min_id=1000) for i in range(20)))
         return first, [r["item_id"] for r in added], [r["item_id"] for r in await store.all()]
 
     first, ids, stored = _run(backend, redis_url, redis_prefix, tmp_path, body)

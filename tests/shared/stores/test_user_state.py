@@ -91,9 +91,7 @@ def test_vector_from_float64_is_stored_as_float32(
     np.testing.assert_allclose(got, vec.astype(np.float32))
 
 
-def test_vector_key_includes_model_version(
-    backend: str, redis_url: str, redis_prefix: str
-) -> None:
+def test_vector_key_includes_model_version(backend: str, redis_url: str, redis_prefix: str) -> None:
     vec_a = np.ones(4, dtype=np.float32)
     vec_b = np.full(4, 2.0, dtype=np.float32)
 

@@ -36,20 +36,16 @@ CSV_FILES = {
         '2,2,"politics, satire",5\n'
     ),
     "links.csv": (
-        "movieId,imdbId,tmdbId\n"
-        "1,0114709,862\n"
-        "2,0112346,9087\n"
-        "3,0105946,\n"
-        "4,0072500,2207\n"
+        "movieId,imdbId,tmdbId\n1,0114709,862\n2,0112346,9087\n3,0105946,\n4,0072500,2207\n"
     ),
 }
 
 ML1M_FILES = {
     "ratings.dat": "1::10::5::978300760\n1::20::3::978302109\n2::10::4::978301968\n"
-                   "2::30::1::978300275\n",
+    "2::30::1::978300275\n",
     "movies.dat": "10::Toy Story (1995)::Animation|Children's|Comedy\n"
-                  "20::Amélie (Fabuleux destin d'Amélie Poulain, Le) (2001)::Comedy|Romance\n"
-                  "30::Heat (1995)::Action|Crime|Thriller\n",
+    "20::Amélie (Fabuleux destin d'Amélie Poulain, Le) (2001)::Comedy|Romance\n"
+    "30::Heat (1995)::Action|Crime|Thriller\n",
     "users.dat": "1::F::1::10::48067\n2::M::56::16::70072\n3::M::25::15::55117\n",
 }
 
@@ -58,22 +54,23 @@ _FLAGS_UNKNOWN = "1|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0"
 _FLAGS_DRAMA = "0|0|0|0|0|0|0|0|1|0|0|0|0|0|0|0|0|0|0"
 ML100K_FILES = {
     "u.data": "196\t1\t3\t881250949\n186\t2\t3\t891717742\n196\t3\t1\t878887116\n"
-              "22\t1\t5\t881171488\n",
+    "22\t1\t5\t881171488\n",
     "u.item": f"1|Toy Story (1995)|01-Jan-1995||http://us.imdb.com/M/title-exact?Toy|{_FLAGS_TOY}\n"
-              f"2|unknown||||{_FLAGS_UNKNOWN}\n"
-              f"3|Café au lait|01-Jan-1994||http://us.imdb.com/M/x|{_FLAGS_DRAMA}\n",
+    f"2|unknown||||{_FLAGS_UNKNOWN}\n"
+    f"3|Café au lait|01-Jan-1994||http://us.imdb.com/M/x|{_FLAGS_DRAMA}\n",
     "u.user": "22|25|M|writer|40206\n186|39|F|executive|00000\n196|49|M|writer|55105\n",
     "u.genre": "unknown|0\nAction|1\nAdventure|2\nAnimation|3\nChildren's|4\nComedy|5\n"
-               "Crime|6\nDocumentary|7\nDrama|8\nFantasy|9\nFilm-Noir|10\nHorror|11\n"
-               "Musical|12\nMystery|13\nRomance|14\nSci-Fi|15\nThriller|16\nWar|17\n"
-               "Western|18\n\n",
+    "Crime|6\nDocumentary|7\nDrama|8\nFantasy|9\nFilm-Noir|10\nHorror|11\n"
+    "Musical|12\nMystery|13\nRomance|14\nSci-Fi|15\nThriller|16\nWar|17\n"
+    "Western|18\n\n",
 }
 
 Writer = Callable[..., Path]
 
 
-def _write(folder: Path, files: dict[str, str], overrides: dict[str, str | None],
-           encoding: str) -> Path:
+def _write(
+    folder: Path, files: dict[str, str], overrides: dict[str, str | None], encoding: str
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in {**files, **overrides}.items():
         if text is not None:

@@ -26,8 +26,7 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
-                "all_proxy"):
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -38,8 +37,9 @@ def server(tmp_path: Path) -> Iterator[str]:
     www.mkdir()
     (www / "ml-100k.zip").write_bytes(PAYLOAD)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(www)))
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -50,8 +50,11 @@ def server(tmp_path: Path) -> Iterator[str]:
 
 
 def _pin(monkeypatch: pytest.MonkeyPatch, url: str, sha256: str, md5: str | None = None) -> None:
-    monkeypatch.setitem(DATASETS, "ml-100k", DatasetSource(
-        url=url, sha256=sha256, md5=md5, size=len(PAYLOAD), licence="test"))
+    monkeypatch.setitem(
+        DATASETS,
+        "ml-100k",
+        DatasetSource(url=url, sha256=sha256, md5=md5, size=len(PAYLOAD), licence="test"),
+    )
 
 
 def _closed_port() -> int:
@@ -60,10 +63,15 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_download_verifies_and_renames(server: str, tmp_path: Path,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    _pin(monkeypatch, f"{server}/ml-100k.zip", hashlib.sha256(PAYLOAD).hexdigest(),
-         hashlib.md5(PAYLOAD).hexdigest())
+def test_download_verifies_and_renames(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _pin(
+        monkeypatch,
+        f"{server}/ml-100k.zip",
+        hashlib.sha256(PAYLOAD).hexdigest(),
+        hashlib.md5(PAYLOAD).hexdigest(),
+    )
     dest = tmp_path / "downloads"
     path = download_dataset("ml-100k", dest)
     assert path == dest / "ml-100k.zip"
@@ -71,8 +79,9 @@ def test_download_verifies_and_renames(server: str, tmp_path: Path,
     assert sorted(p.name for p in dest.iterdir()) == ["ml-100k.zip"]  # no .part left over
 
 
-def test_checksum_mismatch_removes_file(server: str, tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_checksum_mismatch_removes_file(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _pin(monkeypatch, f"{server}/ml-100k.zip", "0" * 64)
     dest = tmp_path / "downloads"
     with pytest.raises(DownloadError) as info:
@@ -84,8 +93,9 @@ def test_checksum_mismatch_removes_file(server: str, tmp_path: Path,
     assert list(dest.iterdir()) == []
 
 
-def test_md5_mismatch_is_caught_too(server: str, tmp_path: Path,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_md5_mismatch_is_caught_too(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _pin(monkeypatch, f"{server}/ml-100k.zip", hashlib.sha256(PAYLOAD).hexdigest(), "f" * 32)
     with pytest.raises(DownloadError, match=f"expected md5 {'f' * 32}"):
         download_dataset("ml-100k", tmp_path / "d")
@@ -109,10 +119,14 @@ def test_http_error_status(server: str, tmp_path: Path, monkeypatch: pytest.Monk
     assert list((tmp_path / "d").iterdir()) == []
 
 
-def test_existing_verified_file_is_not_downloaded_again(tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    _pin(monkeypatch, f"http://127.0.0.1:{_closed_port()}/ml-100k.zip",
-         hashlib.sha256(PAYLOAD).hexdigest())
+def test_existing_verified_file_is_not_downloaded_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _pin(
+        monkeypatch,
+        f"http://127.0.0.1:{_closed_port()}/ml-100k.zip",
+        hashlib.sha256(PAYLOAD).hexdigest(),
+    )
     (tmp_path / "ml-100k.zip").write_bytes(PAYLOAD)
     assert download_dataset("ml-100k", tmp_path) == tmp_path / "ml-100k.zip"
     with pytest.raises(DownloadError, match="could not reach"):  # force goes to the network
@@ -120,8 +134,9 @@ def test_existing_verified_file_is_not_downloaded_again(tmp_path: Path,
     assert (tmp_path / "ml-100k.zip").read_bytes() == PAYLOAD  # failed retry kept the copy
 
 
-def test_corrupt_existing_file_is_replaced(server: str, tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_corrupt_existing_file_is_replaced(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _pin(monkeypatch, f"{server}/ml-100k.zip", hashlib.sha256(PAYLOAD).hexdigest())
     (tmp_path / "ml-100k.zip").write_bytes(b"truncated")
     assert download_dataset("ml-100k", tmp_path).read_bytes() == PAYLOAD

@@ -72,14 +72,18 @@ def test_csv_zip_with_top_folder_matches_folder(csv_release, zipper, tmp_path: P
     assert from_zip.source_sha256 == hashlib.sha256(archive.read_bytes()).hexdigest()
     assert from_zip.source_path == str(archive)
     # The folder hash covers the release files in name order.
-    expected = hashlib.sha256(b"".join(
-        (folder / n).read_bytes()
-        for n in ("links.csv", "movies.csv", "ratings.csv", "tags.csv"))).hexdigest()
+    expected = hashlib.sha256(
+        b"".join(
+            (folder / n).read_bytes()
+            for n in ("links.csv", "movies.csv", "ratings.csv", "tags.csv")
+        )
+    ).hexdigest()
     assert from_dir.source_sha256 == expected
 
 
-def test_zip_without_top_folder_and_name_from_inner_folder(csv_release, zipper,
-                                                           tmp_path: Path) -> None:
+def test_zip_without_top_folder_and_name_from_inner_folder(
+    csv_release, zipper, tmp_path: Path
+) -> None:
     folder = csv_release(name="x")
     flat = load_dataset(zipper(folder, tmp_path / "ml-25m.zip", top=None))
     assert flat.name == "ml-25m" and len(flat.interactions) == 5
@@ -112,20 +116,23 @@ def test_header_only_tags_file(csv_release) -> None:
 
 def test_tags_capped_at_twenty_alphabetical_on_ties(csv_release) -> None:
     rows = "".join(f"1,4,tag{i:02d},{i}\n" for i in range(25, 0, -1))
-    ds = load_dataset(csv_release(tags_csv="userId,movieId,tag,timestamp\n" + rows
-                                  + "2,4,tag25,99\n"))
+    ds = load_dataset(
+        csv_release(tags_csv="userId,movieId,tag,timestamp\n" + rows + "2,4,tag25,99\n")
+    )
     tags = _item(ds, 4)["tags"]
     assert tags == ["tag25"] + [f"tag{i:02d}" for i in range(1, 20)]
 
 
 def test_duplicates_keep_latest_timestamp(csv_release) -> None:
-    ratings = ("userId,movieId,rating,timestamp\n"
-               "1,1,4.0,100\n"
-               "1,1,2.0,50\n"     # older: dropped
-               "1,2,3.0,10\n"
-               "1,1,1.0,200\n"    # latest: kept
-               "2,2,3.0,70\n"
-               "2,2,4.5,70\n")    # same timestamp: the later line wins
+    ratings = (
+        "userId,movieId,rating,timestamp\n"
+        "1,1,4.0,100\n"
+        "1,1,2.0,50\n"  # older: dropped
+        "1,2,3.0,10\n"
+        "1,1,1.0,200\n"  # latest: kept
+        "2,2,3.0,70\n"
+        "2,2,4.5,70\n"
+    )  # same timestamp: the later line wins
     ds = load_dataset(csv_release(ratings_csv=ratings))
     assert ds.info["duplicates_dropped"] == 3
     got = ds.interactions.set_index(["user_id", "item_id"])["rating"].to_dict()

@@ -83,8 +83,11 @@ def test_zero_byte_ratings_dat(ml1m_release) -> None:
 
 def test_duplicate_item_in_movies(csv_release) -> None:
     movies = "movieId,title,genres\n1,A (2000),Drama\n2,B (2001),Drama\n1,C (2002),Drama\n"
-    err = _error(csv_release(movies_csv=movies, tags_csv=None, links_csv=None,
-                             ratings_csv=HEAD + "1,1,4.0,1\n"))
+    err = _error(
+        csv_release(
+            movies_csv=movies, tags_csv=None, links_csv=None, ratings_csv=HEAD + "1,1,4.0,1\n"
+        )
+    )
     assert "movies.csv, line 4:" in str(err) and "item id 1 appears twice" in str(err)
 
 
@@ -103,8 +106,9 @@ def test_missing_path_and_bad_zip(tmp_path: Path) -> None:
 
 def test_not_utf8(csv_release) -> None:
     folder = csv_release(name="bad-encoding")
-    (folder / "movies.csv").write_bytes("movieId,title,genres\n1,Am\xe9lie (2001),Comedy\n"
-                                        .encode("latin-1"))
+    (folder / "movies.csv").write_bytes(
+        "movieId,title,genres\n1,Am\xe9lie (2001),Comedy\n".encode("latin-1")
+    )
     err = _error(folder)
     assert "movies.csv" in str(err) and "not valid utf-8" in str(err)
 
@@ -117,23 +121,34 @@ def test_min_rating_removing_everything(csv_release) -> None:
 @pytest.mark.parametrize(
     ("overrides", "fragments"),
     [
-        ({"ratings_dat": "1::10::5::978300760\n1::20::6::978302109\n"},
-         ["ratings.dat, line 2:", "rating 6 is off the 1..5.0 scale"]),
-        ({"ratings_dat": "1::10::4.5::978300760\n"},
-         ["ratings.dat, line 1:", "rating 4.5 is off the 1..5.0 scale"]),
-        ({"ratings_dat": "1::10::5::978300760\n9::20::3::978302109\n"},
-         ["ratings.dat, line 2:", "user id 9 is not in users.dat"]),
-        ({"ratings_dat": "1::10::5::978300760\n1::77::3::978302109\n"},
-         ["ratings.dat, line 2:", "item id 77 is not in movies.dat"]),
-        ({"users_dat": "1::F::1::10::48067\n2::M::56::42::70072\n"},
-         ["users.dat, line 2:", "occupation code 42"]),
-        ({"movies_dat": "10::Toy Story (1995)::Animation\nxx::Heat (1995)::Action\n"},
-         ["movies.dat, line 2:", "column 'item_id' has 'xx'"]),
+        (
+            {"ratings_dat": "1::10::5::978300760\n1::20::6::978302109\n"},
+            ["ratings.dat, line 2:", "rating 6 is off the 1..5.0 scale"],
+        ),
+        (
+            {"ratings_dat": "1::10::4.5::978300760\n"},
+            ["ratings.dat, line 1:", "rating 4.5 is off the 1..5.0 scale"],
+        ),
+        (
+            {"ratings_dat": "1::10::5::978300760\n9::20::3::978302109\n"},
+            ["ratings.dat, line 2:", "user id 9 is not in users.dat"],
+        ),
+        (
+            {"ratings_dat": "1::10::5::978300760\n1::77::3::978302109\n"},
+            ["ratings.dat, line 2:", "item id 77 is not in movies.dat"],
+        ),
+        (
+            {"users_dat": "1::F::1::10::48067\n2::M::56::42::70072\n"},
+            ["users.dat, line 2:", "occupation code 42"],
+        ),
+        (
+            {"movies_dat": "10::Toy Story (1995)::Animation\nxx::Heat (1995)::Action\n"},
+            ["movies.dat, line 2:", "column 'item_id' has 'xx'"],
+        ),
         ({"users_dat": None}, ["users.dat", "missing file"]),
     ],
 )
-def test_ml1m_errors(ml1m_release, overrides: dict[str, str | None],
-                     fragments: list[str]) -> None:
+def test_ml1m_errors(ml1m_release, overrides: dict[str, str | None], fragments: list[str]) -> None:
     message = str(_error(ml1m_release(**overrides)))
     for fragment in fragments:
         assert fragment in message, message
@@ -142,18 +157,27 @@ def test_ml1m_errors(ml1m_release, overrides: dict[str, str | None],
 @pytest.mark.parametrize(
     ("overrides", "fragments"),
     [
-        ({"u_data": "196\t1\t3\t881250949\n186\t2\t0\t891717742\n"},
-         ["u.data, line 2:", "rating 0 is off the 1..5.0 scale"]),
-        ({"u_data": "196\t1\t3\t881250949\n186\t2\t3\n"},
-         ["u.data, line 2:", "column 'timestamp' is empty"]),
-        ({"u_data": "196\t1\t3\t881250949\n186\t5\t3\t891717742\n"},
-         ["u.data, line 2:", "item id 5 is not in u.item"]),
-        ({"u_user": "22|25|M|writer|40206\n186|old|F|executive|00000\n"},
-         ["u.user, line 2:", "column 'age' has 'old'"]),
+        (
+            {"u_data": "196\t1\t3\t881250949\n186\t2\t0\t891717742\n"},
+            ["u.data, line 2:", "rating 0 is off the 1..5.0 scale"],
+        ),
+        (
+            {"u_data": "196\t1\t3\t881250949\n186\t2\t3\n"},
+            ["u.data, line 2:", "column 'timestamp' is empty"],
+        ),
+        (
+            {"u_data": "196\t1\t3\t881250949\n186\t5\t3\t891717742\n"},
+            ["u.data, line 2:", "item id 5 is not in u.item"],
+        ),
+        (
+            {"u_user": "22|25|M|writer|40206\n186|old|F|executive|00000\n"},
+            ["u.user, line 2:", "column 'age' has 'old'"],
+        ),
     ],
 )
-def test_ml100k_errors(ml100k_release, overrides: dict[str, str | None],
-                       fragments: list[str]) -> None:
+def test_ml100k_errors(
+    ml100k_release, overrides: dict[str, str | None], fragments: list[str]
+) -> None:
     message = str(_error(ml100k_release(**overrides)))
     for fragment in fragments:
         assert fragment in message, message

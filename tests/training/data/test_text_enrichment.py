@@ -15,8 +15,8 @@ TMDB_CSV = (
     '30000000,"[{""id"": 16, ""name"": ""Animation""}]",862,"Led by Woody, Andy\'s toys.",'
     "Toy Story\n"
     '0,"[]",2207,  A hotel in Torquay.  ,Fawlty Towers\n'
-    '0,"[]",9087,,The American President\n'      # empty overview: not used
-    '0,"[]",not-a-number,Junk row.,Junk\n'        # unusable id: skipped
+    '0,"[]",9087,,The American President\n'  # empty overview: not used
+    '0,"[]",not-a-number,Junk row.,Junk\n'  # unusable id: skipped
     '0,"[]",555,Nobody links to this.,Other\n'
 )
 
@@ -37,8 +37,12 @@ def test_tmdb_id_column(csv_release, tmp_path: Path) -> None:
     text = tmp_path / "tmdb.csv"
     text.write_text(TMDB_CSV)
     out = enrich_with_text(ds, text)
-    assert _overviews(out) == {1: "Led by Woody, Andy's toys.", 2: None, 3: None,
-                               4: "A hotel in Torquay."}
+    assert _overviews(out) == {
+        1: "Led by Woody, Andy's toys.",
+        2: None,
+        3: None,
+        4: "A hotel in Torquay.",
+    }
     assert out.info["items_with_overview"] == 2
     assert out.info["items_with_overview_pct"] == 50.0
     assert out.info["item_text_key"] == "id"
@@ -51,8 +55,12 @@ def test_imdb_ids_with_tt_prefix(csv_release, tmp_path: Path) -> None:
     text = tmp_path / "imdb.csv"
     text.write_text(IMDB_CSV)
     out = enrich_with_text(load_dataset(csv_release()), text)
-    assert _overviews(out) == {1: "Toys come alive.", 2: "A widowed president falls in love.",
-                               3: None, 4: None}
+    assert _overviews(out) == {
+        1: "Toys come alive.",
+        2: "A widowed president falls in love.",
+        3: None,
+        4: None,
+    }
     assert out.info["item_text_key"] == "imdb_id"
     assert out.info["items_with_overview_pct"] == 50.0
 
@@ -80,8 +88,12 @@ def test_enrichment_keeps_existing_overviews(csv_release, tmp_path: Path) -> Non
     first.write_text(TMDB_CSV)
     second.write_text(IMDB_CSV)
     out = enrich_with_text(enrich_with_text(load_dataset(csv_release()), first), second)
-    assert _overviews(out) == {1: "Toys come alive.", 2: "A widowed president falls in love.",
-                               3: None, 4: "A hotel in Torquay."}
+    assert _overviews(out) == {
+        1: "Toys come alive.",
+        2: "A widowed president falls in love.",
+        3: None,
+        4: "A hotel in Torquay.",
+    }
     assert out.info["items_with_overview"] == 3
 
 
@@ -89,13 +101,17 @@ def test_enrichment_keeps_existing_overviews(csv_release, tmp_path: Path) -> Non
     ("content", "key", "fragments"),
     [
         ("id,title\n862,Toy Story\n", None, ["no 'overview' column", "line 1"]),
-        ("title,overview\nToy Story,Toys.\n", None, ["no id column to join on", "tmdbId",
-                                                      "imdb_id"]),
+        (
+            "title,overview\nToy Story,Toys.\n",
+            None,
+            ["no id column to join on", "tmdbId", "imdb_id"],
+        ),
         ("id,overview\n862,Toys.\n", "tmdb", ["key column 'tmdb' is not in the header"]),
     ],
 )
-def test_enrichment_errors(csv_release, tmp_path: Path, content: str, key: str | None,
-                           fragments: list[str]) -> None:
+def test_enrichment_errors(
+    csv_release, tmp_path: Path, content: str, key: str | None, fragments: list[str]
+) -> None:
     text = tmp_path / "text.csv"
     text.write_text(content)
     with pytest.raises(DataError) as info:

@@ -30,25 +30,35 @@ def synthetic_dataset(n_users: int = 60, n_items: int = 80, seed: int = 0) -> Da
         c = u % 4
         own = np.arange(c, n_items, 4)
         other = np.setdiff1d(np.arange(n_items), own)
-        picks = np.concatenate([rng.choice(own, 18, replace=False),
-                                rng.choice(other, 7, replace=False)])
+        picks = np.concatenate(
+            [rng.choice(own, 18, replace=False), rng.choice(other, 7, replace=False)]
+        )
         for i in picks:
             rating = float(rng.integers(4, 6) if i % 4 == c else rng.integers(1, 4))
             rows.append((u + 1, int(i) + 100, rating, int(rng.integers(0, 50)) * 1000))
     inter = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
-    inter = inter.astype({"user_id": "int64", "item_id": "int64", "rating": "float32",
-                          "timestamp": "int64"})
-    items = pd.DataFrame({
-        "item_id": np.arange(n_items, dtype=np.int64) + 100,
-        "title": [f"Item {i}" for i in range(n_items)],
-        "year": pd.array([2000] * n_items, dtype="Int64"),
-        "genres": [[GENRES[i % 4]] for i in range(n_items)],
-        "tags": [[] for _ in range(n_items)],
-        "overview": [None] * n_items,
-    })
+    inter = inter.astype(
+        {"user_id": "int64", "item_id": "int64", "rating": "float32", "timestamp": "int64"}
+    )
+    items = pd.DataFrame(
+        {
+            "item_id": np.arange(n_items, dtype=np.int64) + 100,
+            "title": [f"Item {i}" for i in range(n_items)],
+            "year": pd.array([2000] * n_items, dtype="Int64"),
+            "genres": [[GENRES[i % 4]] for i in range(n_items)],
+            "tags": [[] for _ in range(n_items)],
+            "overview": [None] * n_items,
+        }
+    )
     users = pd.DataFrame({"user_id": np.arange(1, n_users + 1, dtype=np.int64)})
-    return Dataset(name="synthetic", interactions=inter, items=items, users=users,
-                   source_sha256="0" * 64, source_path="memory")
+    return Dataset(
+        name="synthetic",
+        interactions=inter,
+        items=items,
+        users=users,
+        source_sha256="0" * 64,
+        source_path="memory",
+    )
 
 
 @pytest.fixture

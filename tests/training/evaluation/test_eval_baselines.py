@@ -27,24 +27,37 @@ def _tiny_data(train: np.ndarray, genres: list[list[str]] | None = None) -> Eval
     x = sp.csr_matrix(train.astype(np.float32))
     empty = sp.csr_matrix((n_users, n_items), dtype=np.float32)
     u, i = x.nonzero()
-    inter = pd.DataFrame({"user_id": u, "item_id": i, "rating": 5.0, "timestamp": 0,
-                          "user_idx": u, "item_idx": i})
-    items = pd.DataFrame({"item_id": np.arange(n_items),
-                          "genres": genres or [[] for _ in range(n_items)]})
+    inter = pd.DataFrame(
+        {"user_id": u, "item_id": i, "rating": 5.0, "timestamp": 0, "user_idx": u, "item_idx": i}
+    )
+    items = pd.DataFrame(
+        {"item_id": np.arange(n_items), "genres": genres or [[] for _ in range(n_items)]}
+    )
     return EvalData(
-        user_ids=np.arange(n_users), item_ids=np.arange(n_items), train=x, valid=empty,
-        test=empty, train_interactions=inter, items=items,
-        users=pd.DataFrame({"user_id": np.arange(n_users)}), candidate_items=None,
-        split="random", seed=0, dataset_name="tiny",
+        user_ids=np.arange(n_users),
+        item_ids=np.arange(n_items),
+        train=x,
+        valid=empty,
+        test=empty,
+        train_interactions=inter,
+        items=items,
+        users=pd.DataFrame({"user_id": np.arange(n_users)}),
+        candidate_items=None,
+        split="random",
+        seed=0,
+        dataset_name="tiny",
     )
 
 
-TRAIN = np.array([
-    [1, 1, 0, 0, 1],
-    [1, 0, 1, 0, 0],
-    [0, 1, 1, 1, 0],
-    [1, 1, 0, 1, 1],
-], dtype=np.float32)
+TRAIN = np.array(
+    [
+        [1, 1, 0, 0, 1],
+        [1, 0, 1, 0, 0],
+        [0, 1, 1, 1, 0],
+        [1, 1, 0, 1, 1],
+    ],
+    dtype=np.float32,
+)
 
 
 def test_popularity_scores_are_train_counts() -> None:

@@ -83,10 +83,16 @@ def test_ties_are_not_broken_by_item_id(synth_data: EvalData) -> None:
     train = np.zeros_like(test)
     train[:, 100:110] = 1
     empty = sp.csr_matrix(np.zeros_like(test))
-    data = EvalData(**{
-        **synth_data.__dict__, "user_ids": np.arange(n_users), "item_ids": np.arange(n_items),
-        "train": sp.csr_matrix(train), "valid": empty, "test": sp.csr_matrix(test),
-    })
+    data = EvalData(
+        **{
+            **synth_data.__dict__,
+            "user_ids": np.arange(n_users),
+            "item_ids": np.arange(n_items),
+            "train": sp.csr_matrix(train),
+            "valid": empty,
+            "test": sp.csr_matrix(test),
+        }
+    )
     const = np.zeros((n_users, n_items), dtype=np.float32)
     res = evaluate(MatrixModel("const", const), data, ks=(10,), progress=False)
     assert res["recall@10"] < 0.5
@@ -131,8 +137,7 @@ def test_run_models_fits_and_reports_each_stage(synth_ds: Dataset) -> None:
     split = make_split(synth_ds, "random", k_core=5)
     data = EvalData.from_split(synth_ds, split)
     models = [MatrixModel("a", _dense(data.test)), MatrixModel("a", -_dense(data.test))]
-    report = run_models(models, data, ks=(5, 10), dataset=synth_ds, split=split,
-                        progress=False)
+    report = run_models(models, data, ks=(5, 10), dataset=synth_ds, split=split, progress=False)
     assert all(m.fitted for m in models)
     assert list(report["models"]) == ["a", "a-2"]
     entry = report["models"]["a"]

@@ -20,14 +20,18 @@ from training.splits import make_split
 def report(synth_ds: Dataset) -> dict:
     split = make_split(synth_ds, "random", k_core=5, seed=3)
     data = EvalData.from_split(synth_ds, split)
-    return run_models([Popularity(), ItemKNN(k_grid=(5, 20))], data, dataset=synth_ds,
-                      split=split, progress=False)
+    return run_models(
+        [Popularity(), ItemKNN(k_grid=(5, 20))], data, dataset=synth_ds, split=split, progress=False
+    )
 
 
 def test_report_files_are_written_and_well_formed(report: dict, tmp_path: Path) -> None:
     paths = write_report(report, tmp_path / "out")
     assert {p.name for p in (tmp_path / "out").iterdir()} == {
-        "report.json", "report.md", "report.png"}
+        "report.json",
+        "report.md",
+        "report.png",
+    }
     loaded = json.loads(paths["json"].read_text())
     assert loaded["dataset"]["name"] == "synthetic"
     assert loaded["dataset"]["sha256"] == "0" * 64

@@ -45,8 +45,15 @@ def test_cold_items_run_writes_report_with_default_models(
 
 
 def test_extra_models_plug_in(bundled_zip: Path, tmp_path: Path) -> None:
-    report = run_evaluate(bundled_zip, "temporal", tmp_path, models=["Popularity"],
-                          extra_models=[TopTrainPopular()], progress=False, echo=False)
+    report = run_evaluate(
+        bundled_zip,
+        "temporal",
+        tmp_path,
+        models=["Popularity"],
+        extra_models=[TopTrainPopular()],
+        progress=False,
+        echo=False,
+    )
     assert list(report["models"]) == ["Popularity", "ExtraPop"]
     pop, extra = report["models"]["Popularity"], report["models"]["ExtraPop"]
     assert extra["test"] == pop["test"]
