@@ -44,15 +44,21 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from training.evaluate_cmd import run_evaluate
+    from training.evaluate_cmd import DEFAULT_MODELS, run_evaluate
+    from training.evaluate_models import DEFAULT_HYBRID
 
+    models = (
+        args.models.split(",")
+        if args.models
+        else [*DEFAULT_MODELS[args.split], *DEFAULT_HYBRID[args.split]]
+    )
     run_evaluate(
         args.data,
         args.split,
         args.out,
         item_text=args.item_text,
         seed=args.seed,
-        models=args.models.split(",") if args.models else None,
+        models=models,
     )
     return 0
 
@@ -120,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--models",
         default=None,
-        help="comma-separated subset of models to run (default: all for the split)",
+        help="comma-separated models: popularity, itemknn, ease, genrepopularity, random, "
+        "content, twotower, twostage (default: the split's baselines + hybridrec's models)",
     )
     ev.set_defaults(func=_cmd_evaluate)
 

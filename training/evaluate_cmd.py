@@ -55,14 +55,15 @@ def build_baselines(split: str, names: Sequence[str] | None = None, seed: int = 
     """
     if split not in SPLIT_KINDS:
         raise ConfigError(f"unknown split {split!r}; expected one of {list(SPLIT_KINDS)}.")
-    chosen = DEFAULT_MODELS[split] if names is None else tuple(
-        n.strip().lower() for n in names if n.strip()
+    chosen = (
+        DEFAULT_MODELS[split]
+        if names is None
+        else tuple(n.strip().lower() for n in names if n.strip())
     )
     unknown = [n for n in chosen if n not in BASELINES]
     if unknown:
         raise ConfigError(
-            f"unknown model(s) {unknown}; expected a comma-separated subset of "
-            f"{sorted(BASELINES)}."
+            f"unknown model(s) {unknown}; expected a comma-separated subset of {sorted(BASELINES)}."
         )
     return [BASELINES[n](seed) for n in chosen]
 
@@ -89,7 +90,9 @@ def run_evaluate(
         out_dir: Folder for ``report.json``, ``report.md`` and ``report.png``.
         item_text: Optional CSV with item overviews.
         seed: Split and model seed.
-        models: Baseline names (see :data:`BASELINES`); None = defaults for the split.
+        models: Baseline names (see :data:`BASELINES`) and hybridrec's own models
+            (:data:`training.evaluate_models.HYBRID_MODELS`); None = the default
+            baselines for the split. The CLI adds hybridrec's models by default.
         extra_models: Additional unfitted recommenders (e.g. the two-stage model).
         split_options: Extra keyword arguments for :func:`training.splits.make_split`
             (``min_rating``, ``k_core``, ...).
@@ -101,14 +104,23 @@ def run_evaluate(
         The report dict (as written to ``report.json``).
     """
     from training.data import load_dataset
+    from training.evaluate_models import HYBRID_MODELS, build_hybrid
 
     t0 = time.perf_counter()
-    baselines = build_baselines(split, models, seed)
+    wanted = [n.strip().lower() for n in models] if models is not None else None
+    hybrid = tuple(n for n in (wanted or []) if n in HYBRID_MODELS)
+    baseline_names = [n for n in wanted if n not in HYBRID_MODELS] if wanted is not None else None
+    baselines = build_baselines(split, baseline_names, seed) if baseline_names != [] else []
     ds = load_dataset(data_path, item_text=item_text)
     sp = make_split(ds, split, seed=seed, **(split_options or {}))
     data = EvalData.from_split(ds, sp)
+    own = build_hybrid(hybrid, data, seed)
     report = run_models(
-        [*baselines, *(extra_models or [])], data, ks=ks, dataset=ds, split=sp,
+        [*baselines, *own, *(extra_models or [])],
+        data,
+        ks=ks,
+        dataset=ds,
+        split=sp,
         progress=progress,
     )
     report["wall_seconds"] = time.perf_counter() - t0
