@@ -13,7 +13,10 @@ from training.evaluate_cmd import run_evaluate
 pytestmark = pytest.mark.slow
 
 
-def test_content_model_beats_random_on_cold_items(tmp_path: Path) -> None:
+def test_content_model_beats_random_on_cold_items(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HYBRIDREC_CACHE_DIR", str(tmp_path / "cache"))
     data = write_small_movielens(tmp_path / "data", n_items=300, n_users=100)
     report = run_evaluate(
         data,
