@@ -52,8 +52,12 @@ def build_hybrid(names: tuple[str, ...], data: EvalData, seed: int) -> list[Any]
         elif name == "twotower":
             out.append(TwoTowerRecommender(tt_cfg, content, name="TwoTower"))
         elif name == "twostage":
+            # The two-tower source helps the temporal protocol (next items) and was
+            # slower and worse on validation for the random one, so it is left out there.
             ts = TwoStageRecommender(
-                default_sources(content, two_tower_config=tt_cfg),
+                default_sources(
+                    content, two_tower=data.split == "temporal", two_tower_config=tt_cfg
+                ),
                 content,
                 TwoStageConfig(seed=seed),
                 name="hybridrec two-stage",

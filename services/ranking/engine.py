@@ -3,7 +3,7 @@
 A request's candidates arrive with every retrieval source's score and rank; the
 engine rebuilds the :class:`~shared.candidates.CandidateSet` exactly as training
 saw it, computes the features with :func:`shared.ranker_features.candidate_features`
-and scores them with a fixed forward pass (no ``model.predict``). Fresh items
+and scores them with a fixed forward pass (single-threaded BLAS; see :mod:`shared.ranker_serving`) (no ``model.predict``). Fresh items
 (added after the bundle was built) have no learned features: they keep their
 retrieval position, scored just above the catalogue candidate they displaced.
 """
@@ -17,7 +17,7 @@ from shared import bundle_layout as L
 from shared.artifacts import Bundle, load_bundle
 from shared.candidates import CandidateSet
 from shared.catalogue import Catalogue
-from shared.ranker_features import RankerFeatureTables, candidate_features
+from shared.ranker_features import RankerFeatureTables
 from shared.ranker_serving import RankerScorer
 from shared.schemas.internal_v1 import RankedItem, RankRequest, RankResponse
 
@@ -81,7 +81,7 @@ class RankingEngine:
         cs = self.candidate_set(req, pos)
         logits = np.zeros(0, np.float32)
         if len(cs):
-            feats = candidate_features(self.tables, self.user_position(req.user_id), hist, cs)
+            feats = self.scorer.features(self.user_position(req.user_id), hist, cs)
             logits = self.scorer.score(feats)
         order = np.argsort(-logits, kind="stable")
         ranked = [(int(self.catalogue.item_ids[cs.item_idx[o]]), float(logits[o])) for o in order]

@@ -1,0 +1,169 @@
+"""Candidate sources the two-stage pipeline adds to the retrieval models, as Recommenders.
+
+* :class:`ContentRecommender` – content (BERT) neighbours of the recent history:
+  cosine of every item with the mean vector of the user's last N items (the
+  retrieval service answers the same query with Annoy).
+* :class:`SparseEASERecommender` – EASE kept as a top-k item-neighbour table in
+  the :mod:`shared.item_knn` format, so the retrieval service serves it with
+  :func:`shared.item_knn.score_from_history`.
+* :func:`default_sources` – the pipeline's source list (two-tower, EASE
+  neighbours, item-kNN, content, popularity).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from shared.candidates import top_n
+
+EASE_NEIGHBORS_FILE = "ease_neighbors.npy"
+EASE_WEIGHTS_FILE = "ease_weights.npy"
+
+
+class ContentRecommender:
+    """Content neighbours of the recent history: score = cos(item, mean of the last N items).
+
+    Args:
+        content: [n_items, D] L2-normalised content vectors.
+        history_window: Recent items averaged into the query vector.
+        name: Report name.
+    """
+
+    def __init__(self, content: np.ndarray, history_window: int = 20,
+                 name: str = "Content") -> None:
+        self.name = name
+        self.content = np.asarray(content, dtype=np.float32)
+        self.history_window = int(history_window)
+        self.hyperparameters: dict[str, Any] = {"history_window": self.history_window}
+        self._query = np.zeros((0, self.content.shape[1]), dtype=np.float32)
+
+    def fit(self, data: Any) -> None:
+        """Average each user's last ``history_window`` train items (by time)."""
+        hist = user_histories(data.train_interactions, data.n_users)
+        q = np.zeros((data.n_users, self.content.shape[1]), dtype=np.float32)
+        for u, h in enumerate(hist):
+            if h.size:
+                q[u] = self.content[h[-self.history_window:]].mean(axis=0)
+        norms = np.linalg.norm(q, axis=1, keepdims=True)
+        self._query = q / np.maximum(norms, 1e-9)
+
+    def score(self, user_idx: np.ndarray) -> np.ndarray:
+        """[B, n_items] float32 cosine of each item with the user's recent-content vector."""
+        return self._query[np.asarray(user_idx, dtype=np.int64)] @ self.content.T
+
+
+class SparseEASERecommender:
+    """EASE (Steck 2019) kept as a sparse item-neighbour table, servable like item-kNN.
+
+    ``B`` is solved in closed form; for every item only its ``k`` largest positive
+    outgoing weights ``B[i, j]`` are kept, in the ``neighbors``/``weights`` format
+    of :func:`shared.item_knn.build_item_knn`, so :func:`shared.item_knn.score_from_history`
+    serves it unchanged. Score = ``sum_{h in history} B[h, i]``.
+
+    Args:
+        lam: L2 weight.
+        k: Neighbours kept per item.
+        name: Report name.
+    """
+
+    def __init__(self, lam: float = 100.0, k: int = 200, name: str = "SparseEASE") -> None:
+        self.name = name
+        self.lam = float(lam)
+        self.k = int(k)
+        self.hyperparameters: dict[str, Any] = {"lambda": self.lam, "k": self.k}
+        self.neighbors = np.zeros((0, self.k), dtype=np.int32)
+        self.weights = np.zeros((0, self.k), dtype=np.float32)
+        self._x = sp.csr_matrix((0, 0), dtype=np.float32)
+        self._w = sp.csr_matrix((0, 0), dtype=np.float32)
+
+    def fit(self, data: Any) -> None:
+        """Solve B on ``data.train`` and keep each item's top-``k`` positive weights."""
+        from training.evaluation.baselines import EASE
+
+        self._x = sp.csr_matrix(data.train, dtype=np.float32)
+        gram = (self._x.T @ self._x).toarray().astype(np.float64)
+        b = EASE.weights(gram, self.lam)
+        del gram
+        idx, val = top_n(b, self.k)
+        val = np.where(np.isfinite(val) & (val > 0), val, 0.0).astype(np.float32)
+        self.neighbors = np.where(val > 0, idx, -1).astype(np.int32)
+        self.weights = val
+        n = data.n_items
+        rows = np.repeat(np.arange(n), idx.shape[1])
+        keep = val.ravel() > 0
+        self._w = sp.csr_matrix((val.ravel()[keep], (rows[keep], idx.ravel()[keep])),
+                                shape=(n, n))
+
+    def score(self, user_idx: np.ndarray) -> np.ndarray:
+        """[B, n_items] float32 summed kept weights of each user's train items."""
+        rows = self._x[np.asarray(user_idx, dtype=np.int64)]
+        return np.asarray((rows @ self._w).toarray(), dtype=np.float32)
+
+    def save(self, out_dir: str | Path) -> dict[str, str]:
+        """Write ``neighbors`` and ``weights`` as ``.npy`` (no pickle)."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        np.save(out / EASE_NEIGHBORS_FILE, self.neighbors, allow_pickle=False)
+        np.save(out / EASE_WEIGHTS_FILE, self.weights, allow_pickle=False)
+        return {"neighbors": str(out / EASE_NEIGHBORS_FILE),
+                "weights": str(out / EASE_WEIGHTS_FILE)}
+
+
+def user_histories(interactions: Any, n_users: int) -> list[np.ndarray]:
+    """Per user_idx, the train item_idx sorted by (timestamp, item_idx), oldest first."""
+    u = interactions["user_idx"].to_numpy(np.int64)
+    i = interactions["item_idx"].to_numpy(np.int64)
+    t = interactions["timestamp"].to_numpy(np.int64)
+    order = np.lexsort((i, t, u))
+    u, i = u[order], i[order]
+    bounds = np.searchsorted(u, np.arange(n_users + 1))
+    return [i[bounds[k]:bounds[k + 1]] for k in range(n_users)]
+
+
+def default_sources(
+    content: np.ndarray,
+    *,
+    two_tower: bool = True,
+    two_tower_config: Any = None,
+    ease_lambda: float = 100.0,
+    history_window: int = 20,
+    names: Sequence[str] | None = None,
+) -> list[Any]:
+    """The pipeline's candidate sources as :class:`~training.models.two_stage.SourceSpec` s.
+
+    Args:
+        content: [n_items, D] content vectors aligned to the split's items.
+        two_tower: Include the two-tower model (the slowest source to fit).
+        two_tower_config: Its ``TwoTowerConfig`` (None = defaults, silent).
+        ease_lambda: L2 weight of the EASE neighbour table.
+        history_window: Recent items of the content source.
+        names: Keep only these sources, in this order.
+
+    Returns:
+        ``[SourceSpec, ...]`` in order two_tower, ease, item_knn, content, popularity.
+    """
+    from training.evaluation.baselines import Popularity
+    from training.models.retrieval_recommenders import ItemKNNRecommender, TwoTowerRecommender
+    from training.models.two_stage import SourceSpec
+
+    def make_two_tower() -> Any:
+        from training.models.towers import TwoTowerConfig
+
+        cfg = two_tower_config or TwoTowerConfig(verbose=0)
+        return TwoTowerRecommender(cfg, content)
+
+    specs = {
+        "two_tower": SourceSpec("two_tower", make_two_tower),
+        "ease": SourceSpec("ease", lambda: SparseEASERecommender(lam=ease_lambda)),
+        "item_knn": SourceSpec("item_knn", ItemKNNRecommender),
+        "content": SourceSpec("content", lambda: ContentRecommender(content, history_window)),
+        "popularity": SourceSpec("popularity", Popularity),
+    }
+    order = list(names) if names is not None else [
+        n for n in specs if two_tower or n != "two_tower"]
+    return [specs[n] for n in order]
