@@ -3,7 +3,8 @@
 A request's candidates arrive with every retrieval source's score and rank; the
 engine rebuilds the :class:`~shared.candidates.CandidateSet` exactly as training
 saw it, computes the features with :func:`shared.ranker_features.candidate_features`
-and scores them with a fixed forward pass (single-threaded BLAS; see :mod:`shared.ranker_serving`) (no ``model.predict``). Fresh items
+and scores them with a fixed numpy forward pass, BLAS single-threaded (no
+``model.predict``; see :mod:`shared.ranker_serving`). Fresh items
 (added after the bundle was built) have no learned features: they keep their
 retrieval position, scored just above the catalogue candidate they displaced.
 """
