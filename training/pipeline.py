@@ -75,7 +75,9 @@ class TrainConfig:
         return TwoTowerConfig(**{"verbose": 0, **self.two_tower})
 
     def two_stage_config(self) -> TwoStageConfig:
-        opts = dict(self.two_stage)
+        # Serving predicts what a user does next, so the ranker's inner labels are each
+        # user's latest interactions unless the config says otherwise.
+        opts = {"holdout": "temporal", **self.two_stage}
         ranker = RankerConfig(**opts.pop("ranker", {}))
         return TwoStageConfig(ranker=ranker, **opts)
 
