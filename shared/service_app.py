@@ -80,6 +80,13 @@ def _describe_validation(errors: Sequence[Any]) -> tuple[str, list[dict[str, Any
             reason = (err.get("ctx") or {}).get("error", msg)
             parts.append(f"the body is not valid JSON ({reason}{where}); send a JSON object")
             loc = "body"
+        elif loc == "body" and isinstance(got, bytes):
+            parts.append(
+                "the body was not read as JSON; send a JSON object with "
+                "Content-Type: application/json"
+            )
+        elif err.get("type") == "missing" and loc == "body":
+            parts.append("the body is empty; send a JSON object ({} for the defaults)")
         elif err.get("type") == "missing":
             parts.append(f"{loc}: field required")
         else:
@@ -112,6 +119,12 @@ def install_error_handlers(app: FastAPI) -> None:
             413: "payload_too_large",
         }.get(exc.status_code, "http_error")
         message = str(exc.detail)
+        if exc.status_code == 400 and message == "There was an error parsing the body":
+            # FastAPI's answer when json.loads fails other than by syntax (RecursionError).
+            code = "invalid_request"
+            message = (
+                "the body could not be parsed as JSON (nested too deeply?); send a flat JSON object"
+            )
         if exc.status_code == 404 and message == "Not Found":
             message = f"no such path: {request.method} {request.url.path}; see /docs for the API"
         return error_json(exc.status_code, code, message, request_id_of(request))
@@ -149,8 +162,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        rid_raw = headers.get(b"x-request-id", b"")
-        rid = rid_raw.decode("latin-1")[:64] if rid_raw else uuid.uuid4().hex[:16]
+        rid = _clean_request_id(headers.get(b"x-request-id", b"")) or uuid.uuid4().hex[:16]
         scope.setdefault("state", {})["request_id"] = rid
         start = time.perf_counter()
         status_holder = {"status": 500}
@@ -207,6 +219,15 @@ class RequestContextMiddleware:
             413, "payload_too_large", _too_large_message(size, self.max_body_bytes), rid
         )
         await response(scope, receive, send)
+
+
+def _clean_request_id(raw: bytes) -> str:
+    """A caller's request id kept to printable ASCII without spaces, at most 64 characters.
+
+    It is echoed in headers and forwarded to the other services, so anything else
+    (UTF-8, control bytes) is dropped rather than allowed to break a header.
+    """
+    return "".join(c for c in raw.decode("latin-1") if "!" <= c <= "~")[:64]
 
 
 def _too_large_message(size: int, limit: int) -> str:

@@ -20,6 +20,7 @@ from shared.clients import RankingClient, RetrievalClient
 from shared.errors import DependencyUnavailableError, NotFoundError
 from shared.schemas.internal_v1 import Candidate, CandidatesRequest, RankRequest
 from shared.schemas.v1 import (
+    MAX_IDS,
     Degraded,
     EventAccepted,
     EventIn,
@@ -111,8 +112,10 @@ class GatewayCore:
         """Retrieval -> ranking -> top k, degrading when a dependency is down."""
         start = time.monotonic()
         degraded: list[Degraded] = []
-        history = [*req.recent_item_ids]
-        history += [r.item_id for r in req.ratings if r.rating >= POSITIVE_RATING]
+        named = [*req.recent_item_ids]
+        named += [r.item_id for r in req.ratings if r.rating >= POSITIVE_RATING]
+        # Retrieval keeps the last occurrence of each id; the most recent MAX_IDS are kept.
+        history = _dedupe_keep_last(named)[-MAX_IDS:]
         exclude = set(req.exclude_item_ids)
         if req.exclude_seen:
             exclude |= set(req.recent_item_ids) | {r.item_id for r in req.ratings}
@@ -124,6 +127,9 @@ class GatewayCore:
             exclude_item_ids=sorted(exclude),
             exclude_seen=req.exclude_seen,
             genres=req.genres,
+            check_item_ids=sorted(
+                (set(req.recent_item_ids) | {r.item_id for r in req.ratings}) - set(history)
+            ),
         )
         try:
             cands = await self.retrieval.candidates(
@@ -265,6 +271,11 @@ class GatewayCore:
                     log.info("moved %d spooled events into the Redis stream", moved)
             except Exception:  # a background loop must not die
                 log.exception("flushing the event spool failed")
+
+
+def _dedupe_keep_last(ids: list[int]) -> list[int]:
+    """Each id once, at its last position (the order retrieval uses for history)."""
+    return list(reversed(dict.fromkeys(reversed(ids))))
 
 
 def _scored(c: Candidate, rank: int) -> ScoredItem:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError as PydanticValidationError
 
 from services.gateway.deps import ApiKeyDep, CoreDep
 from shared.schemas.v1 import (
@@ -55,9 +57,14 @@ async def user_recommendations(
     explain: Annotated[bool, Query(description="Add short reasons to each item.")] = False,
 ) -> Recommendations:
     """Top-k items for a user known from training or feedback; 404 for an unknown user."""
-    req = RecommendationRequest(
-        user_id=user_id, k=k, exclude_seen=exclude_seen, genres=_genres(genres), explain=explain
-    )
+    try:
+        req = RecommendationRequest(
+            user_id=user_id, k=k, exclude_seen=exclude_seen, genres=_genres(genres), explain=explain
+        )
+    except PydanticValidationError as exc:  # e.g. one genre longer than a genre can be
+        raise RequestValidationError(
+            [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from exc
     return await core.recommend(req, request_id_of(request))
 
 

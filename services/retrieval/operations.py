@@ -33,7 +33,7 @@ def _meta(engine: RetrievalEngine, item_id: int, pos: int) -> dict[str, Any]:
 
 async def candidates(engine: RetrievalEngine, req: CandidatesRequest) -> CandidatesResponse:
     """Merged candidates for a known, new or anonymous user."""
-    engine.check_items(req.history)
+    engine.check_items(list(dict.fromkeys([*req.history, *req.check_item_ids])))
     history, status = await engine.user_history(req.user_id, req.history)
     upos = engine.user_position(req.user_id)
     if req.user_id is not None and upos < 0 and not history and req.user_features is None:

@@ -28,9 +28,16 @@ class CandidatesRequest(StrictModel):
     )
     user_features: UserFeatures | None = None
     k: Annotated[int, Field(ge=1, le=MAX_CANDIDATES)] = 300
-    exclude_item_ids: Annotated[list[ItemId], Field(max_length=MAX_IDS)] = []
+    exclude_item_ids: Annotated[
+        list[ItemId],
+        Field(max_length=3 * MAX_IDS, description="Excluded, recent and rated ids together."),
+    ] = []
     exclude_seen: bool = True
     genres: Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=50)] = []
+    check_item_ids: Annotated[list[ItemId], Field(max_length=2 * MAX_IDS)] = Field(
+        default_factory=list,
+        description="Other ids the caller named (e.g. low ratings, not history): 404 if unknown.",
+    )
 
 
 class Candidate(BaseModel):

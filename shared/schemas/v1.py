@@ -70,6 +70,21 @@ class ItemDetail(Item):
     popularity: int = Field(0, description="Interactions in the training data.")
     fresh: bool = Field(False, description="Added after the bundle was built.")
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "item_id": 1,
+                "title": "Toy Story",
+                "year": 1995,
+                "genres": ["Adventure", "Animation", "Children", "Comedy", "Fantasy"],
+                "tags": ["pixar", "fun"],
+                "overview": "A cowboy doll is threatened by a new spaceman toy.",
+                "popularity": 215,
+                "fresh": False,
+            }
+        }
+    )
+
 
 class ScoredItem(Item):
     """An item in a ranked list."""
@@ -78,12 +93,46 @@ class ScoredItem(Item):
     rank: int = Field(ge=1)
     reasons: list[str] | None = None
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "item_id": 2355,
+                "title": "Bug's Life, A",
+                "year": 1998,
+                "genres": ["Adventure", "Animation", "Children", "Comedy"],
+                "score": 0.913,
+                "rank": 1,
+                "reasons": ["similar to Toy Story (1995)"],
+            }
+        }
+    )
+
 
 class ItemList(BaseModel):
     """A plain list of items (search results)."""
 
     items: list[ItemDetail]
     request_id: str | None = None
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "items": [
+                    {
+                        "item_id": 1,
+                        "title": "Toy Story",
+                        "year": 1995,
+                        "genres": ["Adventure", "Animation", "Children", "Comedy", "Fantasy"],
+                        "tags": [],
+                        "overview": None,
+                        "popularity": 215,
+                        "fresh": False,
+                    }
+                ],
+                "request_id": "3f2c9a0e6b1d4c57",
+            }
+        }
+    )
 
 
 class NewItem(StrictModel):
@@ -97,6 +146,19 @@ class NewItem(StrictModel):
     overview: Annotated[str | None, Field(max_length=MAX_TEXT * 5)] = None
     tags: Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=100)] = []
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "title": "The Quiet Orbit",
+                "genres": ["Sci-Fi", "Drama"],
+                "year": 2026,
+                "overview": "A lone engineer keeps a failing space station alive.",
+                "tags": ["space", "slow burn"],
+            }
+        },
+    )
+
 
 class SimilarItems(BaseModel):
     """Neighbours of one item."""
@@ -106,6 +168,27 @@ class SimilarItems(BaseModel):
     items: list[ScoredItem]
     model_version: str
     request_id: str | None = None
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "item_id": 1,
+                "mode": "content",
+                "items": [
+                    {
+                        "item_id": 3114,
+                        "title": "Toy Story 2",
+                        "year": 1999,
+                        "genres": ["Adventure", "Animation", "Children", "Comedy", "Fantasy"],
+                        "score": 0.874,
+                        "rank": 1,
+                    }
+                ],
+                "model_version": "20260101T000000Z-1a2b3c4d",
+                "request_id": "3f2c9a0e6b1d4c57",
+            }
+        }
+    )
 
 
 # --------------------------------------------------------------------------- users
@@ -168,6 +251,27 @@ class Recommendations(BaseModel):
     degraded: list[Degraded] = Field(default_factory=list)
     request_id: str | None = None
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "user_id": 42,
+                "items": [
+                    {
+                        "item_id": 2355,
+                        "title": "Bug's Life, A",
+                        "year": 1998,
+                        "genres": ["Adventure", "Animation", "Children", "Comedy"],
+                        "score": 0.913,
+                        "rank": 1,
+                    }
+                ],
+                "model_version": "20260101T000000Z-1a2b3c4d",
+                "degraded": [],
+                "request_id": "3f2c9a0e6b1d4c57",
+            }
+        }
+    )
+
 
 # --------------------------------------------------------------------------- events
 class EventIn(StrictModel):
@@ -177,6 +281,13 @@ class EventIn(StrictModel):
     type: Literal["rating", "view", "click"] = "view"
     rating: Annotated[float | None, Field(ge=0.5, le=5.0)] = None
     timestamp: Annotated[int | None, Field(ge=0, le=2**41)] = None
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {"item_id": 296, "type": "rating", "rating": 4.5, "timestamp": 1764288000}
+        },
+    )
 
     @field_validator("rating")
     @classmethod
@@ -202,6 +313,19 @@ class EventAccepted(BaseModel):
     degraded: list[Degraded] = Field(default_factory=list)
     request_id: str | None = None
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "status": "accepted",
+                "event_id": "1764288000000-0",
+                "user_id": 42,
+                "item_id": 296,
+                "degraded": [],
+                "request_id": "3f2c9a0e6b1d4c57",
+            }
+        }
+    )
+
 
 # --------------------------------------------------------------------------- health
 class Health(BaseModel):
@@ -211,3 +335,14 @@ class Health(BaseModel):
     service: str
     model_version: str | None = None
     checks: dict[str, str] = Field(default_factory=dict)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "status": "ok",
+                "service": "gateway",
+                "model_version": "20260101T000000Z-1a2b3c4d",
+                "checks": {"retrieval": "ok", "ranking": "ok", "redis": "ok"},
+            }
+        }
+    )
