@@ -12,7 +12,7 @@ DATA ?= data/ml-latest-small.zip
 #   make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 
-.PHONY: install lint test demo train evaluate serve bench clean
+.PHONY: install lint test demo train evaluate openapi clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,7 @@ install: $(STAMP)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy shared services training hybridrec
+	$(BIN)/python -m hybridrec.openapi_export --check
 
 test: lint
 	$(BIN)/python -m pytest -q
@@ -46,8 +47,8 @@ demo: install
 	else echo "Using the bundle in $(ARTIFACTS)/latest"; fi
 	$(BIN)/hybridrec serve all --artifacts $(ARTIFACTS)
 
-bench: install
-	$(BIN)/python -m bench.run
+openapi: install
+	$(BIN)/python -m hybridrec.openapi_export
 
 clean:
 	rm -rf .pytest_cache .ruff_cache .mypy_cache build *.egg-info
