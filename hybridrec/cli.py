@@ -73,6 +73,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         config_path=args.config,
         quick=args.quick,
+        include_fresh=args.include_fresh,
     )
     print(bundle)
     return 0
@@ -139,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--config", default=None, help="JSON file overriding the training config")
     tr.add_argument(
         "--quick", action="store_true", help="tiny epochs, for smoke tests (not for serving)"
+    )
+    tr.add_argument(
+        "--include-fresh",
+        action="store_true",
+        help="add items created with POST /v1/items (read from HYBRIDREC_REDIS_URL or "
+        "HYBRIDREC_STATE_DIR) to the catalogue",
     )
     tr.set_defaults(func=_cmd_train)
 

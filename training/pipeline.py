@@ -105,6 +105,7 @@ def run_train(
     seed: int = 42,
     config_path: str | None = None,
     quick: bool = False,
+    include_fresh: bool = False,
 ) -> Path:
     """Train every model on ``data`` and write a bundle under ``out``; returns its folder."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -125,6 +126,21 @@ def run_train(
     timer = StageTimer()
     with timer.stage("load data"):
         ds = load_dataset(data, item_text=item_text)
+        if include_fresh:
+            from training.fresh_items import fold_fresh_items, read_fresh_items
+
+            ds = fold_fresh_items(
+                ds,
+                read_fresh_items(
+                    os.environ.get("HYBRIDREC_REDIS_URL"),
+                    os.environ.get("HYBRIDREC_STATE_DIR", "state"),
+                    os.environ.get("HYBRIDREC_REDIS_PREFIX", "hybridrec"),
+                ),
+            )
+            print(
+                f"  run-time items folded in: {ds.info.get('fresh_items_folded', 0)}",
+                file=sys.stderr,
+            )
         inter = serving_interactions(ds, cfg.min_rating)
         train_df, valid_df = temporal_holdout(inter, cfg.valid_frac)
         edata = catalogue_eval_data(ds, train_df, valid_df, seed=seed)
