@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import redis
 
 from hybridrec.client import AsyncHybridrecClient, HybridrecClient, HybridrecClientError
 from shared.errors import HybridrecError
@@ -22,7 +21,7 @@ from shared.schemas.v1 import (
     Recommendations,
     SimilarItems,
 )
-from tests.support.processes import ServiceProcess, start_stack
+from tests.support.processes import ServiceProcess, running_stack
 from tests.support.redis_server import free_port
 
 pytestmark = pytest.mark.slow
@@ -36,23 +35,14 @@ def stack(
     small_bundle: Path, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, ServiceProcess]]:
     prefix = f"hrclient-{uuid.uuid4().hex[:8]}"
-    procs = start_stack(
+    with running_stack(
         small_bundle,
         tmp_path_factory.mktemp("client-run"),
         redis_url=redis_url,
         prefix=prefix,
         HYBRIDREC_API_KEYS=API_KEY,
-    )
-    try:
+    ) as procs:
         yield procs
-    finally:
-        for p in procs.values():
-            p.stop()
-        conn = redis.Redis.from_url(redis_url)
-        keys = list(conn.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            conn.delete(*keys)
-        conn.close()
 
 
 @pytest.fixture(scope="module")

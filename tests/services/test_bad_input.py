@@ -16,10 +16,9 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-import redis
 
 from shared.schemas.v1 import MAX_IDS, MAX_K
-from tests.support.processes import ServiceProcess, start_stack
+from tests.support.processes import ServiceProcess, running_stack
 
 pytestmark = pytest.mark.slow
 
@@ -42,23 +41,14 @@ def stack(
     small_bundle: Path, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, ServiceProcess]]:
     prefix = f"hrbad-{uuid.uuid4().hex[:8]}"
-    procs = start_stack(
+    with running_stack(
         small_bundle,
         tmp_path_factory.mktemp("bad-input"),
         redis_url=redis_url,
         prefix=prefix,
         HYBRIDREC_MAX_BODY_BYTES=str(MAX_BODY),
-    )
-    try:
+    ) as procs:
         yield procs
-    finally:
-        for p in procs.values():
-            p.stop()
-        client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-        client.close()
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,8 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-import redis
 
-from tests.support.processes import ServiceProcess, service_env, start_stack
+from tests.support.processes import ServiceProcess, running_stack, service_env
 from tests.support.redis_server import free_port
 
 pytestmark = pytest.mark.slow
@@ -36,19 +35,10 @@ def stack(
     small_bundle: Path, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, ServiceProcess]]:
     prefix = f"hrdeg-{uuid.uuid4().hex[:8]}"
-    procs = start_stack(
+    with running_stack(
         small_bundle, tmp_path_factory.mktemp("degradation"), redis_url=redis_url, prefix=prefix
-    )
-    try:
+    ) as procs:
         yield procs
-    finally:
-        for p in procs.values():
-            p.stop()
-        client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-        client.close()
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,8 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-import redis
 
-from tests.support.processes import ServiceProcess, start_stack
+from tests.support.processes import ServiceProcess, running_stack
 
 pytestmark = pytest.mark.slow
 
@@ -26,19 +25,10 @@ def stack(
     bundle_root: Path, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, ServiceProcess]]:
     prefix = f"hre2e-{uuid.uuid4().hex[:8]}"
-    procs = start_stack(
+    with running_stack(
         bundle_root, tmp_path_factory.mktemp("e2e-run"), redis_url=redis_url, prefix=prefix
-    )
-    procs["gateway"].env["TEST_PREFIX"] = prefix
-    try:
+    ) as procs:
         yield procs
-    finally:
-        for p in procs.values():
-            p.stop()
-        client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
 
 
 @pytest.fixture(scope="module")

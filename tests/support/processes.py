@@ -7,12 +7,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from tests.support.redis_server import free_port
+from tests.support.redis_server import delete_prefix, free_port
 
 APPS = {
     "gateway": "services.gateway.app:create_app",
@@ -132,3 +134,17 @@ def start_stack(
             p.stop()
         raise
     return procs
+
+
+@contextmanager
+def running_stack(
+    artifacts: Path, workdir: Path, *, redis_url: str, prefix: str, **extra: str
+) -> Iterator[dict[str, ServiceProcess]]:
+    """:func:`start_stack`, then stop every process and delete the test's Redis keys."""
+    procs = start_stack(artifacts, workdir, redis_url=redis_url, prefix=prefix, **extra)
+    try:
+        yield procs
+    finally:
+        for p in procs.values():
+            p.stop()
+        delete_prefix(redis_url, prefix)

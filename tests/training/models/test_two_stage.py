@@ -97,11 +97,21 @@ def _model(content: np.ndarray, **cfg: object) -> TwoStageRecommender:
         SourceSpec("popularity", Popularity),
     ]
     opts: dict[str, Any] = {
-        "id_dim": 4, "content_dim": 4, "hidden_units": (8,), "epochs": 3, "patience": 3,
-        "lists_per_batch": 8, "ensemble": 2, "progress": False, **cfg,
+        "id_dim": 4,
+        "content_dim": 4,
+        "hidden_units": (8,),
+        "epochs": 3,
+        "patience": 3,
+        "lists_per_batch": 8,
+        "ensemble": 2,
+        "progress": False,
+        **cfg,
     }
     config = TwoStageConfig(
-        depth=10, max_candidates=14, min_candidates=12, history_window=5,
+        depth=10,
+        max_candidates=14,
+        min_candidates=12,
+        history_window=5,
         ranker=RankerConfig(**opts),
     )
     return TwoStageRecommender(sources, content, config)
