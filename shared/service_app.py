@@ -9,12 +9,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -33,6 +35,7 @@ from shared.errors import HybridrecError
 from shared.schemas.v1 import ErrorResponse, Health
 
 log = logging.getLogger("hybridrec.http")
+T = TypeVar("T")
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "A user, item or path that does not exist."},
@@ -299,6 +302,38 @@ def create_app(
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+async def load_engine(app: FastAPI, loader: Callable[[], T]) -> T | None:
+    """Run a blocking bundle loader in a thread; a failure lands in ``app.state.load_error``.
+
+    Any exception is recorded (and logged) rather than lost in a background task, so
+    readiness can say why the service has no bundle.
+    """
+    try:
+        return await asyncio.to_thread(loader)
+    except HybridrecError as exc:
+        app.state.load_error = str(exc)
+        log.error("cannot load the bundle: %s", exc)
+    except Exception as exc:  # a broken bundle must show in readiness, not vanish
+        app.state.load_error = f"{type(exc).__name__}: {exc}"
+        log.exception("cannot load the bundle")
+    return None
+
+
+def bundle_check(app: FastAPI) -> dict[str, str]:
+    """The ``bundle`` readiness check of a service that loads one in the background."""
+    error = app.state.load_error
+    if app.state.engine is not None:
+        return {"bundle": "ok"}
+    return {"bundle": f"missing: {error}" if error else "loading"}
+
+
+async def stop_task(task: asyncio.Task[None]) -> None:
+    """Cancel a background task and wait for it to end."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def ready_response(service: str, version: str | None, checks: dict[str, str]) -> JSONResponse:

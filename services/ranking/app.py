@@ -13,10 +13,9 @@ from fastapi.responses import JSONResponse
 from services.ranking.engine import RankingEngine
 from services.ranking.routes import router
 from services.ranking.settings import RankingSettings, get_settings
-from shared.errors import HybridrecError
 from shared.schemas.v1 import Health
+from shared.service_app import bundle_check, load_engine, ready_response, stop_task
 from shared.service_app import create_app as create_base_app
-from shared.service_app import ready_response
 
 log = logging.getLogger("hybridrec.ranking")
 
@@ -26,16 +25,10 @@ def create_app(settings: RankingSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     async def load(app: FastAPI) -> None:
-        try:
-            app.state.engine = await asyncio.to_thread(RankingEngine.load, settings)
-            log.info("ranking ready: bundle %s", app.state.engine.version)
-        except HybridrecError as exc:
-            app.state.load_error = str(exc)
-            log.error("cannot load the bundle: %s", exc)
-            return
-        except Exception as exc:  # a broken bundle must show in readiness, not vanish
-            app.state.load_error = f"{type(exc).__name__}: {exc}"
-            log.exception("cannot load the bundle")
+        engine = await load_engine(app, lambda: RankingEngine.load(settings))
+        if engine is not None:
+            app.state.engine = engine
+            log.info("ranking ready: bundle %s", engine.version)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -43,9 +36,7 @@ def create_app(settings: RankingSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
 
     app = create_base_app(
         service="ranking",
@@ -71,8 +62,7 @@ def create_app(settings: RankingSettings | None = None) -> FastAPI:
     async def health_ready(request: Request) -> JSONResponse:
         """Ready once the ranker is loaded."""
         engine: RankingEngine | None = request.app.state.engine
-        error = request.app.state.load_error
-        checks = {"bundle": "ok" if engine else (f"missing: {error}" if error else "loading")}
+        checks = bundle_check(request.app)
         return ready_response("ranking", engine.version if engine else None, checks)
 
     return app

@@ -13,10 +13,9 @@ from fastapi.responses import JSONResponse
 from services.retrieval.engine import RetrievalEngine
 from services.retrieval.routes import router
 from services.retrieval.settings import RetrievalSettings, get_settings
-from shared.errors import HybridrecError
 from shared.schemas.v1 import Health
+from shared.service_app import bundle_check, load_engine, ready_response, stop_task
 from shared.service_app import create_app as create_base_app
-from shared.service_app import ready_response
 from shared.stores.fresh_items import FreshItemStore
 from shared.stores.redis_conn import RedisGuard, RedisUnavailable
 from shared.stores.user_state import UserStateStore
@@ -34,16 +33,14 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
             guard, prefix=settings.redis_prefix, max_history=settings.max_history
         )
         fresh = FreshItemStore(guard, settings.state_dir, prefix=settings.redis_prefix)
-        try:
-            engine = await asyncio.to_thread(RetrievalEngine.load, settings, store, fresh)
-            await asyncio.to_thread(engine.warm_text_encoder)
-        except HybridrecError as exc:
-            app.state.load_error = str(exc)
-            log.error("cannot load the bundle: %s", exc)
-            return
-        except Exception as exc:  # a broken bundle must show in readiness, not vanish
-            app.state.load_error = f"{type(exc).__name__}: {exc}"
-            log.exception("cannot load the bundle")
+
+        def _load() -> RetrievalEngine:
+            loaded = RetrievalEngine.load(settings, store, fresh)
+            loaded.warm_text_encoder()
+            return loaded
+
+        engine = await load_engine(app, _load)
+        if engine is None:
             return
         try:
             await engine.refresh_fresh_items()
@@ -68,9 +65,7 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
             if guard is not None:
                 await guard.close()
 
@@ -102,8 +97,7 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
     async def health_ready(request: Request) -> JSONResponse:
         """Ready once the bundle is loaded; Redis being down only bypasses the cache."""
         engine: RetrievalEngine | None = request.app.state.engine
-        error = request.app.state.load_error
-        checks = {"bundle": "ok" if engine else (f"missing: {error}" if error else "loading")}
+        checks = bundle_check(request.app)
         guard: RedisGuard | None = request.app.state.redis
         if guard is not None:
             checks["redis"] = "ok" if await guard.ping() else "ok (degraded: Redis down, no cache)"
