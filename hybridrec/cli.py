@@ -74,6 +74,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config_path=args.config,
         quick=args.quick,
         include_fresh=args.include_fresh,
+        events=args.events,
+        implicit_rating=None if args.implicit_rating < 0 else args.implicit_rating,
     )
     print(bundle)
     return 0
@@ -146,6 +148,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add items created with POST /v1/items (read from HYBRIDREC_REDIS_URL or "
         "HYBRIDREC_STATE_DIR) to the catalogue",
+    )
+    tr.add_argument(
+        "--events",
+        action="append",
+        default=[],
+        metavar="PARQUET",
+        help="feedback events written by `hybridrec events export`, folded into the "
+        "interactions (repeatable)",
+    )
+    tr.add_argument(
+        "--implicit-rating",
+        type=float,
+        default=4.0,
+        help="rating given to view/click events from --events (negative: leave them out)",
     )
     tr.set_defaults(func=_cmd_train)
 

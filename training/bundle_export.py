@@ -25,13 +25,23 @@ RECALL_QUERIES = 500
 RECALL_K = 100
 
 
-def _histories(edata: EvalData, max_len: int) -> list[list[int]]:
+def _histories(edata: EvalData, ds: Dataset, max_len: int) -> list[list[int]]:
     """Per user, train + valid item ids by time, most recent last (serving history)."""
     inter = edata.train_interactions[["user_idx", "item_idx", "timestamp"]]
     v = edata.valid.tocoo()
-    valid = pd.DataFrame({"user_idx": v.row, "item_idx": v.col})
-    # Validation items are each user's latest; give them timestamps after the train ones.
-    valid["timestamp"] = np.iinfo(np.int64).max
+    valid = pd.DataFrame(
+        {
+            "user_id": edata.user_ids[v.row],
+            "item_id": edata.item_ids[v.col],
+            "user_idx": v.row,
+            "item_idx": v.col,
+        }
+    )
+    stamps = ds.interactions[["user_id", "item_id", "timestamp"]]
+    valid = valid.merge(stamps, on=["user_id", "item_id"], how="left")
+    # Validation items are each user's latest: after every train one, in their own order.
+    valid["timestamp"] = (1 << 62) + valid["timestamp"].fillna(0).astype(np.int64)
+    valid = valid[["user_idx", "item_idx", "timestamp"]]
     both = pd.concat([inter, valid], ignore_index=True)
     hist = user_histories(both, edata.n_users)
     ids = edata.item_ids
@@ -67,7 +77,7 @@ def export_bundle(
         writer.save_parquet(L.ITEMS, items)
 
         users = edata.users.copy()
-        users["history"] = _histories(edata, max_len=200)
+        users["history"] = _histories(edata, ds, max_len=200)
         writer.save_parquet(L.USERS, users)
 
         top = np.argsort(-counts, kind="stable")[: cfg.popular_size]

@@ -12,13 +12,14 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from shared.errors import ConfigError
 from training.catalogue_data import catalogue_eval_data, serving_interactions, temporal_holdout
+from training.feedback_events import DEFAULT_IMPLICIT_RATING, fold_events, read_events
 from training.models.ranker import RankerConfig
 from training.models.towers import TwoTowerConfig
 from training.models.two_stage import TwoStageConfig
@@ -106,6 +107,8 @@ def run_train(
     config_path: str | None = None,
     quick: bool = False,
     include_fresh: bool = False,
+    events: Sequence[str] = (),
+    implicit_rating: float | None = DEFAULT_IMPLICIT_RATING,
 ) -> Path:
     """Train every model on ``data`` and write a bundle under ``out``; returns its folder."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -139,6 +142,13 @@ def run_train(
             )
             print(
                 f"  run-time items folded in: {ds.info.get('fresh_items_folded', 0)}",
+                file=sys.stderr,
+            )
+        for path in events:
+            ds = fold_events(ds, read_events(path), implicit_rating=implicit_rating)
+            print(
+                f"  feedback events from {path}: {ds.info['events_folded']} folded, "
+                f"{ds.info['events_dropped_unknown_item']} on unknown items dropped",
                 file=sys.stderr,
             )
         inter = serving_interactions(ds, cfg.min_rating)

@@ -46,6 +46,8 @@ def write_small_movielens(dest: Path, *, n_items: int = 400, n_users: int = 120)
     return folder
 
 
+FEEDBACK_EVENTS = "feedback-events.parquet"  # beside the artifacts root
+
 QUICK_CONFIG = {
     "ann_n_trees": 10,
     "popular_size": 200,
@@ -67,5 +69,43 @@ def train_small_bundle(tmp: Path) -> Path:
     config = tmp / "train-config.json"
     config.write_text(json.dumps(QUICK_CONFIG))
     out = tmp / "artifacts"
-    run_train(data=str(data), out=str(out), config_path=str(config), seed=7)
+    events = write_feedback_events(data, tmp)
+    run_train(data=str(data), out=str(out), config_path=str(config), seed=7, events=[str(events)])
+    return out
+
+
+def write_feedback_events(data: Path, tmp: Path, n: int = 3) -> Path:
+    """Live feedback for the slice's last user, exported like ``hybridrec events export``.
+
+    ``n`` rating events (5 stars, later than every rating) on items the user has not
+    rated, stored through the real event log (its spool) and exported to
+    ``tmp/feedback-events.parquet``, which the bundle is trained with (``--events``).
+    """
+    import asyncio
+
+    from shared.stores.events import EventLog
+    from shared.stores.export import export_events
+
+    ratings = pd.read_csv(data / "ratings.csv")
+    user = int(ratings["userId"].max())
+    seen = set(ratings.loc[ratings["userId"] == user, "movieId"])
+    unseen = [int(i) for i in sorted(set(ratings["movieId"]) - seen)][:n]
+    start = int(ratings["timestamp"].max()) + 60
+
+    async def _store() -> None:
+        log = EventLog(None, tmp / "feedback-state")
+        for j, item in enumerate(unseen):
+            await log.append(
+                {
+                    "user_id": user,
+                    "item_id": item,
+                    "type": "rating",
+                    "rating": 5.0,
+                    "timestamp": start + j,
+                }
+            )
+
+    asyncio.run(_store())
+    out = tmp / FEEDBACK_EVENTS
+    export_events(out, redis_url=None, state_dir=str(tmp / "feedback-state"))
     return out

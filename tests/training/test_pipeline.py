@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from shared import bundle_layout as L
@@ -14,6 +15,7 @@ from shared.artifacts import SCHEMA_VERSION, load_bundle, sha256_file
 from shared.errors import BundleError
 from shared.features import FeatureEncoder
 from shared.query_serving import QueryTowerRunner
+from tests.support.small_bundle import FEEDBACK_EVENTS
 
 pytestmark = pytest.mark.slow
 
@@ -74,3 +76,14 @@ def test_tampered_bundle_is_refused(small_bundle: Path, tmp_path: Path) -> None:
     target.write_bytes(bytes(raw))
     with pytest.raises(BundleError, match=r"item_vectors\.npy"):
         load_bundle(copy)
+
+
+def test_exported_feedback_events_reach_the_bundle(small_bundle: Path) -> None:
+    """The small bundle is trained with ``--events``: they end its user's history."""
+    events = pd.read_parquet(small_bundle.parent / FEEDBACK_EVENTS)
+    assert len(events) == 3 and events["user_id"].nunique() == 1
+    bundle = load_bundle(small_bundle)
+    users = bundle.load_parquet(L.USERS).set_index("user_id")
+    history = [int(i) for i in users.loc[int(events["user_id"].iloc[0]), "history"]]
+    assert history[-3:] == events.sort_values("timestamp")["item_id"].tolist()
+    assert bundle.manifest["dataset"]["events_folded"] == 3

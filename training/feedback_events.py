@@ -1,0 +1,135 @@
+"""Fold exported feedback events (``hybridrec events export``) into a training run.
+
+The gateway stores every ``POST /v1/users/{id}/events`` durably; ``hybridrec events
+export`` writes them to parquet (columns of :data:`shared.stores.export.COLUMNS`).
+``hybridrec train --events FILE`` reads that file and adds the events to the
+dataset's interactions, so the next bundle learns from live feedback:
+
+* ``rating`` events keep their rating;
+* ``view`` and ``click`` events carry no rating: they become interactions with
+  ``implicit_rating`` (default 4.0, a positive at the default ``min_rating`` of 3.0),
+  or are left out when ``implicit_rating`` is None;
+* events on items the catalogue does not hold are left out and counted (fold
+  run-time items in first with ``--include-fresh``);
+* one row per (user, item), the latest timestamp winning, as for every dataset;
+* users seen only in events join the users table (no demographic features).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from shared.errors import DataError
+from shared.stores.export import COLUMNS
+from training.data.dataset import INTERACTION_COLUMNS, Dataset
+
+DEFAULT_IMPLICIT_RATING = 4.0
+EVENT_TYPES = ("rating", "view", "click")
+
+
+def read_events(path: str | Path) -> pd.DataFrame:
+    """The events of one export file, checked.
+
+    Raises:
+        DataError: The file is missing, is not parquet, lacks a column, or holds an
+            event type or rating that an export cannot contain.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(
+            f"events file {p} does not exist; write one with `hybridrec events export --out {p}`",
+            path=str(p),
+        )
+    try:
+        df = pd.read_parquet(p)
+    except Exception as exc:  # pyarrow raises several types for a file that is not parquet
+        raise DataError(
+            f"{p} is not a parquet file ({type(exc).__name__}: {exc}); "
+            "pass the file `hybridrec events export` wrote",
+            path=str(p),
+        ) from exc
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"{p} lacks the column(s) {missing}; an events export has {list(COLUMNS)}",
+            path=str(p),
+        )
+    bad_type = ~df["type"].isin(EVENT_TYPES)
+    if bad_type.any():
+        raise DataError(
+            f"{p}: {int(bad_type.sum())} event(s) have a type outside {EVENT_TYPES} "
+            f"(first: {df.loc[bad_type, 'type'].iloc[0]!r})",
+            path=str(p),
+        )
+    ratings = df["rating"].to_numpy(np.float64)
+    bad_rating = (df["type"] == "rating").to_numpy() & ~np.isfinite(ratings)
+    if bad_rating.any():
+        raise DataError(
+            f"{p}: {int(bad_rating.sum())} rating event(s) have no finite rating",
+            path=str(p),
+        )
+    return df
+
+
+def fold_events(
+    ds: Dataset,
+    events: pd.DataFrame,
+    *,
+    implicit_rating: float | None = DEFAULT_IMPLICIT_RATING,
+) -> Dataset:
+    """A copy of ``ds`` whose interactions also hold ``events``.
+
+    Args:
+        ds: The dataset in canonical form.
+        events: Rows with :data:`shared.stores.export.COLUMNS` (see :func:`read_events`).
+        implicit_rating: Rating given to view/click events; None leaves them out.
+
+    Returns:
+        The dataset with the events folded in; ``info`` counts what was added and dropped.
+    """
+    ev = events
+    if implicit_rating is None:
+        ev = ev[ev["type"] == "rating"]
+    rating = np.where(
+        ev["type"].to_numpy() == "rating",
+        ev["rating"].to_numpy(np.float64),
+        implicit_rating if implicit_rating is not None else np.nan,
+    ).astype(np.float32)
+    rows = pd.DataFrame(
+        {
+            "user_id": ev["user_id"].to_numpy(np.int64),
+            "item_id": ev["item_id"].to_numpy(np.int64),
+            "rating": rating,
+            "timestamp": ev["timestamp"].to_numpy(np.int64),
+        }
+    )
+    known = rows["item_id"].isin(ds.items["item_id"])
+    dropped_items = int((~known).sum())
+    rows = rows[known]
+    before = len(ds.interactions)
+    inter = pd.concat([ds.interactions[list(INTERACTION_COLUMNS)], rows], ignore_index=True)
+    inter = (
+        inter.sort_values(["user_id", "item_id", "timestamp"], kind="stable")
+        .drop_duplicates(["user_id", "item_id"], keep="last")
+        .reset_index(drop=True)
+    )
+    new_users = np.setdiff1d(rows["user_id"].unique(), ds.users["user_id"].to_numpy())
+    users = ds.users
+    if len(new_users):
+        extra = pd.DataFrame({"user_id": new_users.astype(np.int64)})
+        users = pd.concat([ds.users, extra], ignore_index=True)
+        for col in ds.user_feature_columns:  # keep the nullable dtypes of the features
+            users[col] = users[col].astype(ds.users[col].dtype)
+    info = {
+        **ds.info,
+        "events_folded": len(rows),
+        "events_dropped_unknown_item": dropped_items,
+        "events_skipped_implicit": int(len(events) - len(ev)),
+        "events_new_interactions": len(inter) - before,
+        "events_new_users": len(new_users),
+    }
+    return dataclasses.replace(ds, interactions=inter, users=users, info=info)
