@@ -11,8 +11,11 @@ DATA ?= data/ml-latest-small.zip
 # Optional: a PyTorch index serving CPU-only wheels (avoids a multi-GB CUDA build on Linux), e.g.
 #   make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
+# make bench: synthetic catalogue size, and extra flags for `python -m bench.run` (--retrain, --skip ann)
+BENCH_ITEMS ?= 1000000
+BENCH_ARGS ?=
 
-.PHONY: install lint test demo train evaluate openapi clean
+.PHONY: install lint test demo train evaluate openapi clean bench bench-load bench-soak
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +49,20 @@ demo: install
 		$(BIN)/hybridrec train --data $(DATA) --out $(ARTIFACTS) || exit 1; \
 	else echo "Using the bundle in $(ARTIFACTS)/latest"; fi
 	$(BIN)/hybridrec serve all --artifacts $(ARTIFACTS)
+
+bench: install
+	$(BIN)/python -m bench.run --items $(BENCH_ITEMS) $(BENCH_ARGS)
+
+# The gateway under load from a separate process (needs Redis at 127.0.0.1:6379; loopback only).
+# bench-load: 50, 100, 200, 400 req/s for 20 s each; bench-soak: 10 min at 100 req/s, with a verdict.
+LOAD_RATES ?= 50,100,200,400
+LOAD_DURATION ?= 20
+
+bench-load: install
+	$(BIN)/python -m bench.load load --rates $(LOAD_RATES) --duration $(LOAD_DURATION)
+
+bench-soak: install
+	$(BIN)/python -m bench.load soak --rate 100 --duration 600 --warmup 60
 
 openapi: install
 	$(BIN)/python -m hybridrec.openapi_export

@@ -24,6 +24,35 @@ DEFAULT_SEED = 42
 DEFAULT_N_JOBS = 2
 _EXACT_BLOCK_ELEMENTS = 1 << 24  # ~64 MB of float32 similarities per block
 
+#: Catalogues up to this size keep the small-catalogue parameters below.
+LARGE_CATALOGUE = 100_000
+DEFAULT_SEARCH_K = 20_000
+#: Vectors wider than this (BERT content, 384-d) get the wide-vector parameters.
+WIDE_DIM = 128
+#: Large catalogues, item-tower vectors: chosen by ``make bench`` (bench/ann_bench.py) on
+#: 1M x 64 clustered item vectors as the cheapest setting with recall@100 >= 0.95 (see
+#: docs/scaling.md). At a fixed search_k, fewer trees find more true neighbours.
+LARGE_N_TREES = 25
+LARGE_SEARCH_K = 10_000
+#: Large catalogues, wide vectors: build time grows with width x trees, so fewer trees
+#: and a larger search_k (recall measured by ``make bench``, see docs/scaling.md).
+LARGE_WIDE_N_TREES = 25
+LARGE_WIDE_SEARCH_K = 20_000
+
+
+def params_for_catalogue(n_items: int, dim: int = 64) -> tuple[int, int]:
+    """Default ``(n_trees, search_k)`` of an index over ``n_items`` vectors of width ``dim``.
+
+    Up to :data:`LARGE_CATALOGUE` items: 50 trees and search_k 20,000 (nearly
+    exact at that size). Above it: the benchmark's pick for recall@100 >= 0.95 at
+    the lowest latency for item-tower vectors, and a build-time bound for wide ones.
+    """
+    if n_items <= LARGE_CATALOGUE:
+        return DEFAULT_N_TREES, DEFAULT_SEARCH_K
+    if dim > WIDE_DIM:
+        return LARGE_WIDE_N_TREES, LARGE_WIDE_SEARCH_K
+    return LARGE_N_TREES, LARGE_SEARCH_K
+
 
 def _check_matrix(vectors: np.ndarray, name: str) -> np.ndarray:
     arr = np.asarray(vectors, dtype=np.float32)

@@ -26,3 +26,9 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Request body limit (413 above).")
     log_level: str = Field("info", description="Logging level.")
     redis_timeout_s: float = Field(0.25, gt=0, description="Per-command Redis timeout.")
+    admin_key: str | None = Field(
+        None, description="Key of the admin endpoints (open on internal services when unset)."
+    )
+    watch_latest_s: float = Field(
+        0.0, ge=0, description="Poll the root's `latest` and hot-reload on change (0 = off)."
+    )

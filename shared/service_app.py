@@ -2,8 +2,8 @@
 
 * the one error handler mapping :mod:`shared.errors` to HTTP statuses and the
   shared :class:`~shared.schemas.v1.ErrorResponse` model,
-* a pure-ASGI middleware for request ids, the body-size limit (413) and
-  Prometheus request metrics,
+* a pure-ASGI middleware for request ids, the body-size limit (413),
+  Prometheus request metrics and the ``Server-Timing`` header (:mod:`shared.timing`),
 * ``/health/live`` and ``/metrics``, and Swagger UI / ReDoc served offline.
 """
 
@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_redoc_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -31,10 +32,13 @@ from prometheus_client import (
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared import timing
 from shared.errors import HybridrecError
 from shared.schemas.v1 import ErrorResponse, Health
 
 log = logging.getLogger("hybridrec.http")
+#: Sent by :mod:`shared.clients`: when the caller stops waiting (Unix time); later = 503, no work.
+DEADLINE_HEADER = b"x-hybridrec-deadline"
 T = TypeVar("T")
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -122,15 +126,28 @@ def install_error_handlers(app: FastAPI) -> None:
             413: "payload_too_large",
         }.get(exc.status_code, "http_error")
         message = str(exc.detail)
-        if exc.status_code == 400 and message == "There was an error parsing the body":
-            # FastAPI's answer when json.loads fails other than by syntax (RecursionError).
-            code = "invalid_request"
+        status = exc.status_code
+        if status == 400 and message == "There was an error parsing the body":
+            # FastAPI's answer when json.loads fails other than by syntax: bytes that are
+            # not UTF-8, or nesting past the recursion limit. A 422 like any other body
+            # that is not JSON (400 is not in the documented responses).
+            status, code = 422, "invalid_request"
             message = (
-                "the body could not be parsed as JSON (nested too deeply?); send a flat JSON object"
+                "the body could not be parsed as JSON (not UTF-8, or nested too deeply); "
+                "send a flat JSON object encoded as UTF-8"
             )
-        if exc.status_code == 404 and message == "Not Found":
+        if status == 404 and message == "Not Found":
             message = f"no such path: {request.method} {request.url.path}; see /docs for the API"
-        return error_json(exc.status_code, code, message, request_id_of(request))
+        headers = dict(exc.headers or {})
+        if status == 405:
+            # RFC 9110 requires Allow on a 405; Starlette's names only the first route
+            # matching the path, not every method of a path served by several routes.
+            allow = _allowed_methods(request) or headers.get("Allow", "")
+            headers["Allow"] = allow
+            message = f"{request.method} is not allowed on {request.url.path}; use {allow}"
+        response = error_json(status, code, message, request_id_of(request))
+        response.headers.update(headers)
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -143,8 +160,18 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route of the app serves at this request's path."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(request.scope["path"]):
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 class RequestContextMiddleware:
-    """Request ids, the body-size limit and request metrics, as plain ASGI."""
+    """Request ids, the body-size limit, request metrics and stage timings, as plain ASGI."""
 
     def __init__(
         self, app: ASGIApp, *, max_body_bytes: int, registry: CollectorRegistry, service: str
@@ -169,6 +196,7 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = rid
         start = time.perf_counter()
         status_holder = {"status": 500}
+        times, timing_token = timing.collect()
 
         length = headers.get(b"content-length")
         declared: int | None = None
@@ -196,6 +224,11 @@ class RequestContextMiddleware:
                 present = list(message.get("headers") or [])
                 if not any(name.lower() == b"x-request-id" for name, _ in present):
                     present.append((b"x-request-id", rid.encode("latin-1")))
+                now = time.perf_counter()
+                # After the last timed stage: building and encoding the response.
+                tail = {"serialise": now - times.last_end} if times.last_end else {}
+                value = times.header(**tail, total=now - start)
+                present.append((b"server-timing", value.encode("latin-1")))
                 message["headers"] = present
             await send(message)
 
@@ -203,12 +236,22 @@ class RequestContextMiddleware:
             if declared is not None and declared > limit:
                 await self._reject(scope, receive, send_wrapper, rid, declared)
                 return
+            if _deadline_passed(headers.get(DEADLINE_HEADER)):
+                # The caller has given up already (shared.clients sends its deadline):
+                # doing the work would only delay the requests queued behind this one.
+                shed = error_json(
+                    503, "deadline_exceeded", "the caller's deadline passed before this "
+                    "request could start; it was dropped", rid,
+                )  # fmt: skip
+                await shed(scope, receive, send_wrapper)
+                return
             await self.app(scope, limited_receive, send_wrapper)
         except _BodyTooLarge as exc:
             # Raised outside a route's body parsing (inside one, FastAPI passes the
             # HTTPException to the error handler, which answers the same 413).
             await self._reject(scope, receive, send_wrapper, rid, exc.size)
         finally:
+            timing.finish(timing_token)
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
             self.latency.labels(
@@ -222,6 +265,16 @@ class RequestContextMiddleware:
             413, "payload_too_large", _too_large_message(size, self.max_body_bytes), rid
         )
         await response(scope, receive, send)
+
+
+def _deadline_passed(raw: bytes | None) -> bool:
+    """True when a caller's ``x-hybridrec-deadline`` (Unix time, seconds) is in the past."""
+    if not raw:
+        return False
+    try:
+        return time.time() > float(raw)
+    except ValueError:
+        return False
 
 
 def _clean_request_id(raw: bytes) -> str:
@@ -261,9 +314,12 @@ def create_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
     max_body_bytes: int,
     openapi_tags: list[dict[str, str]] | None = None,
+    log_level: str = "info",
 ) -> FastAPI:
     """A FastAPI app with the shared handlers, middleware, docs and health/metrics routes."""
+    configure_logging(log_level)
     app: FastAPI = FastAPIOffline(
+        redoc_url=None,
         title=title,
         description=description,
         version=version,
@@ -277,6 +333,20 @@ def create_app(
     app.add_middleware(
         RequestContextMiddleware, max_body_bytes=max_body_bytes, registry=registry, service=service
     )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        """ReDoc from the bundled script; the CSP stops it loading its logo from a CDN."""
+        root = request.scope.get("root_path", "")
+        page = get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{title} - ReDoc",
+            redoc_js_url=f"{root}/static-offline-docs/redoc.standalone.js",
+            redoc_favicon_url=f"{root}/static-offline-docs/favicon.png",
+            with_google_fonts=False,
+        )
+        page.headers["Content-Security-Policy"] = "img-src 'self' data:"
+        return page
 
     @app.get(
         "/health/live",
@@ -302,6 +372,17 @@ def create_app(
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def configure_logging(level: str) -> None:
+    """Send the ``hybridrec.*`` loggers to stderr at ``level`` (HYBRIDREC_LOG_LEVEL), once."""
+    root = logging.getLogger("hybridrec")
+    numeric = logging.getLevelName(level.upper())
+    root.setLevel(numeric if isinstance(numeric, int) else logging.INFO)
+    if not root.handlers and not logging.getLogger().handlers:  # nobody configured logging
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
 
 
 async def load_engine(app: FastAPI, loader: Callable[[], T]) -> T | None:

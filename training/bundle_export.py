@@ -105,15 +105,12 @@ def export_bundle(
 
         item_vectors = np.asarray(two_tower.item_vectors, dtype=np.float32)
         rng = np.random.default_rng(seed)
-        item_index = AnnIndex.build(
-            item_vectors, n_trees=cfg.ann_n_trees, seed=seed, search_k=cfg.ann_search_k
-        )
+        trees, search_k = cfg.ann_params(len(item_vectors), item_vectors.shape[1])
+        item_index = AnnIndex.build(item_vectors, n_trees=trees, seed=seed, search_k=search_k)
         item_index.save(writer.path(L.ITEM_INDEX))
+        trees, search_k = cfg.ann_params(len(content), content.shape[1])
         content_index = AnnIndex.build(
-            np.asarray(content, np.float32),
-            n_trees=cfg.ann_n_trees,
-            seed=seed,
-            search_k=cfg.ann_search_k,
+            np.asarray(content, np.float32), n_trees=trees, seed=seed, search_k=search_k
         )
         content_index.save(writer.path(L.CONTENT_INDEX))
         users_q = rng.choice(edata.n_users, min(RECALL_QUERIES, edata.n_users), replace=False)

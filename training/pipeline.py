@@ -33,8 +33,9 @@ class TrainConfig:
         min_rating: Ratings at or above this are positive interactions.
         valid_frac: Latest share of each user's interactions held out for early stopping.
         text_model: Sentence-transformers model name or path (None = bundled MiniLM).
-        ann_n_trees: Annoy trees of both indexes.
-        ann_search_k: Annoy search_k recorded for serving.
+        ann_n_trees: Annoy trees of both indexes (None: by catalogue size and vector
+            width, :func:`shared.ann.params_for_catalogue`).
+        ann_search_k: Annoy search_k recorded for serving (None: likewise).
         ease_max_items: The EASE source is used only up to this catalogue size (O(n^2) memory).
         popular_size: Items in the gateway's popular fallback list.
         two_tower: Overrides of :class:`TwoTowerConfig`.
@@ -44,8 +45,8 @@ class TrainConfig:
     min_rating: float | None = 3.0
     valid_frac: float = 0.1
     text_model: str | None = None
-    ann_n_trees: int = 50
-    ann_search_k: int = 20_000
+    ann_n_trees: int | None = None
+    ann_search_k: int | None = None
     ease_max_items: int = 20_000
     popular_size: int = 1000
     two_tower: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -71,6 +72,13 @@ class TrainConfig:
             for k, v in user.items():
                 raw[k] = {**raw.get(k, {}), **v} if isinstance(v, dict) else v
         return cls(**raw)
+
+    def ann_params(self, n_items: int, dim: int) -> tuple[int, int]:
+        """``(n_trees, search_k)`` of an index over ``n_items`` vectors of width ``dim``."""
+        from shared.ann import params_for_catalogue
+
+        n_trees, search_k = params_for_catalogue(n_items, dim)
+        return self.ann_n_trees or n_trees, self.ann_search_k or search_k
 
     def two_tower_config(self) -> TwoTowerConfig:
         return TwoTowerConfig(**{"verbose": 0, **self.two_tower})

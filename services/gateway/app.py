@@ -6,19 +6,23 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
+from services.gateway.admin import router as admin_router
 from services.gateway.core import GatewayCore, PopularFallback
+from services.gateway.reload import StackReload, load_popular, popular_reloader
 from services.gateway.routes import router
 from services.gateway.settings import GatewaySettings, get_settings
+from shared.bundle_reload import reload_metrics
 from shared.clients import RankingClient, RetrievalClient
 from shared.errors import HybridrecError
 from shared.schemas.v1 import Health
 from shared.service_app import create_app as create_base_app
-from shared.service_app import ready_response
+from shared.service_app import ready_response, stop_task
 from shared.stores.events import EventLog
 from shared.stores.redis_conn import RedisGuard
 
@@ -33,6 +37,7 @@ TAGS = [
     {"name": "recommendations", "description": "Ranked items for a user or a session."},
     {"name": "items", "description": "Catalogue lookup, search, similar items, new items."},
     {"name": "events", "description": "Feedback that updates recommendations at once."},
+    {"name": "admin", "description": "Which bundle each service serves; hot reload (admin key)."},
 ]
 
 
@@ -48,8 +53,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             else None
         )
         popular: PopularFallback | None = None
+        popular_dir: Path | None = None
         try:
-            popular = PopularFallback.load(settings.artifacts)
+            popular, popular_dir = load_popular(settings.artifacts)
         except HybridrecError as exc:
             log.error("no popular fallback: %s", exc)
         core = GatewayCore(
@@ -68,10 +74,19 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             ranking_timeout_s=settings.ranking_timeout_s,
         )
         app.state.core = core
+        reloader = popular_reloader(settings, core, reload_metrics(app))
+        if popular is not None and popular_dir is not None:
+            reloader.adopt(popular, popular.version, popular_dir)
+        else:
+            reloader.startup_failed()
+        app.state.stack_reload = StackReload(settings, reloader)
+        watcher = reloader.start_watching(settings.watch_latest_s)
         flusher = asyncio.create_task(core.flush_spool_forever()) if guard else None
         try:
             yield
         finally:
+            if watcher is not None:
+                await stop_task(watcher)
             if flusher is not None:
                 flusher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -85,9 +100,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         version="1.0.0",
         lifespan=lifespan,
         max_body_bytes=settings.max_body_bytes,
+        log_level=settings.log_level,
         openapi_tags=TAGS,
     )
     app.state.core = None
+    app.state.stack_reload = None
     app.state.api_keys = settings.key_set()
     app.state.admin_key = settings.admin_key
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
@@ -99,6 +116,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             allow_headers=["X-API-Key", "Content-Type"],
         )
     app.include_router(router)
+    app.include_router(admin_router)
 
     @app.get(
         "/health/ready",

@@ -30,6 +30,7 @@ from shared.schemas.v1 import (
 )
 from shared.stores.events import EventLog
 from shared.stores.redis_conn import RedisGuard
+from shared.timing import stage
 
 log = logging.getLogger("hybridrec.gateway")
 
@@ -136,7 +137,8 @@ class GatewayCore:
                 creq, timeout_s=self._budget(start, self.retrieval_timeout_s), request_id=request_id
             )
         except DependencyUnavailableError:
-            return self._popular_answer(req, exclude, request_id)
+            with stage("fallback"):
+                return self._popular_answer(req, exclude, request_id)
         if cands.cache == "bypass":
             degraded.append("cache")
         ordered = cands.items
@@ -149,14 +151,17 @@ class GatewayCore:
                         history=cands.history[-1000:],
                         user_features=req.user_features,
                         candidates=ordered,
+                        k=req.k,  # only the top k travel back
                     ),
                     timeout_s=self._budget(start, self.ranking_timeout_s),
                     request_id=request_id,
                 )
                 by_id = {c.item_id: c for c in ordered}
-                scores = {r.item_id: r.score for r in ranked.items}
-                ordered = [by_id[r.item_id] for r in ranked.items if r.item_id in by_id]
-                ordered = [c.model_copy(update={"score": scores[c.item_id]}) for c in ordered]
+                ordered = [
+                    by_id[r.item_id].model_copy(update={"score": r.score})
+                    for r in ranked.items
+                    if r.item_id in by_id
+                ]
             except DependencyUnavailableError:
                 degraded.append("ranking")
         items = [_scored(c, i + 1) for i, c in enumerate(ordered[: req.k])]
@@ -266,11 +271,44 @@ class GatewayCore:
         while True:
             await asyncio.sleep(every_s)
             try:
-                moved = await self.events.flush_spool()
+                moved = await self.events.drain_spool()
                 if moved:
-                    log.info("moved %d spooled events into the Redis stream", moved)
+                    log.info("moved %d spooled events into the Redis stream", len(moved))
+                    await self.replay_history(moved)
             except Exception:  # a background loop must not die
                 log.exception("flushing the event spool failed")
+
+    async def replay_history(self, events: list[dict[str, Any]]) -> int:
+        """Add flushed spooled events to their users' recent history; returns users updated.
+
+        An event spooled while Redis was down could not update the history (the cache
+        lives in Redis), so it is applied once the spool reaches the stream: positive
+        events per user, oldest first. A failure is logged; the events stay in the stream.
+        """
+        per_user: dict[int, list[tuple[int, int]]] = {}
+        for ev in events:
+            try:
+                user, item, ts = int(ev["user_id"]), int(ev["item_id"]), int(ev["timestamp"])
+                rating = float(ev["rating"]) if ev.get("rating") not in (None, "") else None
+            except (KeyError, TypeError, ValueError):
+                continue
+            if ev.get("type") == "rating" and (rating is None or rating < POSITIVE_RATING):
+                continue
+            per_user.setdefault(user, []).append((ts, item))
+        updated = 0
+        for user, pairs in per_user.items():
+            items = [item for _, item in sorted(pairs)][-MAX_IDS:]
+            try:
+                await self.retrieval.request(
+                    "POST",
+                    f"/v1/users/{user}/history",
+                    json={"item_ids": items},
+                    timeout_s=self.retrieval_timeout_s,
+                )
+                updated += 1
+            except (DependencyUnavailableError, NotFoundError) as exc:
+                log.warning("history of user %d not replayed after a spool flush: %s", user, exc)
+        return updated
 
 
 def _dedupe_keep_last(ids: list[int]) -> list[int]:

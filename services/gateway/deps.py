@@ -9,6 +9,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
 from services.gateway.core import GatewayCore
+from services.gateway.reload import StackReload
 from services.gateway.settings import GatewaySettings, get_settings
 from shared.errors import NotReadyError, UnauthorizedError
 
@@ -63,3 +64,14 @@ def require_admin_key(
 CoreDep = Annotated[GatewayCore, Depends(get_core)]
 ApiKeyDep = Depends(require_api_key)
 AdminKeyDep = Depends(require_admin_key)
+
+
+def get_stack_reload(request: Request) -> StackReload:
+    """The hot-reload orchestration created in the lifespan."""
+    stack: StackReload | None = getattr(request.app.state, "stack_reload", None)
+    if stack is None:
+        raise NotReadyError("the gateway is still starting; retry in a moment")
+    return stack
+
+
+StackReloadDep = Annotated[StackReload, Depends(get_stack_reload)]

@@ -52,7 +52,12 @@ async def user_recommendations(
     k: KQuery = 10,
     exclude_seen: Annotated[bool, Query(description="Leave out items the user has seen.")] = True,
     genres: Annotated[
-        str | None, Query(max_length=2000, description="Comma-separated genres to keep.")
+        str | None,
+        Query(
+            max_length=2000,
+            description="Comma-separated genres to keep (each at most 100 characters; "
+            "the first 50 are used).",
+        ),
     ] = None,
     explain: Annotated[bool, Query(description="Add short reasons to each item.")] = False,
 ) -> Recommendations:

@@ -26,7 +26,6 @@ class GatewaySettings(ServiceSettings):
         None, description="Comma-separated API keys; when set, X-API-Key is required."
     )
     api_keys_file: str | None = Field(None, description="File with one API key per line.")
-    admin_key: str | None = Field(None, description="Key for the admin endpoints.")
     cors_origins: str = Field("", description="Comma-separated allowed CORS origins (none).")
 
     def key_set(self) -> frozenset[str]:

@@ -10,9 +10,11 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from services.ranking.admin import router as admin_router
 from services.ranking.engine import RankingEngine
 from services.ranking.routes import router
 from services.ranking.settings import RankingSettings, get_settings
+from shared.bundle_reload import BundleReloader, reload_metrics
 from shared.schemas.v1 import Health
 from shared.service_app import bundle_check, load_engine, ready_response, stop_task
 from shared.service_app import create_app as create_base_app
@@ -24,18 +26,32 @@ def create_app(settings: RankingSettings | None = None) -> FastAPI:
     """The ranking app (internal; the gateway calls it)."""
     settings = settings or get_settings()
 
-    async def load(app: FastAPI) -> None:
+    async def load(app: FastAPI, reloader: BundleReloader[RankingEngine]) -> None:
         engine = await load_engine(app, lambda: RankingEngine.load(settings))
-        if engine is not None:
-            app.state.engine = engine
-            log.info("ranking ready: bundle %s", engine.version)
+        if engine is None:
+            reloader.startup_failed()
+            return
+        reloader.adopt(engine, engine.version, engine.bundle.root)
+        log.info("ranking ready: bundle %s", engine.version)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(load(app))
+        reloader = BundleReloader(
+            service="ranking",
+            artifacts=settings.artifacts,
+            build=lambda bundle: RankingEngine(settings, bundle),
+            swap=lambda engine: _swap(app, engine),
+            verify=settings.verify_bundle,
+            metrics=reload_metrics(app),
+        )
+        app.state.reloader = reloader
+        task = asyncio.create_task(load(app, reloader))
+        watcher = reloader.start_watching(settings.watch_latest_s)
         try:
             yield
         finally:
+            if watcher is not None:
+                await stop_task(watcher)
             await stop_task(task)
 
     app = create_base_app(
@@ -45,11 +61,18 @@ def create_app(settings: RankingSettings | None = None) -> FastAPI:
         version="1.0.0",
         lifespan=lifespan,
         max_body_bytes=settings.max_body_bytes,
-        openapi_tags=[{"name": "ranking", "description": "Scoring."}],
+        log_level=settings.log_level,
+        openapi_tags=[
+            {"name": "ranking", "description": "Scoring."},
+            {"name": "admin", "description": "Active bundle and hot reload."},
+        ],
     )
     app.state.engine = None
     app.state.load_error = None
+    app.state.reloader = None
+    app.state.admin_key = settings.admin_key
     app.include_router(router)
+    app.include_router(admin_router)
 
     @app.get(
         "/health/ready",
@@ -66,3 +89,8 @@ def create_app(settings: RankingSettings | None = None) -> FastAPI:
         return ready_response("ranking", engine.version if engine else None, checks)
 
     return app
+
+
+def _swap(app: FastAPI, engine: RankingEngine) -> None:
+    app.state.engine = engine  # one assignment; in-flight requests keep the old engine
+    app.state.load_error = None

@@ -20,7 +20,8 @@ from shared.candidates import CandidateSet
 from shared.catalogue import Catalogue
 from shared.ranker_features import RankerFeatureTables
 from shared.ranker_serving import RankerScorer
-from shared.schemas.internal_v1 import RankedItem, RankRequest, RankResponse
+from shared.schemas.internal_v1 import RankRequest, RankResponse
+from shared.timing import stage
 
 
 class RankingEngine:
@@ -59,15 +60,26 @@ class RankingEngine:
         """The catalogue candidates as the CandidateSet training built."""
         keep = np.flatnonzero(pos >= 0)
         names = self.source_names
+        column = {name: col for col, name in enumerate(names)}
         m, s = len(keep), len(names)
         scores = np.zeros((m, s), np.float32)
         ranks = np.full((m, s), self.missing_rank, np.int32)
-        for row, j in enumerate(keep):
+        rows: list[int] = []
+        cols: list[int] = []
+        got_ranks: list[int] = []
+        got_scores: list[float] = []
+        for row, j in enumerate(keep.tolist()):
             c = req.candidates[j]
-            for col, name in enumerate(names):
-                if name in c.source_ranks:
-                    ranks[row, col] = min(int(c.source_ranks[name]), self.missing_rank)
-                    scores[row, col] = float(c.source_scores.get(name, 0.0))
+            for name, rank in c.source_ranks.items():
+                col = column.get(name)
+                if col is not None:
+                    rows.append(row)
+                    cols.append(col)
+                    got_ranks.append(min(int(rank), self.missing_rank))
+                    got_scores.append(float(c.source_scores.get(name, 0.0)))
+        if rows:
+            ranks[rows, cols] = got_ranks
+            scores[rows, cols] = got_scores
         found = ranks < self.missing_rank
         mask = (found.astype(np.int64) << np.arange(s, dtype=np.int64)[None, :]).sum(axis=1)
         fused = np.asarray([req.candidates[j].score for j in keep], np.float32)
@@ -75,15 +87,18 @@ class RankingEngine:
 
     def rank(self, req: RankRequest) -> RankResponse:
         """Score and sort the candidates; fresh items keep their retrieval position."""
-        ids = [c.item_id for c in req.candidates]
-        pos = self.catalogue.positions(ids)
-        hist = self.catalogue.positions(req.history)
-        hist = hist[hist >= 0]
-        cs = self.candidate_set(req, pos)
+        with stage("features"):
+            ids = [c.item_id for c in req.candidates]
+            pos = self.catalogue.positions(ids)
+            hist = self.catalogue.positions(req.history)
+            hist = hist[hist >= 0]
+            cs = self.candidate_set(req, pos)
+            upos = self.user_position(req.user_id)
+            feats = self.scorer.features(upos, hist, cs) if len(cs) else None
         logits = np.zeros(0, np.float32)
-        if len(cs):
-            feats = self.scorer.features(self.user_position(req.user_id), hist, cs)
-            logits = self.scorer.score(feats)
+        if feats is not None:
+            with stage("score"):
+                logits = self.scorer.score(feats)
         order = np.argsort(-logits, kind="stable")
         ranked = [(int(self.catalogue.item_ids[cs.item_idx[o]]), float(logits[o])) for o in order]
         for j in np.flatnonzero(pos < 0):  # fresh items, in retrieval order
@@ -92,7 +107,11 @@ class RankingEngine:
             ranked.insert(at, (ids[j], above + 1e-4))
         if req.k is not None:
             ranked = ranked[: req.k]
-        return RankResponse(
-            items=[RankedItem(item_id=i, score=s, rank=r + 1) for r, (i, s) in enumerate(ranked)],
-            model_version=self.version,
+        return RankResponse.model_validate(
+            {
+                "items": [
+                    {"item_id": i, "score": s, "rank": r + 1} for r, (i, s) in enumerate(ranked)
+                ],
+                "model_version": self.version,
+            }
         )

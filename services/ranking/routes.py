@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from services.ranking.deps import EngineDep
 from shared.schemas.internal_v1 import RankRequest, RankResponse
@@ -18,6 +18,7 @@ router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
     summary="Score and sort candidates",
     operation_id="ranking_rank",
 )
-def rank(engine: EngineDep, body: RankRequest) -> RankResponse:
+def rank(engine: EngineDep, body: RankRequest) -> Response:
     """The candidates scored by the hybrid ranker, best first."""
-    return engine.rank(body)
+    # Serialised here, once: FastAPI would dump, validate and encode the model again.
+    return Response(engine.rank(body).model_dump_json(), media_type="application/json")

@@ -10,9 +10,12 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from services.retrieval.admin import router as admin_router
 from services.retrieval.engine import RetrievalEngine
 from services.retrieval.routes import router
 from services.retrieval.settings import RetrievalSettings, get_settings
+from shared.artifacts import Bundle, load_bundle
+from shared.bundle_reload import BundleReloader, reload_metrics
 from shared.schemas.v1 import Health
 from shared.service_app import bundle_check, load_engine, ready_response, stop_task
 from shared.service_app import create_app as create_base_app
@@ -28,30 +31,24 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
     """The retrieval app (internal; the gateway calls it)."""
     settings = settings or get_settings()
 
-    async def load(app: FastAPI, guard: RedisGuard | None) -> None:
-        store = UserStateStore(
-            guard, prefix=settings.redis_prefix, max_history=settings.max_history
+    async def load(app: FastAPI, reloader: BundleReloader[RetrievalEngine]) -> None:
+        engine = await load_engine(
+            app,
+            lambda: reloader.build(load_bundle(settings.artifacts, verify=settings.verify_bundle)),
         )
-        fresh = FreshItemStore(guard, settings.state_dir, prefix=settings.redis_prefix)
-
-        def _load() -> RetrievalEngine:
-            loaded = RetrievalEngine.load(settings, store, fresh)
-            loaded.warm_text_encoder()
-            return loaded
-
-        engine = await load_engine(app, _load)
         if engine is None:
+            reloader.startup_failed()
             return
         try:
             await engine.refresh_fresh_items()
         except RedisUnavailable:
             log.warning("fresh items not loaded yet: Redis is down")
-        app.state.engine = engine
+        reloader.adopt(engine, engine.version, engine.bundle.root)
         log.info("retrieval ready: bundle %s, %d items", engine.version, engine.n_items)
         while True:
             await asyncio.sleep(REFRESH_S)
             with contextlib.suppress(RedisUnavailable):
-                await engine.refresh_fresh_items()
+                await app.state.engine.refresh_fresh_items()  # the current engine
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,10 +58,42 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
             else None
         )
         app.state.redis = guard
-        task = asyncio.create_task(load(app, guard))
+        store = UserStateStore(
+            guard, prefix=settings.redis_prefix, max_history=settings.max_history
+        )
+        fresh = FreshItemStore(guard, settings.state_dir, prefix=settings.redis_prefix)
+
+        def build(bundle: Bundle) -> RetrievalEngine:
+            """An engine beside the current one; BERT is shared, not loaded again."""
+            engine = RetrievalEngine(settings, bundle, store, fresh)
+            current: RetrievalEngine | None = app.state.engine
+            if current is not None and current._text_encoder is not None:
+                engine._text_encoder = current._text_encoder
+            else:
+                engine.warm_text_encoder()
+            return engine
+
+        async def prepare(engine: RetrievalEngine) -> None:
+            with contextlib.suppress(RedisUnavailable):
+                await engine.refresh_fresh_items()
+
+        reloader = BundleReloader(
+            service="retrieval",
+            artifacts=settings.artifacts,
+            build=build,
+            swap=lambda engine: _swap(app, engine),
+            prepare=prepare,
+            verify=settings.verify_bundle,
+            metrics=reload_metrics(app),
+        )
+        app.state.reloader = reloader
+        task = asyncio.create_task(load(app, reloader))
+        watcher = reloader.start_watching(settings.watch_latest_s)
         try:
             yield
         finally:
+            if watcher is not None:
+                await stop_task(watcher)
             await stop_task(task)
             if guard is not None:
                 await guard.close()
@@ -76,15 +105,20 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
         version="1.0.0",
         lifespan=lifespan,
         max_body_bytes=settings.max_body_bytes,
+        log_level=settings.log_level,
         openapi_tags=[
             {"name": "retrieval", "description": "Candidates."},
             {"name": "items", "description": "Catalogue."},
             {"name": "users", "description": "User state."},
+            {"name": "admin", "description": "Active bundle and hot reload."},
         ],
     )
     app.state.engine = None
     app.state.load_error = None
+    app.state.reloader = None
+    app.state.admin_key = settings.admin_key
     app.include_router(router)
+    app.include_router(admin_router)
 
     @app.get(
         "/health/ready",
@@ -106,3 +140,8 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
         return ready_response("retrieval", engine.version if engine else None, checks)
 
     return app
+
+
+def _swap(app: FastAPI, engine: RetrievalEngine) -> None:
+    app.state.engine = engine  # one assignment; in-flight requests keep the old engine
+    app.state.load_error = None

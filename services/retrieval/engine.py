@@ -30,6 +30,7 @@ from shared.query_serving import CandidateTowerRunner, QueryTowerRunner
 from shared.stores.fresh_items import FreshItemStore, decode_vector
 from shared.stores.user_state import UserStateStore
 from shared.text import TextEncoder
+from shared.timing import stage
 
 log = logging.getLogger("hybridrec.retrieval")
 
@@ -184,7 +185,8 @@ class RetrievalEngine:
             pos = self.user_position(user_id)
             if pos >= 0:
                 known = self.histories[pos].tolist()
-            recent, status = await self.store.recent(user_id)
+            with stage("cache"):
+                recent, status = await self.store.recent(user_id)
             known += recent
         return _dedupe_keep_last(known + list(extra)), status
 
@@ -199,18 +201,18 @@ class RetrievalEngine:
         key = f"u{user_id}" if cacheable and user_id is not None else None
         status: str = "none"
         if key is not None:
-            cached, status = await self.store.get_vector(self.version, key)
+            with stage("cache"):
+                cached, status = await self.store.get_vector(self.version, key)
             if cached is not None:
                 return cached, status
-        vec = self.query_tower.encode(
-            self.encoder, [user_id], [hist_pos[-self.encoder.history_length :]], [features]
-        )[0]
+        with stage("query_tower"):
+            vec = self.query_tower.encode(
+                self.encoder, [user_id], [hist_pos[-self.encoder.history_length :]], [features]
+            )[0]
         if key is not None:
-            status = (
-                "bypass"
-                if await self.store.set_vector(self.version, key, vec) == "bypass"
-                else status
-            )
+            with stage("cache"):
+                stored = await self.store.set_vector(self.version, key, vec)
+            status = "bypass" if stored == "bypass" else status
         return vec, status
 
     # ------------------------------------------------------------------ candidates
@@ -224,23 +226,27 @@ class RetrievalEngine:
             fetch *= 4
         lists: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         if "two_tower" in self.source_names:
-            ids, sc = self.item_index.query(vec.astype(np.float32), min(fetch, self.n_items))
+            with stage("ann"):
+                ids, sc = self.item_index.query(vec.astype(np.float32), min(fetch, self.n_items))
             lists["two_tower"] = (ids, sc)
-        for name, (nb, w) in self.tables.items():
-            if len(hist_pos):
-                lists[name] = score_from_history(hist_pos, nb, w, self.n_items, k=self.depth)
+        with stage("sources"):
+            for name, (nb, w) in self.tables.items():
+                if len(hist_pos):
+                    lists[name] = score_from_history(hist_pos, nb, w, self.n_items, k=self.depth)
         if "content" in self.source_names and len(hist_pos):
             q = _normalise(self.content_vectors[hist_pos[-self.history_window :]].mean(axis=0))
-            lists["content"] = self.content_index.query(
-                q.astype(np.float32), min(fetch, self.n_items)
-            )
+            with stage("ann"):
+                lists["content"] = self.content_index.query(
+                    q.astype(np.float32), min(fetch, self.n_items)
+                )
         if "popularity" in self.source_names:
-            order = self.popular_order
-            ok = ~exclude[order]
-            if allowed is not None:
-                ok &= allowed[order]
-            top = order[ok][: self.depth]
-            lists["popularity"] = (top, self.catalogue.popularity[top].astype(np.float32))
+            with stage("sources"):
+                order = self.popular_order
+                ok = ~exclude[order]
+                if allowed is not None:
+                    ok &= allowed[order]
+                top = order[ok][: self.depth]
+                lists["popularity"] = (top, self.catalogue.popularity[top].astype(np.float32))
         return lists
 
     def merge(

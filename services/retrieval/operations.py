@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from services.retrieval.engine import RetrievalEngine, _normalise
+from shared.candidates import CandidateSet
 from shared.errors import NotFoundError
 from shared.schemas.internal_v1 import (
-    Candidate,
     CandidatesRequest,
     CandidatesResponse,
     ExplainRequest,
@@ -21,6 +21,7 @@ from shared.schemas.internal_v1 import (
 from shared.schemas.v1 import ItemDetail, ScoredItem, SimilarItems
 from shared.stores.fresh_items import decode_vector, encode_vector
 from shared.text import TextEncoder, item_text
+from shared.timing import stage
 
 
 def _meta(engine: RetrievalEngine, item_id: int, pos: int) -> dict[str, Any]:
@@ -54,59 +55,89 @@ async def candidates(engine: RetrievalEngine, req: CandidatesRequest) -> Candida
     exclude[ex_pos[ex_pos >= 0]] = True
     allowed = engine.catalogue.genre_mask(req.genres) if req.genres else None
     lists = engine.source_lists(vec, hist_pos, exclude, allowed)
-    cs = engine.merge(lists, exclude, allowed, req.k)
-    c = engine.catalogue
-    items: list[Candidate] = []
-    for j, p in enumerate(cs.item_idx.tolist()):
-        found = [n for s, n in enumerate(cs.source_names) if cs.ranks[j, s] < cs.missing_rank]
-        items.append(
-            Candidate(
-                item_id=int(c.item_ids[p]),
-                title=c.titles[p],
-                year=c.years[p],
-                genres=c.genres[p],
-                score=float(cs.fused[j]),
-                source=found[0] if found else "popular",  # type: ignore[arg-type]
-                source_scores={
-                    n: float(cs.scores[j, s])
-                    for s, n in enumerate(cs.source_names)
-                    if cs.ranks[j, s] < cs.missing_rank
-                },
-                source_ranks={
-                    n: int(cs.ranks[j, s])
-                    for s, n in enumerate(cs.source_names)
-                    if cs.ranks[j, s] < cs.missing_rank
-                },
-            )
-        )
+    with stage("merge"):
+        cs = engine.merge(lists, exclude, allowed, req.k)
+    with stage("build"):
+        items = _candidate_list(engine, cs)
     excluded_ids = set(req.exclude_item_ids) | (set(history) if req.exclude_seen else set())
-    fresh = engine.fresh_candidates(vec, hist_pos, excluded_ids, req.genres, req.k)
-    if fresh:
-        # A fresh item enters at the fused score of the catalogue candidate it beats.
-        for iid, score, source in fresh:
-            at = sum(1 for it in items if it.source_scores.get(source, -np.inf) > score)
-            fused = items[at].score if at < len(items) else 0.0
-            meta = _meta(engine, iid, -1)
-            items.insert(
-                at,
-                Candidate(
-                    item_id=iid,
-                    score=fused + 1e-6,
-                    source="fresh",
-                    source_scores={source: score},
-                    source_ranks={},
-                    **meta,
-                ),
-            )
-        items = items[: req.k]
+    with stage("fresh"):
+        items = _add_fresh(engine, items, vec, hist_pos, excluded_ids, req)
     cache = (
         vstatus
         if vstatus in ("hit", "miss", "bypass")
         else ("bypass" if status == "bypass" else "none")
     )
-    return CandidatesResponse(
-        user_id=req.user_id, items=items, history=history, model_version=engine.version, cache=cache
-    )  # type: ignore[arg-type]
+    with stage("build"):
+        return CandidatesResponse.model_validate(
+            {
+                "user_id": req.user_id,
+                "items": items,
+                "history": history,
+                "model_version": engine.version,
+                "cache": cache,
+            }
+        )
+
+
+def _candidate_list(engine: RetrievalEngine, cs: CandidateSet) -> list[dict[str, Any]]:
+    """The merged candidates (as :class:`Candidate` fields) with their per-source evidence.
+
+    Plain dicts, validated once for the response: a few hundred ``Candidate(...)``
+    (or ``model_construct``, which is slower still) cost milliseconds per request.
+    """
+    c = engine.catalogue
+    names = cs.source_names
+    idx = cs.item_idx.tolist()
+    ids = c.item_ids[cs.item_idx].tolist()
+    found = (cs.ranks < cs.missing_rank).tolist()
+    scores, ranks, fused = cs.scores.tolist(), cs.ranks.tolist(), cs.fused.tolist()
+    items: list[dict[str, Any]] = []
+    for j, p in enumerate(idx):
+        hit = [s for s, ok in enumerate(found[j]) if ok]
+        sc, rk = scores[j], ranks[j]
+        items.append(
+            {
+                "item_id": ids[j],
+                "title": c.titles[p],
+                "year": c.years[p],
+                "genres": c.genres[p],
+                "score": fused[j],
+                "source": names[hit[0]] if hit else "popular",
+                "source_scores": {names[s]: sc[s] for s in hit},
+                "source_ranks": {names[s]: rk[s] for s in hit},
+            }
+        )
+    return items
+
+
+def _add_fresh(
+    engine: RetrievalEngine,
+    items: list[dict[str, Any]],
+    vec: np.ndarray,
+    hist_pos: np.ndarray,
+    excluded_ids: set[int],
+    req: CandidatesRequest,
+) -> list[dict[str, Any]]:
+    """Fresh items, each entering at the fused score of the candidate it beats."""
+    fresh = engine.fresh_candidates(vec, hist_pos, excluded_ids, req.genres, req.k)
+    if fresh:
+        # A fresh item enters at the fused score of the catalogue candidate it beats.
+        for iid, score, source in fresh:
+            at = sum(1 for it in items if it["source_scores"].get(source, -np.inf) > score)
+            fused = items[at]["score"] if at < len(items) else 0.0
+            items.insert(
+                at,
+                {
+                    "item_id": iid,
+                    "score": fused + 1e-6,
+                    "source": "fresh",
+                    "source_scores": {source: score},
+                    "source_ranks": {},
+                    **_meta(engine, iid, -1),
+                },
+            )
+        items = items[: req.k]
+    return items
 
 
 def similar(engine: RetrievalEngine, item_id: int, k: int, mode: str) -> SimilarItems:
@@ -125,7 +156,8 @@ def similar(engine: RetrievalEngine, item_id: int, k: int, mode: str) -> Similar
         index, vectors, fresh_vecs = engine.item_index, engine.item_vectors, engine.fresh.vectors
         key = "vector"
     q = vectors[pos] if pos >= 0 else decode_vector(engine.fresh.records[item_id][key])
-    ids, scores = index.query(np.asarray(q, np.float32), min(k + 1, engine.n_items))
+    with stage("ann"):
+        ids, scores = index.query(np.asarray(q, np.float32), min(k + 1, engine.n_items))
     found = [
         (int(engine.catalogue.item_ids[i]), float(s), int(i))
         for i, s in zip(ids, scores, strict=True)

@@ -31,9 +31,11 @@ ItemIdPath = Annotated[int, Path(ge=1, le=2**53)]
     summary="Candidates for a user",
     operation_id="retrieval_candidates",
 )
-async def candidates(engine: EngineDep, body: CandidatesRequest) -> CandidatesResponse:
+async def candidates(engine: EngineDep, body: CandidatesRequest) -> Response:
     """Merged two-tower, neighbour-table, content and popular candidates, best first."""
-    return await ops.candidates(engine, body)
+    # Serialised here, once: FastAPI would dump, validate and encode the model again.
+    result = await ops.candidates(engine, body)
+    return Response(result.model_dump_json(), media_type="application/json")
 
 
 @router.get(

@@ -40,19 +40,26 @@ class CandidatesRequest(StrictModel):
     )
 
 
+MAX_SCORE = 1e9
+# Retrieval scores are similarities, fusion weights or interaction counts; the bound
+# keeps them finite in the ranker's float32 features (1e30 overflowed to NaN scores).
+Score = Annotated[float, Field(ge=-MAX_SCORE, le=MAX_SCORE, allow_inf_nan=False)]
+SourceRank = Annotated[int, Field(ge=1, le=2**31 - 1, description="1 = the source's best.")]
+
+
 class Candidate(BaseModel):
     """One candidate and the evidence each source gave for it."""
 
-    item_id: int
+    item_id: ItemId
     title: str = ""
     year: int | None = None
     genres: list[str] = Field(default_factory=list)
-    score: float
+    score: Score
     source: str = Field(
         max_length=50, description="Best source: a bundle source name, or fresh."
     )
-    source_scores: dict[str, float] = Field(default_factory=dict)
-    source_ranks: dict[str, int] = Field(default_factory=dict)
+    source_scores: dict[str, Score] = Field(default_factory=dict)
+    source_ranks: dict[str, SourceRank] = Field(default_factory=dict)
 
 
 class CandidatesResponse(BaseModel):

@@ -86,11 +86,16 @@ class FileEventLog:
         self._lock = threading.Lock()
         self._seq = 0
 
-    def append_sync(self, event: dict[str, Any]) -> str:
-        """Write one event durably; returns its id (``f<ns>-<pid>-<seq>``)."""
+    def new_id(self) -> str:
+        """A fresh event id, ``f<ns>-<pid>-<seq>`` (unique across restarts and processes)."""
         with self._lock:
             self._seq += 1
-            event_id = f"f{time.time_ns()}-{os.getpid()}-{self._seq}"
+            return f"f{time.time_ns()}-{os.getpid()}-{self._seq}"
+
+    def append_sync(self, event: dict[str, Any], event_id: str | None = None) -> str:
+        """Write one event durably; returns its id (``event_id``, or a :meth:`new_id`)."""
+        event_id = event_id or self.new_id()
+        with self._lock:
             line = json.dumps({"event_id": event_id, **event}, separators=(",", ":")) + "\n"
             durable_append(self.path, line)
         return event_id
@@ -140,35 +145,47 @@ class EventLog:
         self.spool = FileEventLog(Path(state_dir) / "events.jsonl")
 
     async def append(self, event: dict[str, Any]) -> tuple[str, bool]:
-        """Store ``event`` durably; returns ``(event_id, spooled)``."""
+        """Store ``event`` durably; returns ``(event_id, spooled)``.
+
+        The id the event would have in the spool is chosen first and written with the
+        ``XADD`` as ``event_key``: an ``XADD`` that timed out may still be applied after
+        the event was spooled, and its copy is then recognised by that key.
+        """
         fields = {k: "" if event.get(k) is None else str(event[k]) for k in EVENT_FIELDS}
+        key_ = self.spool.new_id()
         if self.guard is not None:
+            keyed = {**fields, "event_key": key_}
             try:
-                eid = await self.guard.run(lambda r: r.xadd(self.stream, fields))  # type: ignore[arg-type]
+                eid = await self.guard.run(lambda r: r.xadd(self.stream, keyed))  # type: ignore[arg-type]
                 return (eid.decode() if isinstance(eid, bytes) else str(eid)), False
             except RedisUnavailable:
                 pass
-        eid = await asyncio.to_thread(self.spool.append_sync, fields)
+        eid = await asyncio.to_thread(self.spool.append_sync, fields, key_)
         return eid, self.guard is not None
 
     async def flush_spool(self, batch: int = 500) -> int:
+        """:meth:`drain_spool`, returning how many events were moved."""
+        return len(await self.drain_spool(batch))
+
+    async def drain_spool(self, batch: int = 500) -> list[dict[str, Any]]:
         """Copy spooled events into the stream once Redis answers, then drop them from the spool.
 
-        Each copy carries ``spool_id`` (the spooled event's id). At-least-once: a
-        crash or a Redis failure between the copy and the removal leaves duplicates
-        (same ``spool_id``), never a gap; the export drops the duplicates. Events
-        spooled while the copy ran stay in the spool for the next call.
+        Each copy carries ``spool_id`` (the spooled event's id, the one its client
+        got). At-least-once: a crash or a Redis failure between the copy and the
+        removal leaves duplicates (same ``spool_id``), never a gap, and so does an
+        ``XADD`` that timed out but was applied (its ``event_key`` is that id); the
+        export keeps one copy. Events spooled while the copy ran stay for the next call.
 
         Returns:
-            How many events were moved (0 when Redis is down or the spool is empty).
+            The events moved, oldest first (none when Redis is down or the spool is empty).
         """
         if self.guard is None or not self.spool.path.exists():
-            return 0
+            return []
         if not await self.guard.ping():
-            return 0
+            return []
         events = await asyncio.to_thread(self.spool.read_all)
         if not events:
-            return 0
+            return []
         for start in range(0, len(events), batch):
             chunk = events[start : start + batch]
 
@@ -183,10 +200,10 @@ class EventLog:
             try:
                 await self.guard.run(_copy)
             except RedisUnavailable:
-                return 0
+                return []
         ids = [_str_or_empty(ev.get("event_id")) for ev in events]
         removed = await asyncio.to_thread(self.spool.remove_head, ids)
-        return len(events) if removed else 0
+        return events if removed else []
 
     async def iter_events(self, batch: int = 10_000) -> AsyncIterator[dict[str, Any]]:
         """Every stored event: the stream first, then anything still in the spool."""

@@ -19,16 +19,17 @@ async def _collect(redis_url: str | None, state_dir: str, prefix: str) -> list[d
     guard = RedisGuard(redis_url, timeout_s=5.0) if redis_url else None
     try:
         log = EventLog(guard, state_dir, prefix=prefix)
-        seen_spool: set[str] = set()
-        rows = []
+        rows: dict[str, dict[str, str]] = {}  # one per event, keyed by its first id
         async for ev in log.iter_events():
             sid = ev.get("spool_id") or (ev["event_id"] if ev["event_id"].startswith("f") else "")
-            if sid:
-                if sid in seen_spool:
-                    continue  # copied from the spool twice (crash between copy and truncate)
-                seen_spool.add(sid)
-            rows.append(ev)
-        return rows
+            dedupe = sid or ev.get("event_key") or ev["event_id"]
+            if dedupe in rows:  # copied twice, or an XADD that timed out and was spooled too
+                if sid:
+                    rows[dedupe]["event_id"] = sid
+                continue
+            # a spooled event keeps the id its client was given, not its copy's stream id
+            rows[dedupe] = {**ev, "event_id": sid} if sid else ev
+        return list(rows.values())
     except RedisUnavailable as exc:
         raise DependencyUnavailableError(
             f"Redis at {redis_url} did not answer ({exc}); start it or fix --redis-url / "
@@ -48,8 +49,9 @@ def export_events(
 
     Columns: event_id, user_id (int64), item_id (int64), type, rating (float32, NaN when
     absent), timestamp (int64 seconds) - the canonical interaction columns plus the
-    event's id and type, so ``hybridrec train`` can read them back. Spooled events that
-    were also copied into the stream appear once.
+    event's id and type, so ``hybridrec train`` can read them back. Every event appears
+    once, under the id its client was given (a spooled event's ``f...`` id even after it
+    was copied into the stream, possibly more than once).
 
     Raises:
         DependencyUnavailableError: ``redis_url`` is set but Redis does not answer.

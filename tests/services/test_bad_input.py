@@ -357,6 +357,32 @@ def test_unusual_user_features_are_never_a_500(gw: httpx.Client, items: pd.DataF
             assert len(r.json()["items"]) == 5
 
 
+# ----------------------------------------------------------------------------- ranking input
+def test_rank_rejects_candidates_it_cannot_score(
+    stack: dict[str, ServiceProcess], items: pd.DataFrame
+) -> None:
+    """Found by schema fuzzing: these were a 500 (OverflowError) or NaN scores sent as null."""
+    known = int(items.iloc[0].item_id)
+    ok: dict[str, Any] = {"item_id": known, "score": 0.5, "source": "two_tower"}
+    bad: list[tuple[dict[str, Any], str]] = [
+        ({**ok, "item_id": 2**63}, "item_id"),
+        ({**ok, "item_id": 0}, "item_id"),
+        ({**ok, "score": 1e300}, "score"),
+        ({**ok, "source_scores": {"two_tower": -1e30}}, "source_scores"),
+        ({**ok, "source_ranks": {"two_tower": -(2**50)}}, "source_ranks"),
+        ({**ok, "source_ranks": {"two_tower": 0}}, "source_ranks"),
+    ]
+    with httpx.Client(base_url=stack["ranking"].url, timeout=30) as rk:
+        for cand, field in bad:
+            assert_error(rk.post("/v1/rank", json={"candidates": [cand]}), 422, field)
+        nan = f'{{"candidates": [{{"item_id": {known}, "score": NaN, "source": "x"}}]}}'
+        assert_error(post_raw(rk, "/v1/rank", nan), 422, "finite")
+        extreme = {**ok, "score": -1e9, "source_scores": {"two_tower": 1e9}}
+        r = rk.post("/v1/rank", json={"candidates": [extreme, {**ok, "item_id": 2**53}]})
+        assert r.status_code == 200, r.text[:300]
+        assert all(isinstance(it["score"], float) for it in r.json()["items"]), r.text[:300]
+
+
 # ----------------------------------------------------------------------------- no traceback
 def test_zz_no_traceback_in_any_service_log(stack: dict[str, ServiceProcess]) -> None:
     """Runs last in this module: the bad requests above left no stack trace behind."""

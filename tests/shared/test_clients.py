@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -14,6 +15,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
+from shared import timing
 from shared.clients import RankingClient, RetrievalClient, ServiceClient, UpstreamClientError
 from shared.errors import DependencyUnavailableError, NotFoundError, ValidationError
 from shared.schemas.internal_v1 import (
@@ -262,3 +264,37 @@ def test_typed_retrieval_and_ranking_clients(server_url: str) -> None:
     assert cands.history == [5, 6] and cands.cache == "miss" and cands.model_version == "v-test"
     assert [r.item_id for r in ranked.items] == [4, 3, 2, 1]
     assert [r.rank for r in ranked.items] == [1, 2, 3, 4]
+
+
+def test_call_stages_and_the_dependency_server_timing_are_recorded(server_url: str) -> None:
+    async def main() -> timing.StageTimes:
+        retrieval = RetrievalClient("retrieval", server_url, timeout_s=5.0)
+        times, token = timing.collect()
+        try:
+            await retrieval.candidates(CandidatesRequest(user_id=3, k=4), timeout_s=5.0)
+            await retrieval.request("GET", "/ok")
+        finally:
+            timing.finish(token)
+            await retrieval.close()
+        return times
+
+    times = asyncio.run(main())
+    # the call itself, the JSON codec, and the upstream's own Server-Timing under its name
+    assert {"retrieval", "codec", "retrieval.total"} <= set(times.durations)
+
+
+def test_a_request_whose_deadline_passed_is_dropped_unstarted(server_url: str) -> None:
+    async def main() -> tuple[int, Any]:
+        client = ServiceClient("upstream", server_url, timeout_s=2.0)
+        try:
+            late = await client.pool.request(
+                "GET", "/ok", headers=[("x-hybridrec-deadline", f"{time.time() - 1:.3f}")]
+            )
+            return late.status, json.loads(late.body)
+        finally:
+            await client.close()
+
+    status, body = asyncio.run(main())
+    assert status == 503 and body["error"]["code"] == "deadline_exceeded"
+    # the client's own calls carry a deadline in the future, so they are served
+    assert _call(server_url, lambda c: c.request("GET", "/ok", params={"n": 2}))["n"] == 2

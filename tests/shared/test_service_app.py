@@ -320,3 +320,29 @@ def test_openapi_documents_the_error_model_and_ops(client: TestClient) -> None:
     assert "/health/live" in spec["paths"] and "/metrics" in spec["paths"]
     assert {t["name"] for t in spec["tags"]} >= {"things", "ops"}
     assert spec["paths"]["/health/live"]["get"]["operationId"] == "testsvc_health_live"
+
+
+def test_body_that_is_not_utf8_is_422_not_an_undocumented_400(client: TestClient) -> None:
+    # Found by schema fuzzing: FastAPI answers 400 "There was an error parsing the body"
+    # when the bytes are not UTF-8; 400 is not a documented response.
+    for raw in (b'{"user_id": "\xe9"}', b"\x18\xc3I\xb5O\x9d", b"\xef\xbf"):
+        resp = client.post("/query", content=raw, headers={"content-type": "application/json"})
+        body = _error(resp, 422, "invalid_request")
+        assert "UTF-8" in body["error"]["message"], body
+
+
+def test_wrong_method_is_405_with_an_allow_header(lifecycle: list[str]) -> None:
+    # Found by schema fuzzing: the shared error handler dropped the Allow header, and
+    # Starlette's lists only the first route of a path served by several routes.
+    app = _build_app(lifecycle)
+
+    @app.get("/query", tags=["things"])
+    async def query_get() -> dict[str, str]:
+        return {}
+
+    with TestClient(app) as client:
+        resp = client.request("TRACE", "/query")
+        body = _error(resp, 405, "method_not_allowed")
+        assert resp.headers["allow"] == "GET, POST"
+        assert "TRACE is not allowed on /query; use GET, POST" in body["error"]["message"]
+        assert client.delete("/items/3").headers["allow"] == "GET"

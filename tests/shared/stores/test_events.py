@@ -77,6 +77,8 @@ def test_append_to_stream_returns_stream_ids(
     assert len(set(ids)) == 3
     stream = _stream(redis_url, redis_prefix)
     assert [eid for eid, _ in stream] == ids
+    keys = [f.pop("event_key") for _, f in stream]  # the id it would have had in the spool
+    assert all(k.startswith("f") for k in keys) and len(set(keys)) == 3
     assert stream[0][1] == {
         "user_id": "1",
         "item_id": "100",

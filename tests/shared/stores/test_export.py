@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,7 @@ from shared.errors import DataError, DependencyUnavailableError
 from shared.stores.events import EventLog
 from shared.stores.export import COLUMNS, export_events
 from shared.stores.redis_conn import RedisGuard
-from tests.support.redis_server import free_port
+from tests.support.redis_server import RedisProcess, free_port
 
 # generous: a busy 2-core machine must not turn a slow answer into "Redis down"
 TIMEOUT_S = 2.0
@@ -99,6 +102,7 @@ def test_export_stream_and_spool_with_dedup(
     assert not out.with_suffix(".parquet.tmp").exists()
     # stream first (the copy of spooled[0], then the streamed ones), then the spool
     assert df["item_id"].tolist() == [10, 20, 21, 30, 11]
+    assert df["event_id"].iloc[0] == spooled[0]  # the id its client got, not the copy's
     assert df["event_id"].tolist()[1:4] == streamed
     assert df["event_id"].iloc[4] == spooled[1]
     assert df["user_id"].tolist() == [1, 2, 2, 3, 1]
@@ -159,3 +163,50 @@ def test_export_names_an_event_with_a_bad_timestamp(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="timestamp") as info:
         export_events(tmp_path / "e.parquet", redis_url=None, state_dir=str(state))
     assert bad[0] in str(info.value) and ids[0] not in str(info.value)
+
+
+def test_an_xadd_that_timed_out_but_was_applied_is_exported_once(tmp_path: Path) -> None:
+    """A frozen Redis: the XADD times out, the event is spooled, then Redis applies it."""
+    server = RedisProcess(tmp_path / "redis").start()
+    state = tmp_path / "state"
+    try:
+
+        async def main() -> str:
+            guard = RedisGuard(server.url, timeout_s=0.3, cooldown_s=0.0)
+            log = EventLog(guard, state, prefix="p")
+            try:
+                assert server.proc is not None
+                await guard.run(lambda r: r.ping())  # a pooled connection, already set up
+                os.kill(server.proc.pid, signal.SIGSTOP)
+                try:
+                    eid, spooled = await log.append(_ev(4, 40, "click", None, 4000))
+                finally:
+                    os.kill(server.proc.pid, signal.SIGCONT)
+                assert spooled and eid.startswith("f")
+                client = redis.Redis.from_url(server.url, decode_responses=True)
+                deadline = time.monotonic() + 10
+                while not client.xlen("p:events") and time.monotonic() < deadline:
+                    time.sleep(0.05)  # the resumed server runs the XADD it had received
+                applied: Any = client.xrange("p:events")
+                client.close()
+                assert [f["event_key"] for _, f in applied] == [eid]
+                assert await log.flush_spool() == 1
+                return eid
+            finally:
+                await guard.close()
+
+        eid = asyncio.run(main())
+        client = redis.Redis.from_url(server.url, decode_responses=True)
+        rows: Any = client.xrange("p:events")
+        client.close()
+        # two copies in the stream, both carrying the id the client got
+        assert [(f.get("event_key"), f.get("spool_id")) for _, f in rows] == [
+            (eid, None),
+            (None, eid),
+        ]
+        out = tmp_path / "e.parquet"
+        assert export_events(out, redis_url=server.url, state_dir=str(state), prefix="p") == 1
+    finally:
+        server.stop()
+    df = pd.read_parquet(out)
+    assert df["event_id"].tolist() == [eid] and df["item_id"].tolist() == [40]

@@ -1,0 +1,1 @@
+"""Benchmarks of hybridrec (``make bench``); results land in ``bench/results/``."""

@@ -1,0 +1,266 @@
+"""``make bench-load`` and ``make bench-soak``: the gateway under fixed-rate load.
+
+``load``: the whole stack (``hybridrec serve`` retrieval, ranking, gateway and
+Redis on this machine) driven from a separate process (:mod:`bench.loadgen`) at
+each rate for a bounded time with the full request mix (known-user and
+anonymous recommendations, similar items, item lookups, events); reports
+throughput, p50/p95/p99/max, errors by status, degraded answers, CPU per
+request and memory growth per service (``bench/results/load.json`` + ``.png``).
+
+``soak``: one rate for a long time (default 10 minutes at 100 requests/s after a
+1-minute warm-up); the verdict is ``zero errors`` and ``memory growth < 10 %``
+after the warm-up for every service (``bench/results/soak.json`` + ``.png``).
+
+    python -m bench.load load [--rates 50,100,200,400] [--duration 20]
+    python -m bench.load soak [--rate 100] [--duration 600] [--warmup 60]
+
+Loopback only; every run is bounded in count and time and stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.e2e import RESULTS, ensure_small_bundle
+from bench.loadgen import DEFAULT_MIX, LoadSpec, ids_from_bundle, parse_mix, run_load
+from bench.stack import DEFAULT_REDIS_URL, running_services
+
+MAX_GROWTH_PCT = 10.0
+
+
+def _spec(url: str, artifacts: Path, pids: dict[str, int], **kw: Any) -> LoadSpec:
+    users, items = ids_from_bundle(artifacts)
+    return LoadSpec(url=url, user_ids=users, item_ids=items, pids=pids, **kw)
+
+
+def run_rates(
+    artifacts: Path | None = None,
+    *,
+    rates: tuple[float, ...] = (50, 100, 200, 400),
+    duration_s: float = 20.0,
+    warmup_s: float = 3.0,
+    mix: dict[str, float] | None = None,
+    out_dir: Path | None = RESULTS,
+    redis_url: str = DEFAULT_REDIS_URL,
+) -> dict[str, Any]:
+    """Each rate in turn against one stack; returns (and writes) ``load.json``."""
+    artifacts = artifacts or ensure_small_bundle()
+    workdir = Path(tempfile.mkdtemp(prefix="hr-load-"))
+    runs = []
+    with running_services(artifacts, workdir, redis_url=redis_url) as svcs:
+        pids = {name: svc.pid for name, svc in svcs.items()}
+        for rate in rates:
+            rep = run_load(
+                _spec(svcs["gateway"].url, artifacts, pids, rate=rate, duration_s=duration_s,
+                      warmup_s=warmup_s, mix=mix or dict(DEFAULT_MIX), seed=int(rate)),
+                log_path=workdir / "loadgen.log",
+            )  # fmt: skip
+            runs.append(rep)
+            lat = rep["latency"]
+            print(
+                f"[load] {rate:5.0f} req/s: achieved {rep['achieved_rps']:6.1f}  "
+                f"p50 {lat.get('p50_ms', 0):7.2f}  p95 {lat.get('p95_ms', 0):7.2f}  "
+                f"p99 {lat.get('p99_ms', 0):7.2f} ms  errors {rep['errors']['total']}  "
+                f"degraded {rep['degraded']['total']}",
+                file=sys.stderr,
+                flush=True,
+            )
+    report = {
+        "benchmark": "load",
+        "artifacts": str(artifacts),
+        "cpus": os.cpu_count(),
+        "load_average_at_end": os.getloadavg(),
+        "runs": runs,
+    }
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "load.json").write_text(json.dumps(report, indent=2))
+        plot_load(report, out_dir / "load.png")
+    return report
+
+
+def run_soak(
+    artifacts: Path | None = None,
+    *,
+    rate: float = 100.0,
+    duration_s: float = 600.0,
+    warmup_s: float = 60.0,
+    mix: dict[str, float] | None = None,
+    out_dir: Path | None = RESULTS,
+    redis_url: str = DEFAULT_REDIS_URL,
+) -> dict[str, Any]:
+    """One long run; the verdict needs zero errors and < 10 % memory growth after warm-up."""
+    artifacts = artifacts or ensure_small_bundle()
+    workdir = Path(tempfile.mkdtemp(prefix="hr-soak-"))
+    started = time.time()
+    with running_services(artifacts, workdir, redis_url=redis_url) as svcs:
+        pids = {name: svc.pid for name, svc in svcs.items()}
+        rep = run_load(
+            _spec(svcs["gateway"].url, artifacts, pids, rate=rate, duration_s=duration_s,
+                  warmup_s=warmup_s, mix=mix or dict(DEFAULT_MIX), sample_every_s=5.0,
+                  timeline_bucket_s=30.0),
+            log_path=workdir / "loadgen.log",
+        )  # fmt: skip
+    growth = {name: m.get("growth_pct") for name, m in rep["memory"].items()}
+    verdict = {
+        "zero_errors": rep["errors"]["total"] == 0,
+        "memory_growth_under_10pct": all(
+            g is not None and g < MAX_GROWTH_PCT for g in growth.values()
+        ),
+        "memory_growth_pct": growth,
+        "errors": rep["errors"],
+        "degraded": rep["degraded"],
+    }
+    verdict["pass"] = verdict["zero_errors"] and verdict["memory_growth_under_10pct"]
+    report = {
+        "benchmark": "soak",
+        "artifacts": str(artifacts),
+        "cpus": os.cpu_count(),
+        "wall_s": round(time.time() - started, 1),
+        "verdict": verdict,
+        "run": rep,
+    }
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "soak.json").write_text(json.dumps(report, indent=2))
+        plot_soak(report, out_dir / "soak.png")
+    return report
+
+
+def plot_load(report: dict[str, Any], path: Path) -> Path:
+    """Latency percentiles and throughput vs rate; errors; RSS over each run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = report["runs"]
+    rates = [r["rate_target"] for r in runs]
+    fig, (ax, ex, mx) = plt.subplots(1, 3, figsize=(15, 4.5))
+    for q, style in (("p50_ms", "o-"), ("p95_ms", "s-"), ("p99_ms", "^-")):
+        ax.plot(rates, [r["latency"].get(q, float("nan")) for r in runs], style, label=q[:3])
+    ax.set_yscale("log")
+    ax.set_xlabel("offered load, requests/s")
+    ax.set_ylabel("latency from intended send, ms")
+    tx = ax.twinx()
+    tx.plot(rates, [r["achieved_rps"] for r in runs], "k:", label="achieved req/s")
+    tx.set_ylabel("achieved requests/s")
+    ax.legend(loc="upper left", fontsize=8)
+    tx.legend(loc="lower right", fontsize=8)
+    ax.set_title("latency and throughput (full request mix)")
+    width = 0.4
+    xs = list(range(len(runs)))
+    ex.bar([x - width / 2 for x in xs], [r["errors"]["total"] for r in runs], width,
+           label="errors")  # fmt: skip
+    ex.bar([x + width / 2 for x in xs], [r["degraded"]["total"] for r in runs], width,
+           label="degraded answers")  # fmt: skip
+    ex.set_xticks(xs, [f"{r:g}" for r in rates])
+    ex.set_xlabel("offered load, requests/s")
+    ex.set_title("errors and degraded answers")
+    ex.legend(fontsize=8)
+    offset = 0.0
+    for i, r in enumerate(runs):
+        for j, (name, m) in enumerate(sorted(r["memory"].items())):
+            pts = m.get("samples", [])
+            mx.plot([offset + t for t, _ in pts], [mb for _, mb in pts], color=f"C{j}",
+                    label=name if i == 0 else None)  # fmt: skip
+        offset += r["warmup_s"] + r["duration_s"] + 1
+    mx.set_xlabel("seconds (runs back to back)")
+    mx.set_ylabel("RSS, MiB")
+    mx.set_title("service memory")
+    mx.legend(fontsize=8)
+    fig.suptitle(f"hybridrec gateway under load on {report['cpus']} cores (all services + Redis)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_soak(report: dict[str, Any], path: Path) -> Path:
+    """RSS per service over time and latency per time bucket."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rep = report["run"]
+    fig, (mx, lx) = plt.subplots(1, 2, figsize=(13, 4.5))
+    for name, m in sorted(rep["memory"].items()):
+        pts = m.get("samples", [])
+        mx.plot([t for t, _ in pts], [mb for _, mb in pts],
+                label=f"{name} ({m.get('growth_pct', float('nan')):+.1f} %)")  # fmt: skip
+    mx.axvline(rep["warmup_s"], color="grey", ls=":", label="end of warm-up")
+    mx.set_xlabel("seconds")
+    mx.set_ylabel("RSS, MiB")
+    mx.set_title("memory (growth after warm-up)")
+    mx.legend(fontsize=8)
+    tl = rep["timeline"]
+    ts = [b["t_s"] + rep["warmup_s"] for b in tl]
+    for q in ("p50_ms", "p95_ms", "p99_ms"):
+        lx.plot(ts, [b.get(q, float("nan")) for b in tl], label=q[:3])
+    lx.set_yscale("log")
+    lx.set_xlabel("seconds")
+    lx.set_ylabel("latency, ms")
+    lx.set_title("latency per 30 s")
+    lx.legend(fontsize=8)
+    v = report["verdict"]
+    fig.suptitle(
+        f"soak {rep['rate_target']:g} req/s for {rep['duration_s']:g} s: "
+        f"{'PASS' if v['pass'] else 'FAIL'} (errors {v['errors']['total']}, "
+        f"max growth {max((g or 0) for g in v['memory_growth_pct'].values()):.1f} %)"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    lo = sub.add_parser("load", help="fixed rates, bounded time each")
+    lo.add_argument("--rates", default="50,100,200,400")
+    lo.add_argument("--duration", type=float, default=20.0)
+    lo.add_argument("--warmup", type=float, default=3.0)
+    so = sub.add_parser("soak", help="one rate for a long time, with a verdict")
+    so.add_argument("--rate", type=float, default=100.0)
+    so.add_argument("--duration", type=float, default=600.0)
+    so.add_argument("--warmup", type=float, default=60.0)
+    for p in (lo, so):
+        p.add_argument("--artifacts", type=Path, default=None, help="bundle root (default: small)")
+        p.add_argument("--mix", default=None, help="e.g. user_recs=0.6,item=0.4")
+        p.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    mix = parse_mix(args.mix) if args.mix else None
+    if args.cmd == "load":
+        run_rates(
+            args.artifacts,
+            rates=tuple(float(r) for r in args.rates.split(",")),
+            duration_s=args.duration,
+            warmup_s=args.warmup,
+            mix=mix,
+            out_dir=args.out,
+        )
+        return 0
+    report = run_soak(
+        args.artifacts,
+        rate=args.rate,
+        duration_s=args.duration,
+        warmup_s=args.warmup,
+        mix=mix,
+        out_dir=args.out,
+    )
+    print(json.dumps(report["verdict"], indent=2))
+    return 0 if report["verdict"]["pass"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

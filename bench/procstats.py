@@ -1,0 +1,84 @@
+"""Process and latency statistics for :mod:`bench.loadgen` (``/proc`` readers, percentiles)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far, None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of a process in MiB (``VmRSS``), None when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    """Count, p50/p95/p99, max and mean in ms of durations given in seconds."""
+    if not values:
+        return {"count": 0}
+    arr = np.asarray(values) * 1000.0
+    p50, p95, p99 = np.percentile(arr, [50, 95, 99])
+    return {
+        "count": len(values),
+        "p50_ms": round(float(p50), 3),
+        "p95_ms": round(float(p95), 3),
+        "p99_ms": round(float(p99), 3),
+        "max_ms": round(float(arr.max()), 3),
+        "mean_ms": round(float(arr.mean()), 3),
+    }
+
+
+def cpu_report(
+    cpu: dict[str, list[tuple[float, float]]], warmup_s: float, done: list[float]
+) -> dict[str, Any]:
+    """Cores used and CPU ms per request completed between two samples after the warm-up."""
+    out: dict[str, Any] = {}
+    for name, samples in cpu.items():
+        after = [(t, c) for t, c in samples if t >= warmup_s]
+        if len(after) < 2:
+            continue
+        (t0, c0), (t1, c1) = after[0], after[-1]
+        n = sum(1 for d in done if t0 <= d <= t1)
+        out[name] = {
+            "cores": round((c1 - c0) / max(1e-9, t1 - t0), 3),
+            "cpu_ms_per_request": round(1000.0 * (c1 - c0) / n, 3) if n else None,
+        }
+    return out
+
+
+def memory_report(memory: dict[str, list[tuple[float, float]]], warmup_s: float) -> dict[str, Any]:
+    """RSS after the warm-up, at the end (medians of a few samples) and the growth in %."""
+    out: dict[str, Any] = {}
+    for name, samples in memory.items():
+        after = [mb for t, mb in samples if t >= warmup_s]
+        if not after:
+            out[name] = {"samples": samples}
+            continue
+        k = max(1, min(5, len(after) // 5))
+        base = float(np.median(after[:k]))
+        end = float(np.median(after[-k:]))
+        out[name] = {
+            "rss_after_warmup_mb": round(base, 2),
+            "rss_end_mb": round(end, 2),
+            "rss_max_mb": round(max(after), 2),
+            "growth_pct": round(100.0 * (end - base) / base, 3) if base else None,
+            "samples": samples,
+        }
+    return out

@@ -1,0 +1,315 @@
+"""``make bench``: every scale benchmark in one run, JSON + PNG in bench/results/.
+
+    python -m bench.run [--items 1000000] [--retrain] [--smoke] [--out bench/results]
+
+Sections (each logs progress and writes ``<section>.json``; plots ``*.png``):
+
+1. training - time per stage of ``hybridrec train --quick`` on the bundled data
+   (the base bundle of everything else, shared with :mod:`bench.e2e`; trained
+   once and cached under ``bench/.cache/e2e-small`` unless ``--retrain``) and BERT
+   throughput;
+2. ranker - scorer cost per request against plain numpy, tf.function, predict;
+3. synthetic_bundle - a real-format bundle of ``--items`` items (built in a child
+   process so its peak memory is its own; cached for reruns);
+4. ann - Annoy vs hnswlib vs exact numpy on the bundle's item-tower vectors;
+5. service - the real retrieval service on that bundle;
+6. e2e - the whole stack at fixed request rates (:func:`bench.e2e.run_e2e`, on the
+   base bundle; not in ``--smoke``).
+
+Then a summary table on stdout, ``summary.json`` and ``summary.md``.
+``--smoke`` runs everything tiny (for the test suite).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import PROJECT_ROOT, RESULTS_DIR, log, write_json
+from bench.synthetic_bundle import BASE_NAME, CACHE_DIR, ensure_base_bundle
+
+SMOKE: dict[str, Any] = {
+    "items": 3000, "bert": 16, "queries": 60, "ranker_sizes": (20, 60), "ranker_calls": 10,
+    "users": 10, "paced": 20, "rate": 50.0, "content_q": 20,
+}
+FULL: dict[str, Any] = {
+    "items": 1_000_000, "bert": 1000, "queries": 1200, "ranker_sizes": (50, 200, 500, 1000),
+    "ranker_calls": 100, "users": 300, "paced": 600, "rate": 20.0, "content_q": 200,
+}
+
+
+def _base_bundle(args: argparse.Namespace) -> tuple[Path, float | None]:
+    """The base bundle, and the wall seconds of its training when trained in this run."""
+    from shared.artifacts import resolve_bundle
+
+    if args.base_bundle:
+        return resolve_bundle(args.base_bundle), None
+    if not args.retrain and (CACHE_DIR / BASE_NAME / "latest").exists():
+        return ensure_base_bundle(), None
+    log("training: hybridrec train --quick on data/ml-latest-small.zip")
+    t0 = time.perf_counter()
+    bundle = ensure_base_bundle(retrain=True)
+    return bundle, time.perf_counter() - t0
+
+
+def _build_synthetic(base: Path, n_items: int, out_root: Path) -> dict[str, Any]:
+    """Run the builder in a child process; returns its JSON report."""
+    cmd = [sys.executable, "-m", "bench.synthetic_bundle", "--out", str(out_root),
+           "--items", str(n_items), "--base", str(base)]
+    done = subprocess.run(cmd, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, check=True, text=True)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _fmt(v: Any, unit: str = "") -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        v = f"{v:,.3g}" if abs(v) < 10 else f"{v:,.0f}"
+    elif isinstance(v, int):
+        v = f"{v:,}"
+    return f"{v}{unit}"
+
+
+#: Request rates of the gateway end-to-end run (bench.e2e) inside ``make bench``.
+E2E_RATES = (50.0, 100.0, 200.0)
+
+
+def summarise(res: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(area, measure, value) rows of the headline figures."""
+    rows: list[tuple[str, str, str]] = []
+    tr, bert = res.get("training"), res.get("bert")
+    if tr:
+        rows.append(("training", f"hybridrec train ({tr['dataset']}, quick) total",
+                     _fmt(tr["total_s"], " s")))
+        rows += [("training", f"  {k}", _fmt(v, " s")) for k, v in tr["stages_s"].items()]
+    if bert:
+        rows.append(("training", "BERT embedding throughput", _fmt(bert["items_per_s"],
+                                                                   " items/s")))
+    rk = res.get("ranker")
+    if rk:
+        for r in rk["sizes"]:
+            m = r["candidates"]
+            rows.append(("ranker", f"{m} candidates: service / plain numpy / tf.function / "
+                         "predict (p50 ms)",
+                         " / ".join(_fmt(r[k]["p50_ms"]) for k in
+                                    ("service_rank", "plain_numpy", "tf_function",
+                                     "model_predict"))))
+        big = rk["sizes"][-1]
+        rows.append(("ranker", f"forward throughput at {big['candidates']} (numpy scorer)",
+                     _fmt(big["scorer_numpy"]["candidates_per_s"], " cand/s")))
+        rows.append(("ranker", "service per-request overhead (fit)",
+                     _fmt(rk["service_fit"]["overhead_ms"], " ms")))
+    sb = res.get("synthetic_bundle")
+    if sb:
+        t = sb["timings_s"]
+        rows.append(("bundle", f"synthetic bundle {sb['n_items']:,} items: build total",
+                     _fmt(sb["build_s"], " s")))
+        rows.append(("bundle", "Annoy build item-tower (64-d) / content (384-d)",
+                     f"{_fmt(t.get('annoy item-tower index'), ' s')} / "
+                     f"{_fmt(t.get('annoy content index'), ' s')}"))
+        rows.append(("bundle", "bundle size / builder peak RSS",
+                     f"{sb['bundle_gb']:.2f} GB / {sb['peak_rss_mb'] / 1024:.1f} GB"))
+    ann = res.get("ann")
+    if ann:
+        ex = ann["exact_numpy"]
+        rows.append(("ann", f"exact numpy top-{ann['k']} p50/p99 per query (batched)",
+                     f"{_fmt(ex['per_query']['p50_ms'])} / {_fmt(ex['per_query']['p99_ms'])} ms "
+                     f"({_fmt(ex['batched_per_query_ms'])} ms)"))
+        p = ann.get("pick")
+        if p:
+            rows.append(("ann", f"Annoy pick: {p['n_trees']} trees, search_k {p['search_k']:,}",
+                         f"recall {p['recall']:.3f}, p50 {p['p50_ms']:.2f} ms, "
+                         f"p99 {p['p99_ms']:.2f} ms"))
+        hn = [(s["p50_ms"], s, r) for r in ann["hnswlib"] for s in r["search"]
+              if s["recall"] >= ann["config"]["target_recall"]]
+        if hn:
+            _, s, r = min(hn, key=lambda t: t[0])
+            rows.append(("ann", f"hnswlib M={r['M']} ef={s['ef']} (build {r['build_s']:.0f} s)",
+                         f"recall {s['recall']:.3f}, p50 {s['p50_ms']:.2f} ms, "
+                         f"p99 {s['p99_ms']:.2f} ms"))
+        rows.append(("ann", "code defaults match the pick", str(ann["defaults_match_pick"])))
+    ac = res.get("ann_content")
+    if ac:
+        s = next(r for r in ac["search"] if r["search_k"] == ac["bundle_search_k"])
+        rows.append(("ann", f"content index {ac['n_items']:,} x {ac['dim']} ({ac['n_trees']} trees,"
+                     f" search_k {s['search_k']:,}) vs exact",
+                     f"recall {s['recall']:.3f}, p50 {s['p50_ms']:.1f} ms vs "
+                     f"{ac['exact_numpy']['per_query']['p50_ms']:.0f} ms"))
+    sv = res.get("service")
+    if sv:
+        rows.append(("service", "retrieval start-up to ready / RSS after traffic",
+                     f"{sv['startup_s']:.1f} s / {sv['rss_after_traffic_mb']:,.0f} MB"))
+        for key in ("cold_known_users", "warm_known_users", "paced_mix"):
+            st = sv[key]
+            rows.append(("service", f"/v1/candidates {key} p50 / p99",
+                         f"{st['p50_ms']:.1f} / {st['p99_ms']:.1f} ms"))
+    e2e = res.get("e2e")
+    if e2e:
+        for r in e2e["runs"]:
+            rows.append(("e2e", f"gateway recommendations at {r['rate']:g} req/s: p50 / p99 "
+                         "(HTTP floor p99), errors",
+                         f"{_fmt(r['p50_ms'])} / {_fmt(r['p99_ms'])} ms "
+                         f"({_fmt(r['floor_p99_ms'])} ms), {r['errors']}"))
+    return rows
+
+
+def print_table(rows: list[tuple[str, str, str]]) -> str:
+    """Print and return the summary as a Markdown table."""
+    lines = ["| area | measure | value |", "|---|---|---|"]
+    lines += [f"| {a} | {m} | {v} |" for a, m, v in rows]
+    text = "\n".join(lines)
+    print(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks; returns the exit code."""
+    ap = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    ap.add_argument("--items", type=int, default=None, help="synthetic catalogue size")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes (seconds, for tests)")
+    ap.add_argument("--retrain", action="store_true", help="train the base bundle again")
+    ap.add_argument("--base-bundle", default=None, help="use this trained bundle as the base")
+    ap.add_argument("--out", default=str(RESULTS_DIR), help="results folder")
+    ap.add_argument("--cache", default=str(CACHE_DIR), help="where synthetic bundles are kept")
+    ap.add_argument("--skip", default="", help="comma-separated sections to skip")
+    ap.add_argument("--ann-trees", default=None, help="Annoy n_trees to sweep, e.g. 25,50,100")
+    ap.add_argument("--ann-search-k", default=None, help="Annoy search_k to sweep")
+    ap.add_argument("--ann-rounds", type=int, default=None, help="timing passes over the queries")
+    args = ap.parse_args(argv)
+    size = SMOKE if args.smoke else FULL
+    n_items = int(args.items or size["items"])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    t_all = time.perf_counter()
+    res: dict[str, Any] = {}
+    section_s: dict[str, float] = {}
+
+    def done(name: str, t0: float) -> None:
+        section_s[name] = round(time.perf_counter() - t0, 1)
+        log(f"section {name}: {section_s[name]:.0f} s (total {time.perf_counter() - t_all:.0f} s)")
+
+    from bench import plots
+
+    t0 = time.perf_counter()
+    base, train_wall = _base_bundle(args)
+    from bench.train_bench import bert_throughput, train_stages
+
+    res["training"] = train_stages(base, wall_s=train_wall)
+    if "bert" not in skip:
+        res["bert"] = bert_throughput(base, n=int(size["bert"]))
+    write_json("training", {"training": res["training"], "bert": res.get("bert")}, out)
+    plots.plot_training(res["training"], out / "training_stages.png")
+    done("training", t0)
+
+    if "ranker" not in skip:
+        t0 = time.perf_counter()
+        from bench.ranker_bench import plot_ranker, run_ranker_bench
+
+        res["ranker"] = run_ranker_bench(base, sizes=tuple(size["ranker_sizes"]),
+                                         calls=int(size["ranker_calls"]))
+        write_json("ranker", res["ranker"], out)
+        plot_ranker(res["ranker"], out / "ranker.png")
+        done("ranker", t0)
+
+    t0 = time.perf_counter()
+    syn_root = Path(args.cache) / f"e2e-synthetic-{n_items}"  # shared with bench.e2e
+    log(f"synthetic bundle: {n_items:,} items into {syn_root}")
+    res["synthetic_bundle"] = _build_synthetic(base, n_items, syn_root)
+    write_json("synthetic_bundle", res["synthetic_bundle"], out)
+    done("synthetic_bundle", t0)
+    bundle = Path(res["synthetic_bundle"]["bundle"])
+
+    if "ann" not in skip:
+        t0 = time.perf_counter()
+        from bench.ann_bench import AnnBenchConfig, plot_ann, run_ann_bench
+        from bench.workload import user_queries
+        from shared import bundle_layout as L
+
+        queries = user_queries(base, int(size["queries"]))
+        vectors = np.load(bundle / L.ITEM_VECTORS, mmap_mode="r")
+        cfg = AnnBenchConfig()
+        if args.ann_trees:
+            cfg.annoy_trees = tuple(int(x) for x in args.ann_trees.split(","))
+        if args.ann_search_k:
+            cfg.annoy_search_k = tuple(int(x) for x in args.ann_search_k.split(","))
+        if args.ann_rounds:
+            cfg.rounds = args.ann_rounds
+        if args.smoke:
+            cfg = AnnBenchConfig(annoy_trees=(5, 10), annoy_search_k=(200, 1000),
+                                 hnsw_builds=((8, 40),), hnsw_ef=(100, 200), rounds=1,
+                                 exact_queries=20)
+        sb = res["synthetic_bundle"]
+        prebuilt = {int(sb["annoy"]["item_tower"]["n_trees"]): (
+            bundle / L.ITEM_INDEX, float(sb["timings_s"]["annoy item-tower index"]))}
+        with tempfile.TemporaryDirectory(prefix="ann-", dir=args.cache) as tmp:
+            res["ann"] = run_ann_bench(vectors, queries, Path(tmp), cfg, prebuilt=prebuilt)
+        write_json("ann", res["ann"], out)
+        plot_ann(res["ann"], out / "ann_recall_latency.png")
+        del vectors
+        done("ann", t0)
+
+    if "ann_content" not in skip:
+        t0 = time.perf_counter()
+        from bench.ann_bench import run_index_check
+        from bench.workload import content_queries
+        from shared import bundle_layout as L
+
+        c_sk = int(res["synthetic_bundle"]["annoy"]["content"]["search_k"])
+        content = np.load(bundle / L.CONTENT_VECTORS, mmap_mode="r")
+        res["ann_content"] = run_index_check(
+            bundle / L.CONTENT_INDEX, content, content_queries(bundle, int(size["content_q"])),
+            tuple(sorted({c_sk // 2, c_sk, c_sk * 2})), exact_queries=int(size["content_q"]) // 10,
+            rounds=1 if args.smoke else 2)
+        res["ann_content"]["bundle_search_k"] = c_sk
+        del content
+        write_json("ann_content", res["ann_content"], out)
+        done("ann_content", t0)
+
+    if "service" not in skip:
+        t0 = time.perf_counter()
+        from bench.service_bench import run_service_bench
+
+        with tempfile.TemporaryDirectory(prefix="svc-") as tmp:
+            res["service"] = run_service_bench(
+                bundle.parent, Path(tmp), users=int(size["users"]), paced=int(size["paced"]),
+                rate=float(size["rate"]))
+            shutil.copyfile(Path(tmp) / "retrieval.log", out / "service_retrieval.log")
+        write_json("service", res["service"], out)
+        done("service", t0)
+
+    if "e2e" not in skip and not args.smoke:
+        t0 = time.perf_counter()
+        from bench.e2e import run_e2e
+
+        rep = run_e2e(base.parent if not args.base_bundle else base, label="ml-latest-small",
+                      rates=E2E_RATES, duration_s=15.0, out_dir=out)
+        res["e2e"] = {"goal_met": rep.get("goal_met"), "runs": [
+            {"rate": r["rate"], "achieved_rps": r["load"]["achieved_rps"],
+             "errors": r["load"]["errors"]["total"],
+             **{q: r["load"]["latency"].get(q) for q in ("p50_ms", "p99_ms")},
+             "floor_p99_ms": r.get("baseline", {}).get("latency", {}).get("p99_ms")}
+            for r in rep["runs"]]}
+        done("e2e", t0)
+
+    section_s["total"] = round(time.perf_counter() - t_all, 1)
+    rows = summarise(res)
+    table = print_table(rows)
+    write_json("summary", {"n_items": n_items, "smoke": args.smoke, "sections_s": section_s,
+                           "rows": [list(r) for r in rows]}, out)
+    (out / "summary.md").write_text(table + "\n")
+    log(f"make bench: {section_s['total']:.0f} s in total; results in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""The gateway's side of hot reload: its popular fallback, and the whole stack's switch.
+
+``POST /v1/admin/reload`` first verifies the bundle everywhere (a dry run on
+retrieval, which also resolves ``latest`` to one concrete version, then on
+ranking and on the gateway), so a bundle that any service refuses switches
+nothing. Then it switches retrieval, ranking and the gateway's popular fallback
+in that order, each loading aside and swapping in one assignment. While
+retrieval already serves the new version and ranking the old one, requests still
+succeed: ranking keeps unknown candidate ids at their retrieval position, like
+fresh items. A failure in the switch phase (a bundle that verifies but does not
+load) switches the services already moved back to their previous version.
+
+Retrieval and ranking are called over HTTP with the gateway's admin key in
+``X-API-Key`` (the key is never logged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from services.gateway.core import GatewayCore, PopularFallback
+from services.gateway.settings import GatewaySettings
+from shared import bundle_layout as L
+from shared.artifacts import Bundle, load_bundle, resolve_bundle, sha256_file
+from shared.bundle_reload import BundleReloader, ReloadInProgressError, ReloadMetrics
+from shared.errors import BundleError, DependencyUnavailableError, HybridrecError
+from shared.schemas.admin_v1 import (
+    BundleStatus,
+    ReloadRequest,
+    ReloadResult,
+    StackBundles,
+    StackReloadResult,
+)
+
+log = logging.getLogger("hybridrec.gateway")
+ADMIN_TIMEOUT_S = 600.0  # a reload hashes and loads a whole bundle
+STATUS_TIMEOUT_S = 5.0
+INTERNAL = ("retrieval", "ranking")
+
+
+class AdminCallError(HybridrecError):
+    """A reload step failed; keeps the status and code of the service that said no."""
+
+    def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.http_status = status
+        self.code = code
+
+
+def popular_from_bundle(bundle: Bundle) -> PopularFallback:
+    """The popular fallback of a bundle, with ``popular.json``'s sha256 checked."""
+    meta = bundle.manifest["files"].get(L.POPULAR)
+    if not isinstance(meta, dict):
+        raise BundleError(f"bundle {bundle.version} lists no {L.POPULAR}; retrain")
+    actual = sha256_file(bundle.path(L.POPULAR))
+    if actual != meta.get("sha256"):
+        raise BundleError(
+            f"bundle {bundle.root} failed verification: {L.POPULAR}: sha256 mismatch "
+            f"(file changed or tampered with), expected {meta.get('sha256')}, found {actual}"
+        )
+    items = bundle.load_json(L.POPULAR)
+    if not isinstance(items, list):
+        raise BundleError(f"{bundle.path(L.POPULAR)} must hold a JSON list")
+    return PopularFallback(version=bundle.version, items=items)
+
+
+def load_popular(artifacts: str) -> tuple[PopularFallback, Path]:
+    """The start-up load: the popular fallback of the bundle ``artifacts`` designates."""
+    bundle_dir = resolve_bundle(artifacts)
+    return popular_from_bundle(load_bundle(bundle_dir, verify=False)), bundle_dir
+
+
+def popular_reloader(
+    settings: GatewaySettings, core: GatewayCore, metrics: ReloadMetrics
+) -> BundleReloader[PopularFallback]:
+    """Reloads ``core.popular`` (sizes of every file and popular.json's sha256 checked)."""
+
+    def swap(popular: PopularFallback) -> None:
+        core.popular = popular  # one assignment
+
+    return BundleReloader(
+        service="gateway",
+        artifacts=settings.artifacts,
+        build=popular_from_bundle,
+        swap=swap,
+        verify=False,
+        metrics=metrics,
+    )
+
+
+class StackReload:
+    """Verify everywhere, then switch retrieval, ranking and the gateway."""
+
+    def __init__(self, settings: GatewaySettings, reloader: BundleReloader[PopularFallback]):
+        self.urls = {"retrieval": settings.retrieval_url, "ranking": settings.ranking_url}
+        self.admin_key = settings.admin_key
+        self.reloader = reloader
+        self._busy = False
+
+    async def reload(self, req: ReloadRequest, request_id: str | None) -> StackReloadResult:
+        """Verify the bundle on every service, then switch them (unless ``dry_run``)."""
+        if self._busy:
+            raise ReloadInProgressError("a reload is already running; retry when it has finished")
+        self._busy = True
+        task = asyncio.ensure_future(self._reload(req, request_id))
+        return await asyncio.shield(task)  # a caller that hangs up does not stop a switch
+
+    async def _reload(self, req: ReloadRequest, request_id: str | None) -> StackReloadResult:
+        try:
+            checked = []
+            name = req.bundle
+            for service in ("retrieval", "ranking", "gateway"):
+                try:
+                    res = await self._one(service, name, True, request_id)
+                except HybridrecError as exc:
+                    raise _failed(service, name, exc, "verify", "nothing was switched") from exc
+                checked.append(res)
+                name = name or Path(res.path).name  # every service gets the same version
+            assert name is not None
+            if req.dry_run:
+                return StackReloadResult(
+                    bundle=name, dry_run=True, services=checked, request_id=request_id
+                )
+            done: list[ReloadResult] = []
+            for service in ("retrieval", "ranking", "gateway"):
+                try:
+                    res = await self._one(service, name, False, request_id)
+                except HybridrecError as exc:
+                    back = await self._roll_back(done, request_id)
+                    raise _failed(service, name, exc, "switch", back) from exc
+                done.append(res)
+            return StackReloadResult(bundle=name, services=done, request_id=request_id)
+        finally:
+            self._busy = False
+
+    async def _one(
+        self, service: str, bundle: str | None, dry_run: bool, request_id: str | None
+    ) -> ReloadResult:
+        if service == "gateway":
+            return await self.reloader.reload(bundle, dry_run=dry_run)
+        body = {"bundle": bundle, "dry_run": dry_run}
+        data = await self._call(service, "POST", "/v1/admin/reload", body, request_id)
+        return ReloadResult.model_validate(data)
+
+    async def _roll_back(self, done: list[ReloadResult], request_id: str | None) -> str:
+        """Switch the services already moved back; says what happened."""
+        notes = []
+        for res in reversed(done):
+            if not res.changed or res.previous_version is None:
+                continue
+            try:
+                await self._one(res.service, res.previous_version, False, request_id)
+                notes.append(f"{res.service} switched back to {res.previous_version}")
+            except HybridrecError as exc:
+                log.error(
+                    "%s could not switch back to %s: %s", res.service, res.previous_version, exc
+                )
+                notes.append(f"{res.service} could NOT switch back ({exc})")
+        return "; ".join(notes) or "nothing had been switched"
+
+    async def bundles(self, request_id: str | None) -> StackBundles:
+        """The bundle each service serves."""
+
+        async def status(service: str) -> BundleStatus:
+            try:
+                data = await self._call(
+                    service, "GET", "/v1/admin/bundle", None, request_id, STATUS_TIMEOUT_S
+                )
+                return BundleStatus.model_validate(data)
+            except HybridrecError as exc:
+                return BundleStatus(service=service, error=exc.message)
+
+        found = [self.reloader.status(), *await asyncio.gather(*map(status, INTERNAL))]
+        versions = {s.version for s in found}
+        return StackBundles(
+            services=found,
+            consistent=len(versions) == 1 and None not in versions,
+            request_id=request_id,
+        )
+
+    async def _call(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        request_id: str | None,
+        timeout_s: float = ADMIN_TIMEOUT_S,
+    ) -> Any:
+        """One admin call to an internal service, errors as hybridrec errors."""
+        headers = {"x-request-id": request_id} if request_id else {}
+        if self.admin_key:
+            headers["X-API-Key"] = self.admin_key
+        try:
+            async with httpx.AsyncClient(
+                base_url=self.urls[service], timeout=httpx.Timeout(timeout_s, connect=2.0)
+            ) as http:
+                resp = await http.request(method, path, json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise DependencyUnavailableError(
+                f"{service} at {self.urls[service]} did not answer ({type(exc).__name__})",
+                dependency=service,
+            ) from exc
+        if resp.status_code < 400:
+            return resp.json()
+        try:
+            error = resp.json()["error"]
+            code, message = str(error["code"]), str(error["message"])
+        except (ValueError, KeyError, TypeError):
+            code, message = "upstream_error", resp.text[:300] or f"HTTP {resp.status_code}"
+        if resp.status_code == 401:
+            raise DependencyUnavailableError(
+                f"{service} refused the gateway's admin key: set the same HYBRIDREC_ADMIN_KEY "
+                "on every service",
+                dependency=service,
+            )
+        status = resp.status_code if resp.status_code < 500 else 503
+        raise AdminCallError(status, code, message, service=service)
+
+
+def _failed(
+    service: str, bundle: str | None, exc: HybridrecError, phase: str, outcome: str
+) -> AdminCallError:
+    """The gateway's answer when one service said no: which, why, and what was switched."""
+    message = exc.message if exc.message.startswith(service) else f"{service}: {exc.message}"
+    return AdminCallError(
+        exc.http_status,
+        exc.code,
+        f"{message}; {outcome}",
+        service=service,
+        bundle=bundle or "latest",
+        phase=phase,
+        outcome=outcome,
+    )

@@ -1,0 +1,96 @@
+"""`make bench` end to end in smoke mode: every section runs and writes valid results.
+
+Uses the session's small real bundle as the base; the synthetic bundle it
+builds is loaded by the real retrieval service (the service section) and by the
+real ranking engine here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import run
+from shared import bundle_layout as L
+from shared.artifacts import load_bundle
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def smoke(small_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bench-results")
+    cache = tmp_path_factory.mktemp("bench-cache")
+    code = run.main(["--smoke", "--items", "2500", "--base-bundle", str(small_bundle),
+                     "--out", str(out), "--cache", str(cache)])
+    assert code == 0
+    return out
+
+
+@pytest.mark.slow
+def test_every_section_writes_json_and_plots(smoke: Path) -> None:
+    for name in ("training", "ranker", "synthetic_bundle", "ann", "service", "summary"):
+        data = json.loads((smoke / f"{name}.json").read_text())
+        assert data["benchmark"] == name
+        assert data["machine"]["cpus"] >= 1
+    for png in ("training_stages", "ranker", "ann_recall_latency"):
+        head = (smoke / f"{png}.png").read_bytes()[:8]
+        assert head == PNG_MAGIC, png
+    summary = json.loads((smoke / "summary.json").read_text())
+    areas = {row[0] for row in summary["rows"]}
+    assert {"training", "ranker", "bundle", "ann", "service"} <= areas
+    assert (smoke / "summary.md").read_text().startswith("| area |")
+
+
+@pytest.mark.slow
+def test_figures_are_consistent(smoke: Path) -> None:
+    ann = json.loads((smoke / "ann.json").read_text())
+    assert ann["n_items"] == 2500
+    for r in ann["annoy"] + ann["hnswlib"]:
+        for s in r["search"]:
+            assert 0.0 <= s["recall"] <= 1.0
+            assert 0 < s["p50_ms"] <= s["p99_ms"]
+    best = max(s["recall"] for r in ann["annoy"] for s in r["search"])
+    assert best > 0.5  # the index finds most true neighbours at this size
+    svc = json.loads((smoke / "service.json").read_text())
+    for phase in ("cold_known_users", "warm_known_users", "paced_mix"):
+        assert svc[phase]["errors"] == 0, phase
+        assert svc[phase]["n"] > 0
+    assert svc["sample_response"]["n_items"] > 0
+    assert svc["rss_ready_mb"] > 0
+    ranker = json.loads((smoke / "ranker.json").read_text())
+    for r in ranker["sizes"]:
+        assert r["max_abs_diff_numpy_vs_tf"] < 1e-3  # same weights, same scores
+    training = json.loads((smoke / "training.json").read_text())
+    assert training["training"]["stages_s"]
+    assert training["bert"]["items_per_s"] > 0
+
+
+@pytest.mark.slow
+def test_synthetic_bundle_is_a_real_bundle(smoke: Path) -> None:
+    from services.ranking.engine import RankingEngine
+    from services.ranking.settings import RankingSettings
+    from shared.features import FeatureEncoder
+    from shared.schemas.internal_v1 import Candidate, RankRequest
+
+    report = json.loads((smoke / "synthetic_bundle.json").read_text())
+    bundle = load_bundle(report["bundle"], verify=True)  # every checksum
+    items = bundle.load_parquet(L.ITEMS)
+    n_real = report["n_real"]
+    assert len(items) == 2500 and items["item_id"].is_unique
+    assert len(bundle.load_npy(L.ITEM_VECTORS)) == len(bundle.load_npy(L.CONTENT_VECTORS)) == 2500
+    norms = np.linalg.norm(np.asarray(bundle.load_npy(L.CONTENT_VECTORS)), axis=1)
+    assert np.allclose(norms, 1.0, atol=1e-4)
+    assert FeatureEncoder.load(bundle.path(L.FEATURES)).n_items == 2500
+    engine = RankingEngine(RankingSettings(artifacts=str(bundle.root)), bundle)
+    new_ids = items["item_id"].iloc[n_real:n_real + 20].tolist()
+    old_ids = items["item_id"].iloc[:5].tolist()
+    req = RankRequest(history=old_ids[:2], candidates=[
+        Candidate(item_id=int(i), score=0.5, source="two_tower",
+                  source_scores={"two_tower": 0.5}, source_ranks={"two_tower": r + 1})
+        for r, i in enumerate(new_ids + old_ids[2:])])
+    ranked = engine.rank(req)
+    assert sorted(x.item_id for x in ranked.items) == sorted(new_ids + old_ids[2:])
