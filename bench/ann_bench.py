@@ -29,12 +29,12 @@ from shared.ann import AnnIndex, exact_topk, params_for_catalogue, recall_at_k
 class AnnBenchConfig:
     """What to sweep (defaults: the full run of ``make bench``)."""
 
-    annoy_trees: tuple[int, ...] = (10, 25, 50, 100)
-    annoy_search_k: tuple[int, ...] = (5_000, 7_500, 10_000, 12_500, 15_000, 20_000, 30_000)
+    annoy_trees: tuple[int, ...] = (25, 50)
+    annoy_search_k: tuple[int, ...] = (20_000, 30_000, 40_000, 50_000)
     hnsw_builds: tuple[tuple[int, int], ...] = ((16, 100),)  # (M, ef_construction)
-    hnsw_ef: tuple[int, ...] = (100, 150, 250, 400)
+    hnsw_ef: tuple[int, ...] = (150, 250, 400)
     k: int = 100
-    rounds: int = 2
+    rounds: int = 1
     exact_queries: int = 100
     target_recall: float = 0.95
     n_jobs: int = 2
