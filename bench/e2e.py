@@ -8,7 +8,10 @@ send time) with a recommendations mix, and - at the same rate, in the same run -
 of one uvicorn round trip). Every response's ``Server-Timing`` header gives the
 per-stage breakdown: the gateway's own work, the internal HTTP calls, the cache
 (Redis), the query tower, ANN, the other retrieval sources and merging, ranking
-features and scoring, and serialisation at every hop.
+features and scoring, and serialisation at every hop. The breakdown is over the
+undegraded answers; a stage that awaits (the internal calls, the cache) also
+holds the time its event loop spent on other requests, so past saturation the
+queueing shows up there.
 
 Interface (stable; ``make bench`` calls it)::
 

@@ -30,11 +30,11 @@ DEFAULT_SEARCH_K = 20_000
 #: Vectors wider than this (BERT content, 384-d) get the wide-vector parameters.
 WIDE_DIM = 128
 #: Large catalogues, item-tower vectors: chosen by ``make bench`` (bench/ann_bench.py) on
-#: 1M x 64 clustered item vectors with real query-tower user vectors as the setting with
-#: recall@100 >= 0.95 at the lowest median latency (0.950 at 7.6 ms; exact numpy 58 ms).
-#: More trees do not help at a fixed search_k here: 100 trees needed search_k 50,000 for
-#: 0.953 (8.9 ms) with a 1.9 GB index built in 451 s vs 1.1 GB in 172 s (docs/scaling.md).
-LARGE_N_TREES = 50
+#: 1M x 64 clustered item vectors with real query-tower user vectors as the cheapest setting
+#: with recall@100 >= 0.95 (two runs: 0.961 / 0.955 at 9.6 / 8.1 ms median; exact numpy
+#: 56-58 ms). Trees barely matter at a fixed search_k here: 100 trees needed search_k
+#: 50,000 for 0.953 with a 1.9 GB index built in 451 s; 25 trees: 0.67 GB in 92 s.
+LARGE_N_TREES = 25
 LARGE_SEARCH_K = 40_000
 #: Large catalogues, wide vectors (384-d content): build time grows with width x trees,
 #: so fewer trees; 1M items: 25 trees build in ~7 min, recall measured in docs/scaling.md.
