@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from services.ranking.admin import router as admin_router
 from services.ranking.engine import RankingEngine
 from services.ranking.routes import router
 from services.ranking.settings import RankingSettings, get_settings
+from shared.admin_routes import admin_router
 from shared.bundle_reload import BundleReloader, reload_metrics
 from shared.schemas.v1 import Health
 from shared.service_app import bundle_check, load_engine, ready_response, stop_task
@@ -72,7 +72,7 @@ def create_app(settings: RankingSettings | None = None) -> FastAPI:
     app.state.reloader = None
     app.state.admin_key = settings.admin_key
     app.include_router(router)
-    app.include_router(admin_router)
+    app.include_router(admin_router("ranking"))
 
     @app.get(
         "/health/ready",

@@ -8,8 +8,6 @@ from fastapi import Depends, Request
 
 from services.ranking.engine import RankingEngine
 from services.ranking.settings import RankingSettings, get_settings
-from shared.admin_deps import reloader_of, require_admin_key
-from shared.bundle_reload import BundleReloader
 from shared.errors import NotReadyError
 
 SettingsDep = Annotated[RankingSettings, Depends(get_settings)]
@@ -29,5 +27,3 @@ def get_engine(request: Request) -> RankingEngine:
 
 
 EngineDep = Annotated[RankingEngine, Depends(get_engine)]
-ReloaderDep = Annotated[BundleReloader[RankingEngine], Depends(reloader_of)]
-AdminKeyDep = Depends(require_admin_key)

@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from services.retrieval.admin import router as admin_router
 from services.retrieval.engine import RetrievalEngine
 from services.retrieval.routes import router
 from services.retrieval.settings import RetrievalSettings, get_settings
+from shared.admin_routes import admin_router
 from shared.artifacts import Bundle, load_bundle
 from shared.bundle_reload import BundleReloader, reload_metrics
 from shared.schemas.v1 import Health
@@ -118,7 +118,7 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
     app.state.reloader = None
     app.state.admin_key = settings.admin_key
     app.include_router(router)
-    app.include_router(admin_router)
+    app.include_router(admin_router("retrieval"))
 
     @app.get(
         "/health/ready",

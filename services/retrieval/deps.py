@@ -8,8 +8,6 @@ from fastapi import Depends, Request
 
 from services.retrieval.engine import RetrievalEngine
 from services.retrieval.settings import RetrievalSettings, get_settings
-from shared.admin_deps import reloader_of, require_admin_key
-from shared.bundle_reload import BundleReloader
 from shared.errors import NotReadyError
 
 SettingsDep = Annotated[RetrievalSettings, Depends(get_settings)]
@@ -29,5 +27,3 @@ def get_engine(request: Request) -> RetrievalEngine:
 
 
 EngineDep = Annotated[RetrievalEngine, Depends(get_engine)]
-ReloaderDep = Annotated[BundleReloader[RetrievalEngine], Depends(reloader_of)]
-AdminKeyDep = Depends(require_admin_key)
