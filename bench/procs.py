@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,19 +14,14 @@ from typing import IO
 
 import httpx
 
+from bench.stack import DEFAULT_REDIS_URL, delete_prefix, free_port
+
 APPS = {
     "gateway": "services.gateway.app:create_app",
     "retrieval": "services.retrieval.app:create_app",
     "ranking": "services.ranking.app:create_app",
 }
-DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+DEFAULT_REDIS = DEFAULT_REDIS_URL
 
 
 def redis_available(url: str = DEFAULT_REDIS) -> bool:
@@ -38,16 +32,6 @@ def redis_available(url: str = DEFAULT_REDIS) -> bool:
         return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
     except Exception:  # any connection problem means "not available"
         return False
-
-
-def delete_prefix(url: str, prefix: str) -> None:
-    """Delete every key under ``prefix`` (the benchmark's own keys)."""
-    import redis
-
-    client = redis.Redis.from_url(url)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    for lo in range(0, len(keys), 500):
-        client.delete(*keys[lo:lo + 500])
 
 
 class Service:
