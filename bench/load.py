@@ -6,6 +6,10 @@ each rate for a bounded time with the full request mix (known-user and
 anonymous recommendations, similar items, item lookups, events); reports
 throughput, p50/p95/p99/max, errors by status, degraded answers, CPU per
 request and memory growth per service (``bench/results/load.json`` + ``.png``).
+Two series over the same stack: ``cached`` (the gateway's result cache on, users
+and items drawn with Zipf skew ``--skew``, the way traffic concentrates on active
+users and popular items) and, as the baseline, ``uncached`` (every recommendation
+computed: ``Cache-Control: no-cache``).
 
 ``soak``: one rate for a long time (default 10 minutes at 100 requests/s after a
 1-minute warm-up); the verdict is ``zero errors`` and ``memory growth < 10 %``
@@ -33,6 +37,8 @@ from bench.loadgen import DEFAULT_MIX, LoadSpec, ids_from_bundle, parse_mix, run
 from bench.stack import DEFAULT_REDIS_URL, running_services
 
 MAX_GROWTH_PCT = 10.0
+DEFAULT_SKEW = 1.0
+MODES = ("cached", "uncached")
 
 
 def _spec(url: str, artifacts: Path, pids: dict[str, int], **kw: Any) -> LoadSpec:
@@ -49,32 +55,42 @@ def run_rates(
     mix: dict[str, float] | None = None,
     out_dir: Path | None = RESULTS,
     redis_url: str = DEFAULT_REDIS_URL,
+    skew: float = DEFAULT_SKEW,
+    modes: tuple[str, ...] = MODES,
 ) -> dict[str, Any]:
-    """Each rate in turn against one stack; returns (and writes) ``load.json``."""
+    """Each mode, then each rate in turn, against one stack; returns (and writes) ``load.json``."""
+    if not modes or set(modes) - set(MODES):
+        raise ValueError(f"modes must be some of {MODES}, got {modes}")
     artifacts = artifacts or ensure_small_bundle()
     workdir = Path(tempfile.mkdtemp(prefix="hr-load-"))
     runs = []
     with running_services(artifacts, workdir, redis_url=redis_url) as svcs:
         pids = {name: svc.pid for name, svc in svcs.items()}
-        for rate in rates:
-            rep = run_load(
-                _spec(svcs["gateway"].url, artifacts, pids, rate=rate, duration_s=duration_s,
-                      warmup_s=warmup_s, mix=mix or dict(DEFAULT_MIX), seed=int(rate)),
-                log_path=workdir / "loadgen.log",
-            )  # fmt: skip
-            runs.append(rep)
-            lat = rep["latency"]
-            print(
-                f"[load] {rate:5.0f} req/s: achieved {rep['achieved_rps']:6.1f}  "
-                f"p50 {lat.get('p50_ms', 0):7.2f}  p95 {lat.get('p95_ms', 0):7.2f}  "
-                f"p99 {lat.get('p99_ms', 0):7.2f} ms  errors {rep['errors']['total']}  "
-                f"degraded {rep['degraded']['total']}",
-                file=sys.stderr,
-                flush=True,
-            )
+        for mode in modes:
+            for rate in rates:
+                rep = run_load(
+                    _spec(svcs["gateway"].url, artifacts, pids, rate=rate, duration_s=duration_s,
+                          warmup_s=warmup_s, mix=mix or dict(DEFAULT_MIX), seed=int(rate),
+                          skew=skew, no_cache=mode == "uncached"),
+                    log_path=workdir / "loadgen.log",
+                )  # fmt: skip
+                rep["mode"] = mode
+                runs.append(rep)
+                lat = rep["latency"]
+                print(
+                    f"[load] {mode:8s} {rate:5.0f} req/s: achieved {rep['achieved_rps']:6.1f}  "
+                    f"p50 {lat.get('p50_ms', 0):7.2f}  p95 {lat.get('p95_ms', 0):7.2f}  "
+                    f"p99 {lat.get('p99_ms', 0):7.2f} ms  errors {rep['errors']['total']}  "
+                    f"degraded {rep['degraded']['total']}  "
+                    f"cache hits {rep['result_cache']['hit_rate']:.0%}",
+                    file=sys.stderr,
+                    flush=True,
+                )
     report = {
         "benchmark": "load",
         "artifacts": str(artifacts),
+        "skew": skew,
+        "modes": list(modes),
         "cpus": os.cpu_count(),
         "load_average_at_end": os.getloadavg(),
         "runs": runs,
@@ -95,6 +111,8 @@ def run_soak(
     mix: dict[str, float] | None = None,
     out_dir: Path | None = RESULTS,
     redis_url: str = DEFAULT_REDIS_URL,
+    skew: float = DEFAULT_SKEW,
+    no_cache: bool = False,
 ) -> dict[str, Any]:
     """One long run; the verdict needs zero errors and < 10 % memory growth after warm-up."""
     artifacts = artifacts or ensure_small_bundle()
@@ -105,7 +123,7 @@ def run_soak(
         rep = run_load(
             _spec(svcs["gateway"].url, artifacts, pids, rate=rate, duration_s=duration_s,
                   warmup_s=warmup_s, mix=mix or dict(DEFAULT_MIX), sample_every_s=5.0,
-                  timeline_bucket_s=30.0),
+                  timeline_bucket_s=30.0, skew=skew, no_cache=no_cache),
             log_path=workdir / "loadgen.log",
         )  # fmt: skip
     growth = {name: m.get("growth_pct") for name, m in rep["memory"].items()}
@@ -142,26 +160,27 @@ def plot_load(report: dict[str, Any], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     runs = report["runs"]
-    rates = [r["rate_target"] for r in runs]
     fig, (ax, ex, mx) = plt.subplots(1, 3, figsize=(15, 4.5))
-    for q, style in (("p50_ms", "o-"), ("p95_ms", "s-"), ("p99_ms", "^-")):
-        ax.plot(rates, [r["latency"].get(q, float("nan")) for r in runs], style, label=q[:3])
+    modes = list(dict.fromkeys(r.get("mode", "cached") for r in runs))
+    for m, mode in enumerate(modes):
+        sub = [r for r in runs if r.get("mode", "cached") == mode]
+        rates = [r["rate_target"] for r in sub]
+        for q, style in (("p50_ms", "o-"), ("p99_ms", "^--")):
+            ax.plot(rates, [r["latency"].get(q, float("nan")) for r in sub], style,
+                    color=f"C{m}", label=f"{mode} {q[:3]}")  # fmt: skip
+    ax.axhline(25, color="grey", ls=":", label="goal: p99 25 ms")
     ax.set_yscale("log")
     ax.set_xlabel("offered load, requests/s")
     ax.set_ylabel("latency from intended send, ms")
-    tx = ax.twinx()
-    tx.plot(rates, [r["achieved_rps"] for r in runs], "k:", label="achieved req/s")
-    tx.set_ylabel("achieved requests/s")
-    ax.legend(loc="upper left", fontsize=8)
-    tx.legend(loc="lower right", fontsize=8)
-    ax.set_title("latency and throughput (full request mix)")
+    ax.legend(loc="upper left", fontsize=7)
+    ax.set_title(f"latency (full request mix, skew {report.get('skew', 0):g})")
     width = 0.4
     xs = list(range(len(runs)))
     ex.bar([x - width / 2 for x in xs], [r["errors"]["total"] for r in runs], width,
            label="errors")  # fmt: skip
     ex.bar([x + width / 2 for x in xs], [r["degraded"]["total"] for r in runs], width,
            label="degraded answers")  # fmt: skip
-    ex.set_xticks(xs, [f"{r:g}" for r in rates])
+    ex.set_xticks(xs, [f"{r.get('mode', '')[:1]}{r['rate_target']:g}" for r in runs])
     ex.set_xlabel("offered load, requests/s")
     ex.set_title("errors and degraded answers")
     ex.legend(fontsize=8)
@@ -230,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     lo.add_argument("--rates", default="50,100,200,400")
     lo.add_argument("--duration", type=float, default=20.0)
     lo.add_argument("--warmup", type=float, default=3.0)
+    lo.add_argument("--modes", default=",".join(MODES), help="cached, uncached or both")
     so = sub.add_parser("soak", help="one rate for a long time, with a verdict")
     so.add_argument("--rate", type=float, default=100.0)
     so.add_argument("--duration", type=float, default=600.0)
@@ -237,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     for p in (lo, so):
         p.add_argument("--artifacts", type=Path, default=None, help="bundle root (default: small)")
         p.add_argument("--mix", default=None, help="e.g. user_recs=0.6,item=0.4")
+        p.add_argument("--skew", type=float, default=DEFAULT_SKEW, help="Zipf skew of users")
         p.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     mix = parse_mix(args.mix) if args.mix else None
@@ -248,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
             warmup_s=args.warmup,
             mix=mix,
             out_dir=args.out,
+            skew=args.skew,
+            modes=tuple(m.strip() for m in args.modes.split(",") if m.strip()),
         )
         return 0
     report = run_soak(
@@ -257,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         warmup_s=args.warmup,
         mix=mix,
         out_dir=args.out,
+        skew=args.skew,
     )
     print(json.dumps(report["verdict"], indent=2))
     return 0 if report["verdict"]["pass"] else 1

@@ -74,6 +74,12 @@ class LoadSpec:
         seed: Random seed of the request mix.
         keep_stage_samples: Also return every undegraded recommendation's stages (ms).
         timeline_bucket_s: Width of the time buckets of the report's ``timeline``.
+        skew: Zipf exponent of who and what is asked for: the i-th of ``user_ids`` /
+            ``item_ids`` (most active / most popular first) is picked with weight
+            ``1 / (i + 1) ** skew``; 0 = uniform. Anonymous sessions' recent items are
+            always drawn uniformly (they seldom repeat exactly).
+        no_cache: Send ``Cache-Control: no-cache`` with recommendation requests, so the
+            gateway computes every answer (the uncached baseline).
     """
 
     url: str
@@ -90,10 +96,14 @@ class LoadSpec:
     seed: int = 0
     keep_stage_samples: bool = False
     timeline_bucket_s: float = 10.0
+    skew: float = 0.0
+    no_cache: bool = False
 
     def validate(self) -> None:
         """Refuse non-loopback targets and unbounded runs."""
         check_loopback(self.url)
+        if not 0 <= self.skew <= 5:
+            raise ValueError(f"skew must be in [0, 5], got {self.skew}")
         if not 0 < self.rate <= MAX_RATE:
             raise ValueError(f"rate must be in (0, {MAX_RATE}], got {self.rate}")
         if not 0 < self.duration_s + self.warmup_s <= MAX_DURATION_S:
@@ -126,22 +136,36 @@ def check_loopback(url: str) -> None:
     raise ValueError(f"refusing to send load to {host!r}: only loopback targets are allowed")
 
 
-def _request(kind: str, rng: random.Random, spec: LoadSpec) -> tuple[str, str, bytes | None]:
-    items, users = spec.item_ids, spec.user_ids
+class _Picker:
+    """Zipf-weighted choice from a list (first = most likely); uniform at skew 0."""
+
+    def __init__(self, values: list[int], skew: float) -> None:
+        self.values = values
+        w = 1.0 / np.arange(1, len(values) + 1, dtype=np.float64) ** skew
+        self.cum = np.cumsum(w / w.sum()).tolist() if values else []
+
+    def one(self, rng: random.Random) -> int:
+        return rng.choices(self.values, cum_weights=self.cum)[0]
+
+
+def _request(
+    kind: str, rng: random.Random, users: _Picker, items: _Picker
+) -> tuple[str, str, bytes | None]:
     if kind == "user_recs":
-        return "GET", f"/v1/users/{rng.choice(users)}/recommendations?k=10", None
+        return "GET", f"/v1/users/{users.one(rng)}/recommendations?k=10", None
     if kind == "anon_recs":
-        recent = rng.sample(items, k=min(len(items), rng.randint(3, 5)))
+        # Uniform, not skewed: a session's recent items rarely repeat another's exactly.
+        recent = rng.sample(items.values, k=min(len(items.values), rng.randint(3, 5)))
         return "POST", "/v1/recommendations", json.dumps(
             {"recent_item_ids": recent, "k": 10}
         ).encode()
     if kind == "similar":
-        return "GET", f"/v1/items/{rng.choice(items)}/similar?k=10", None
+        return "GET", f"/v1/items/{items.one(rng)}/similar?k=10", None
     if kind == "item":
-        return "GET", f"/v1/items/{rng.choice(items)}", None
+        return "GET", f"/v1/items/{items.one(rng)}", None
     if kind == "event":
-        body = json.dumps({"item_id": rng.choice(items), "type": "click"}).encode()
-        return "POST", f"/v1/users/{rng.choice(users)}/events", body
+        body = json.dumps({"item_id": items.one(rng), "type": "click"}).encode()
+        return "POST", f"/v1/users/{users.one(rng)}/events", body
     return "GET", "/health/live", None
 
 
@@ -158,6 +182,10 @@ async def _run(spec: LoadSpec) -> dict[str, Any]:
     from shared.timing import parse_header
 
     rng = random.Random(spec.seed)
+    user_pick, item_pick = _Picker(spec.user_ids, spec.skew), _Picker(spec.item_ids, spec.skew)
+    no_cache = (("cache-control", "no-cache"),)
+    cache: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    lat_by_cache: dict[str, list[float]] = defaultdict(list)
     kinds = [k for k in KINDS if spec.mix.get(k, 0) > 0]
     weights = [spec.mix[k] for k in kinds]
     total_s = spec.warmup_s + spec.duration_s
@@ -187,7 +215,9 @@ async def _run(spec: LoadSpec) -> dict[str, Any]:
         sent = time.perf_counter()
         try:
             async with asyncio.timeout(spec.timeout_s):
-                resp = await pool.request(method, path, body=body)
+                recs = kind in ("user_recs", "anon_recs")
+                headers = no_cache if spec.no_cache and recs else ()
+                resp = await pool.request(method, path, body=body, headers=headers)
             if resp.status >= 400:
                 status = str(resp.status)
         except TimeoutError:
@@ -215,12 +245,18 @@ async def _run(spec: LoadSpec) -> dict[str, Any]:
                     clean = False
             lat[kind].append(end - due)
             service.append(end - sent)
+            outcome = resp.header("x-hybridrec-cache")
+            if outcome:
+                cache[kind][outcome] += 1
+                lat_by_cache[outcome].append(end - due)
             st = resp.header("server-timing")
             if st:
                 parsed = parse_header(st)
                 for name, sec in parsed.items():
                     stages[kind][name].append(sec)
-                if spec.keep_stage_samples and clean and kind in ("user_recs", "anon_recs"):
+                computed = outcome != "hit"  # a cache hit runs none of the pipeline's stages
+                recs = kind in ("user_recs", "anon_recs")
+                if spec.keep_stage_samples and clean and computed and recs:
                     samples[kind].append({k: round(v * 1000.0, 4) for k, v in parsed.items()})
 
     async def sample_memory() -> None:
@@ -250,7 +286,7 @@ async def _run(spec: LoadSpec) -> dict[str, Any]:
             (errors if due - t0 >= spec.warmup_s else warmup_errors)["overload"] += 1
             continue
         in_flight += 1
-        method, path, body = _request(kind, rng, spec)
+        method, path, body = _request(kind, rng, user_pick, item_pick)
         task = asyncio.create_task(one(kind, method, path, body, due))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
@@ -278,6 +314,17 @@ async def _run(spec: LoadSpec) -> dict[str, Any]:
         "by_kind": {k: percentiles(lat[k]) for k in kinds},
         "errors": {"total": sum(errors.values()), "by_status": dict(errors)},
         "degraded": {"total": sum(degraded.values()), "by_reason": dict(degraded)},
+        "skew": spec.skew,
+        "no_cache": spec.no_cache,
+        "result_cache": {
+            "by_kind": {k: dict(v) for k, v in cache.items()},
+            "hit_rate": round(
+                sum(v.get("hit", 0) for v in cache.values())
+                / max(1, sum(sum(v.values()) for v in cache.values())),
+                4,
+            ),
+            "latency_by_outcome": {o: percentiles(v) for o, v in lat_by_cache.items()},
+        },
         "warmup_errors": dict(warmup_errors),
         "stages_ms": {
             k: {s: round(float(np.median(v)) * 1000.0, 4) for s, v in st.items()}
@@ -336,18 +383,25 @@ def run_load(spec: LoadSpec, *, log_path: Path | None = None) -> dict[str, Any]:
 
 
 def ids_from_bundle(artifacts: Path, n: int = 2000, seed: int = 0) -> tuple[list[int], list[int]]:
-    """Up to ``n`` known user ids and ``n`` item ids of a bundle (root or folder)."""
+    """Up to ``n`` known user ids and ``n`` item ids of a bundle (root or folder).
+
+    A random sample of each, users ordered most active first (longest history) and
+    items most popular first, the order :class:`LoadSpec`'s ``skew`` weights by.
+    """
     import pandas as pd
 
     from shared import bundle_layout as L
 
     folder = artifacts / "latest" if (artifacts / "latest").exists() else artifacts
-    users = pd.read_parquet(folder / L.USERS, columns=["user_id"])["user_id"].to_numpy()
-    items = pd.read_parquet(folder / L.ITEMS, columns=["item_id"])["item_id"].to_numpy()
+    users = pd.read_parquet(folder / L.USERS, columns=["user_id", "history"])
+    items = pd.read_parquet(folder / L.ITEMS, columns=["item_id", "popularity"])
     rng = np.random.default_rng(seed)
-    pick_u = rng.choice(users, size=min(n, len(users)), replace=False)
-    pick_i = rng.choice(items, size=min(n, len(items)), replace=False)
-    return [int(u) for u in pick_u], [int(i) for i in pick_i]
+    pick_u = users.iloc[rng.choice(len(users), size=min(n, len(users)), replace=False)]
+    pick_i = items.iloc[rng.choice(len(items), size=min(n, len(items)), replace=False)]
+    activity = pick_u["history"].map(len).to_numpy()
+    pick_u = pick_u.iloc[np.argsort(-activity, kind="stable")]
+    pick_i = pick_i.iloc[np.argsort(-pick_i["popularity"].to_numpy(), kind="stable")]
+    return [int(u) for u in pick_u["user_id"]], [int(i) for i in pick_i["item_id"]]
 
 
 def parse_mix(text: str) -> dict[str, float]:
@@ -367,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=50.0)
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--skew", type=float, default=0.0, help="Zipf exponent of users/items")
+    ap.add_argument("--no-cache", action="store_true", help="bypass the gateway result cache")
     ap.add_argument("--mix", default=",".join(f"{k}={v}" for k, v in DEFAULT_MIX.items()))
     ap.add_argument("--artifacts", type=Path, default=Path("artifacts"), help="for ids")
     ap.add_argument("--pid", action="append", default=[], help="name=pid to sample RSS of")
@@ -378,7 +434,8 @@ def main(argv: list[str] | None = None) -> int:
         users, items = ids_from_bundle(args.artifacts)
         spec = LoadSpec(
             url=args.url, rate=args.rate, duration_s=args.duration, warmup_s=args.warmup,
-            mix=parse_mix(args.mix), user_ids=users, item_ids=items,
+            mix=parse_mix(args.mix), user_ids=users, item_ids=items, skew=args.skew,
+            no_cache=args.no_cache,
             pids={p.split("=")[0]: int(p.split("=")[1]) for p in args.pid},
         )  # fmt: skip
     report = run_in_process(spec)

@@ -32,3 +32,10 @@ class ServiceSettings(BaseSettings):
     watch_latest_s: float = Field(
         0.0, ge=0, description="Poll the root's `latest` and hot-reload on change (0 = off)."
     )
+    compute_threads: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="Threads of each numeric library (BLAS, TensorFlow, PyTorch) per process; "
+        "1 suits services that share a machine (idle pool threads spin and steal CPU).",
+    )

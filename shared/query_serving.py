@@ -2,10 +2,11 @@
 
 :class:`QueryTowerRunner` and :class:`CandidateTowerRunner` load a tower saved
 as ``.keras`` (``safe_mode=True``; the custom layers come from
-:mod:`shared.layers`) and wrap its forward pass in a ``tf.function`` with a
-fixed ``input_signature`` (batch dimension ``None``), so a request never
-triggers retracing. TensorFlow and Keras are imported when a runner is built,
-not when this module is imported.
+:mod:`shared.layers`) and run it with :class:`~shared.numpy_forward.NumpyForward`
+(plain numpy, no TensorFlow call per request), falling back to a ``tf.function``
+with a fixed ``input_signature`` (batch dimension ``None``, so a request never
+retraces) for a layer the numpy interpreter does not know. TensorFlow and Keras are
+imported when a runner is built, not when this module is imported.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from shared.errors import BundleError, ValidationError
 from shared.features import FeatureEncoder
+from shared.numpy_forward import NumpyForward
 
 
 class _TowerRunner:
@@ -58,7 +60,16 @@ class _TowerRunner:
             return model(inputs, training=False)
 
         self._forward = tf.function(forward, input_signature=[self.specs], autograph=False)
-        self(self._zeros(1))  # trace once now, not on the first request
+        self._tf_call(self._feed(self._zeros(1)))  # trace once now, not on the first request
+        try:  # numpy forward: no TensorFlow call per request (fallback: the tf.function)
+            self._numpy: NumpyForward | None = NumpyForward(self.model)
+        except BundleError:
+            self._numpy = None
+
+    @property
+    def backend(self) -> str:
+        """``numpy`` when the plain-numpy forward supports every layer, else ``tf_function``."""
+        return "numpy" if self._numpy is not None else "tf_function"
 
     @property
     def input_names(self) -> list[str]:
@@ -71,11 +82,14 @@ class _TowerRunner:
             for name, spec in self.specs.items()
         }
 
-    def __call__(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+    def __call__(
+        self, inputs: Mapping[str, np.ndarray], backend: str | None = None
+    ) -> np.ndarray:
         """Run the tower.
 
         Args:
             inputs: Arrays keyed by input name (extra keys are ignored), batch first.
+            backend: ``numpy`` or ``tf_function`` (None: :attr:`backend`).
 
         Returns:
             [B, output_dim] float32 L2-normalised vectors.
@@ -83,12 +97,25 @@ class _TowerRunner:
         Raises:
             ValidationError: An input is missing or has the wrong shape.
         """
+        feed = self._feed(inputs)
+        if not feed:
+            return np.zeros((0, self.output_dim), dtype=np.float32)
+        if (backend or self.backend) == "numpy" and self._numpy is not None:
+            return self._numpy(feed)
+        return self._tf_call(feed)
+
+    def _tf_call(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        tensors = {name: self._tf.constant(arr) for name, arr in feed.items()}
+        return np.asarray(self._forward(tensors), dtype=np.float32)
+
+    def _feed(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Checked arrays by input name; empty when the batch is empty."""
         missing = [n for n in self.specs if n not in inputs]
         if missing:
             raise ValidationError(
                 f"{self.kind} needs inputs {self.input_names}; missing {missing}"
             )
-        feed: dict[str, Any] = {}
+        feed: dict[str, np.ndarray] = {}
         batch = None
         for name, spec in self.specs.items():
             arr = np.asarray(inputs[name], dtype=spec.dtype.as_numpy_dtype)
@@ -99,10 +126,8 @@ class _TowerRunner:
                     f"other inputs, got {arr.shape}"
                 )
             batch = len(arr)
-            feed[name] = self._tf.constant(arr)
-        if not batch:
-            return np.zeros((0, self.output_dim), dtype=np.float32)
-        return np.asarray(self._forward(feed), dtype=np.float32)
+            feed[name] = arr
+        return feed if batch else {}
 
 
 class QueryTowerRunner(_TowerRunner):

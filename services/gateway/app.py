@@ -11,15 +11,18 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from prometheus_client import Counter
 
 from services.gateway.admin import router as admin_router
 from services.gateway.core import GatewayCore, PopularFallback
 from services.gateway.reload import StackReload, load_popular, popular_reloader
+from services.gateway.result_cache import ResultCache
 from services.gateway.routes import router
 from services.gateway.settings import GatewaySettings, get_settings
 from shared.bundle_reload import reload_metrics
 from shared.clients import RankingClient, RetrievalClient
 from shared.errors import HybridrecError
+from shared.process_tuning import freeze_heap
 from shared.schemas.v1 import Health
 from shared.service_app import create_app as create_base_app
 from shared.service_app import ready_response, stop_task
@@ -32,6 +35,11 @@ DESCRIPTION = """\
 hybridrec's public API: recommendations for known and anonymous users, similar
 items, item lookup and search, feedback events and new items. Every list is
 `items: [{item_id, ...}]`, best first; ids are the dataset's own (MovieLens movieId).
+
+Recommendation answers are cached in Redis for `HYBRIDREC_RESULT_CACHE_TTL_S` seconds
+(default 300) and served again until the user sends a feedback event or an item is
+added, whichever comes first; the `X-Hybridrec-Cache` response header says `hit`,
+`miss` or `off`, and a request with `Cache-Control: no-cache` is always computed.
 """
 TAGS = [
     {"name": "recommendations", "description": "Ranked items for a user or a session."},
@@ -72,6 +80,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             deadline_s=settings.deadline_s,
             retrieval_timeout_s=settings.retrieval_timeout_s,
             ranking_timeout_s=settings.ranking_timeout_s,
+            result_cache=(
+                ResultCache(guard, prefix=settings.redis_prefix, ttl_s=settings.result_cache_ttl_s)
+                if guard is not None and settings.result_cache_ttl_s > 0
+                else None
+            ),
         )
         app.state.core = core
         reloader = popular_reloader(settings, core, reload_metrics(app))
@@ -81,7 +94,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             reloader.startup_failed()
         app.state.stack_reload = StackReload(settings, reloader)
         watcher = reloader.start_watching(settings.watch_latest_s)
-        flusher = asyncio.create_task(core.flush_spool_forever()) if guard else None
+        flusher = asyncio.create_task(core.flush_spool_forever())
+        freeze_heap()
         try:
             yield
         finally:
@@ -107,6 +121,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.stack_reload = None
     app.state.api_keys = settings.key_set()
     app.state.admin_key = settings.admin_key
+    app.state.result_cache_answers = Counter(
+        "hybridrec_result_cache_answers",
+        "Recommendation answers by result-cache outcome (hit, miss, off).",
+        ["outcome"],
+        registry=app.state.metrics_registry,
+    )
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:
         app.add_middleware(

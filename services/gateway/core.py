@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.gateway.history import PendingHistory
+from services.gateway.result_cache import CacheStatus, ResultCache, with_request_id
 from shared.artifacts import load_bundle
 from shared.clients import RankingClient, RetrievalClient
 from shared.errors import DependencyUnavailableError, NotFoundError
@@ -35,6 +37,7 @@ from shared.timing import stage
 log = logging.getLogger("hybridrec.gateway")
 
 POSITIVE_RATING = 3.5
+DEFAULT_CANDIDATES = 200  # training's default max_candidates
 
 
 @dataclass
@@ -43,6 +46,8 @@ class PopularFallback:
 
     version: str
     items: list[dict[str, Any]] = field(default_factory=list)
+    #: Merged candidates per user the bundle's ranker was trained and evaluated with.
+    max_candidates: int | None = None
 
     @classmethod
     def load(cls, artifacts: str) -> PopularFallback:
@@ -85,10 +90,11 @@ class GatewayCore:
         events: EventLog,
         redis: RedisGuard | None,
         popular: PopularFallback | None,
-        n_candidates: int,
+        n_candidates: int | None,
         deadline_s: float,
         retrieval_timeout_s: float,
         ranking_timeout_s: float,
+        result_cache: ResultCache | None = None,
     ) -> None:
         self.retrieval = retrieval
         self.ranking = ranking
@@ -99,6 +105,8 @@ class GatewayCore:
         self.deadline_s = deadline_s
         self.retrieval_timeout_s = retrieval_timeout_s
         self.ranking_timeout_s = ranking_timeout_s
+        self.pending_history = PendingHistory()
+        self.result_cache = result_cache
 
     async def close(self) -> None:
         """Close pools."""
@@ -106,6 +114,41 @@ class GatewayCore:
         await self.ranking.close()
         if self.redis is not None:
             await self.redis.close()
+
+    async def recommend_body(
+        self, req: RecommendationRequest, request_id: str | None, *, use_cached: bool = True
+    ) -> tuple[bytes, CacheStatus]:
+        """:meth:`recommend` as a JSON body, served from the result cache when it can be.
+
+        Args:
+            req: The request.
+            request_id: Added to the body.
+            use_cached: False computes the answer even when one is cached (it is still
+                stored): ``Cache-Control: no-cache``.
+
+        Returns:
+            The body, and ``hit``, ``miss`` (computed, cached unless degraded) or ``off``
+            (no cache configured, no bundle version known, or Redis unavailable).
+        """
+        version = self.popular.version if self.popular is not None else None
+        slot = None
+        if self.result_cache is not None and version is not None:
+            with stage("cache"):
+                cached, slot = await self.result_cache.get(req, version)
+            if cached is not None and use_cached:
+                return with_request_id(cached, request_id), "hit"
+        rec = await self.recommend(req, request_id)
+        body = rec.model_dump_json(exclude={"request_id"}).encode()
+        if slot is None or self.result_cache is None:
+            return with_request_id(body, request_id), "off"
+        if not rec.degraded and rec.model_version == version:
+            await self.result_cache.put(slot, body)
+        return with_request_id(body, request_id), "miss"
+
+    async def catalogue_changed(self) -> None:
+        """An item was added: cached answers are recomputed so it can appear in them."""
+        if self.result_cache is not None:
+            await self.result_cache.catalogue_changed()
 
     async def recommend(
         self, req: RecommendationRequest, request_id: str | None
@@ -124,7 +167,7 @@ class GatewayCore:
             user_id=req.user_id,
             history=history,
             user_features=req.user_features,
-            k=max(self.n_candidates, req.k),
+            k=max(self.candidates_wanted(), req.k),
             exclude_item_ids=sorted(exclude),
             exclude_seen=req.exclude_seen,
             genres=req.genres,
@@ -174,6 +217,13 @@ class GatewayCore:
             degraded=degraded,
             request_id=request_id,
         )
+
+    def candidates_wanted(self) -> int:
+        """HYBRIDREC_N_CANDIDATES, else the bundle's trained count, else 200."""
+        if self.n_candidates is not None:
+            return self.n_candidates
+        trained = self.popular.max_candidates if self.popular is not None else None
+        return trained or DEFAULT_CANDIDATES
 
     def _budget(self, start: float, timeout_s: float) -> float:
         remaining = self.deadline_s - (time.monotonic() - start)
@@ -247,17 +297,19 @@ class GatewayCore:
         event_id, spooled = await self.events.append(payload)
         if spooled:
             degraded.append("cache")
-        if update_ok and (event.type != "rating" or (event.rating or 0) >= POSITIVE_RATING):
-            try:
-                await self.retrieval.request(
-                    "POST",
-                    f"/v1/users/{user_id}/history",
-                    json={"item_ids": [event.item_id]},
-                    timeout_s=self.retrieval_timeout_s,
-                    request_id=request_id,
-                )
-            except DependencyUnavailableError:
+        positive = event.type != "rating" or (event.rating or 0) >= POSITIVE_RATING
+        # A spooled event reaches the history when the spool is flushed (flush_once).
+        if positive and not spooled:
+            # Queued behind any earlier update of this user still waiting, then sent now.
+            self.pending_history.add(user_id, [event.item_id])
+            delivered = update_ok and await self.pending_history.deliver_user(
+                self.retrieval, user_id, self.retrieval_timeout_s, request_id
+            )
+            if not delivered and "retrieval" not in degraded:
                 degraded.append("retrieval")
+        # After the history changed: the next recommendation is computed afresh.
+        if self.result_cache is not None and not spooled:
+            await self.result_cache.invalidate(user_id)
         return EventAccepted(
             event_id=event_id,
             user_id=user_id,
@@ -267,48 +319,25 @@ class GatewayCore:
         )
 
     async def flush_spool_forever(self, every_s: float = 2.0) -> None:
-        """Background task: move spooled events into Redis once it is back."""
+        """Background task: move spooled events into Redis, then retry waiting history updates."""
         while True:
             await asyncio.sleep(every_s)
             try:
-                moved = await self.events.drain_spool()
-                if moved:
-                    log.info("moved %d spooled events into the Redis stream", len(moved))
-                    await self.replay_history(moved)
+                await self.flush_once()
             except Exception:  # a background loop must not die
                 log.exception("flushing the event spool failed")
 
-    async def replay_history(self, events: list[dict[str, Any]]) -> int:
-        """Add flushed spooled events to their users' recent history; returns users updated.
-
-        An event spooled while Redis was down could not update the history (the cache
-        lives in Redis), so it is applied once the spool reaches the stream: positive
-        events per user, oldest first. A failure is logged; the events stay in the stream.
-        """
-        per_user: dict[int, list[tuple[int, int]]] = {}
-        for ev in events:
-            try:
-                user, item, ts = int(ev["user_id"]), int(ev["item_id"]), int(ev["timestamp"])
-                rating = float(ev["rating"]) if ev.get("rating") not in (None, "") else None
-            except (KeyError, TypeError, ValueError):
-                continue
-            if ev.get("type") == "rating" and (rating is None or rating < POSITIVE_RATING):
-                continue
-            per_user.setdefault(user, []).append((ts, item))
-        updated = 0
-        for user, pairs in per_user.items():
-            items = [item for _, item in sorted(pairs)][-MAX_IDS:]
-            try:
-                await self.retrieval.request(
-                    "POST",
-                    f"/v1/users/{user}/history",
-                    json={"item_ids": items},
-                    timeout_s=self.retrieval_timeout_s,
-                )
-                updated += 1
-            except (DependencyUnavailableError, NotFoundError) as exc:
-                log.warning("history of user %d not replayed after a spool flush: %s", user, exc)
-        return updated
+    async def flush_once(self) -> int:
+        """Move the spool into the stream and deliver waiting history; returns users updated."""
+        moved = await self.events.drain_spool()
+        if moved:
+            log.info("moved %d spooled events into the Redis stream", len(moved))
+            self.pending_history.add_events(moved, POSITIVE_RATING)
+        users = await self.pending_history.deliver(self.retrieval, self.retrieval_timeout_s)
+        if self.result_cache is not None:
+            for user in users:
+                await self.result_cache.invalidate(user)
+        return len(users)
 
 
 def _dedupe_keep_last(ids: list[int]) -> list[int]:

@@ -66,7 +66,19 @@ def popular_from_bundle(bundle: Bundle) -> PopularFallback:
     items = bundle.load_json(L.POPULAR)
     if not isinstance(items, list):
         raise BundleError(f"{bundle.path(L.POPULAR)} must hold a JSON list")
-    return PopularFallback(version=bundle.version, items=items)
+    return PopularFallback(
+        version=bundle.version, items=items, max_candidates=_trained_candidates(bundle)
+    )
+
+
+def _trained_candidates(bundle: Bundle) -> int | None:
+    """How many merged candidates the bundle's ranker was trained and evaluated with."""
+    try:
+        cfg = bundle.load_json(L.RANKER_CONFIG)
+        value = int(cfg["config"]["max_candidates"])
+    except (HybridrecError, OSError, KeyError, TypeError, ValueError):
+        return None
+    return value if value >= 1 else None
 
 
 def load_popular(artifacts: str) -> tuple[PopularFallback, Path]:

@@ -6,9 +6,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError as PydanticValidationError
 
+from services.gateway.core import GatewayCore
 from services.gateway.deps import ApiKeyDep, CoreDep
 from shared.schemas.v1 import (
     MAX_K,
@@ -28,6 +29,19 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ERROR_RESPONSES[404]["model"], "description": "Missing or unknown API key."},
 }
 router = APIRouter(prefix="/v1", dependencies=[ApiKeyDep], responses=AUTH_ERRORS)
+CACHE_HEADER = "X-Hybridrec-Cache"
+CACHED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The recommendations.",
+        "headers": {
+            CACHE_HEADER: {
+                "description": "hit: served from the result cache; miss: computed now (and "
+                "cached unless degraded); off: no cache (Redis not configured or down).",
+                "schema": {"type": "string", "enum": ["hit", "miss", "off"]},
+            }
+        },
+    }
+}
 
 UserIdPath = Annotated[int, Path(ge=0, le=2**53, description="The dataset's user id.")]
 ItemIdPath = Annotated[int, Path(ge=1, le=2**53, description="The dataset's item id (movieId).")]
@@ -44,6 +58,7 @@ def _genres(raw: str | None) -> list[str]:
     tags=["recommendations"],
     summary="Recommendations for a known user",
     operation_id="get_user_recommendations",
+    responses=CACHED_RESPONSES,
 )
 async def user_recommendations(
     request: Request,
@@ -70,7 +85,7 @@ async def user_recommendations(
         raise RequestValidationError(
             [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_url=False)]
         ) from exc
-    return await core.recommend(req, request_id_of(request))
+    return await _answer(core, req, request)
 
 
 @router.post(
@@ -79,12 +94,21 @@ async def user_recommendations(
     tags=["recommendations"],
     summary="Recommendations from recent items, ratings or features",
     operation_id="post_recommendations",
+    responses=CACHED_RESPONSES,
 )
 async def recommendations(
     request: Request, core: CoreDep, body: RecommendationRequest
 ) -> Recommendations:
     """Anonymous or new users (recent items, ratings, features), or a known user in session."""
-    return await core.recommend(body, request_id_of(request))
+    return await _answer(core, body, request)
+
+
+async def _answer(core: GatewayCore, req: RecommendationRequest, request: Request) -> Any:
+    """The answer, cached or computed (``Cache-Control: no-cache``); X-Hybridrec-Cache says."""
+    no_cache = "no-cache" in request.headers.get("cache-control", "").lower()
+    body, status = await core.recommend_body(req, request_id_of(request), use_cached=not no_cache)
+    request.app.state.result_cache_answers.labels(status).inc()
+    return Response(body, media_type="application/json", headers={CACHE_HEADER: status})
 
 
 @router.get(
@@ -175,6 +199,7 @@ async def add_item(request: Request, core: CoreDep, body: NewItem) -> JSONRespon
         request_id=request_id_of(request),
     )
     item = ItemDetail.model_validate(data)
+    await core.catalogue_changed()
     return JSONResponse(item.model_dump(mode="json"), status_code=201)
 
 

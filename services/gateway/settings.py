@@ -21,7 +21,20 @@ class GatewaySettings(ServiceSettings):
     deadline_s: float = Field(
         1.5, gt=0, description="No recommendation response takes longer than this."
     )
-    n_candidates: int = Field(300, ge=10, le=2000, description="Candidates sent to ranking.")
+    n_candidates: int | None = Field(
+        None,
+        ge=10,
+        le=2000,
+        description="Candidates sent to ranking (default: the bundle's max_candidates, the "
+        "count its ranker was trained and evaluated with; 200 if the bundle does not say).",
+    )
+    result_cache_ttl_s: float = Field(
+        300.0,
+        ge=0,
+        le=86400,
+        description="Seconds a finished recommendation is served from Redis (0 = off); "
+        "a user's feedback event makes their cached answers stale at once.",
+    )
     api_keys: str | None = Field(
         None, description="Comma-separated API keys; when set, X-API-Key is required."
     )

@@ -15,6 +15,9 @@ from services.ranking.routes import router
 from services.ranking.settings import RankingSettings, get_settings
 from shared.admin_routes import admin_router
 from shared.bundle_reload import BundleReloader, reload_metrics
+from shared.json_body import register_schemas
+from shared.process_tuning import freeze_heap, limit_compute_threads
+from shared.schemas.internal_v1 import RankRequest
 from shared.schemas.v1 import Health
 from shared.service_app import bundle_check, load_engine, ready_response, stop_task
 from shared.service_app import create_app as create_base_app
@@ -36,6 +39,7 @@ def create_app(settings: RankingSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limit_compute_threads(settings.compute_threads)  # before any model loads
         reloader = BundleReloader(
             service="ranking",
             artifacts=settings.artifacts,
@@ -72,6 +76,7 @@ def create_app(settings: RankingSettings | None = None) -> FastAPI:
     app.state.reloader = None
     app.state.admin_key = settings.admin_key
     app.include_router(router)
+    register_schemas(app, RankRequest)
     app.include_router(admin_router("ranking"))
 
     @app.get(
@@ -94,3 +99,4 @@ def create_app(settings: RankingSettings | None = None) -> FastAPI:
 def _swap(app: FastAPI, engine: RankingEngine) -> None:
     app.state.engine = engine  # one assignment; in-flight requests keep the old engine
     app.state.load_error = None
+    freeze_heap()

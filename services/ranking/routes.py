@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
 
 from services.ranking.deps import EngineDep
+from shared.json_body import documented_body, json_body
 from shared.schemas.internal_v1 import RankRequest, RankResponse
 from shared.service_app import ERROR_RESPONSES
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
+#: Parsed from the raw bytes in one pass (see shared.json_body).
+RankBody = Annotated[RankRequest, Depends(json_body(RankRequest))]
 
 
 @router.post(
@@ -17,8 +22,9 @@ router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
     tags=["ranking"],
     summary="Score and sort candidates",
     operation_id="ranking_rank",
+    openapi_extra=documented_body(RankRequest),
 )
-def rank(engine: EngineDep, body: RankRequest) -> Response:
+def rank(engine: EngineDep, body: RankBody) -> Response:
     """The candidates scored by the hybrid ranker, best first."""
     # Serialised here, once: FastAPI would dump, validate and encode the model again.
     return Response(engine.rank(body).model_dump_json(), media_type="application/json")

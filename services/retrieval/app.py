@@ -16,6 +16,8 @@ from services.retrieval.settings import RetrievalSettings, get_settings
 from shared.admin_routes import admin_router
 from shared.artifacts import Bundle, load_bundle
 from shared.bundle_reload import BundleReloader, reload_metrics
+from shared.exact_search import ExactSearch
+from shared.process_tuning import freeze_heap, limit_compute_threads
 from shared.schemas.v1 import Health
 from shared.service_app import bundle_check, load_engine, ready_response, stop_task
 from shared.service_app import create_app as create_base_app
@@ -52,6 +54,7 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limit_compute_threads(settings.compute_threads)  # before any model loads
         guard = (
             RedisGuard(settings.redis_url, timeout_s=settings.redis_timeout_s)
             if (settings.redis_url)
@@ -137,11 +140,21 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
             checks["redis"] = "ok" if await guard.ping() else "ok (degraded: Redis down, no cache)"
         else:
             checks["redis"] = "ok (not configured: in-process cache)"
+        if engine is not None:
+            checks["search"] = (
+                f"ok (two_tower: {_kind(engine.item_index)}, "
+                f"content: {_kind(engine.content_index)})"
+            )
         return ready_response("retrieval", engine.version if engine else None, checks)
 
     return app
 
 
+def _kind(index: object) -> str:
+    return "exact" if isinstance(index, ExactSearch) else "annoy"
+
+
 def _swap(app: FastAPI, engine: RetrievalEngine) -> None:
     app.state.engine = engine  # one assignment; in-flight requests keep the old engine
     app.state.load_error = None
+    freeze_heap()

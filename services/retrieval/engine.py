@@ -24,6 +24,7 @@ from shared.artifacts import Bundle, load_bundle
 from shared.candidates import CandidateSet, merge_candidates
 from shared.catalogue import Catalogue
 from shared.errors import NotFoundError
+from shared.exact_search import ExactSearch, use_exact
 from shared.features import FeatureEncoder
 from shared.item_knn import score_from_history
 from shared.query_serving import CandidateTowerRunner, QueryTowerRunner
@@ -101,15 +102,24 @@ class RetrievalEngine:
         self.content_vectors = bundle.load_npy(L.CONTENT_VECTORS)
         annoy = bundle.manifest.get("components", {}).get("annoy", {})
         sk = settings.search_k
-        self.item_index = AnnIndex.load(
-            bundle.path(L.ITEM_INDEX),
-            self.item_vectors.shape[1],
-            search_k=sk or annoy.get("item_tower", {}).get("search_k", -1),
+        # Small catalogues: exact search (faster there, and exact); large ones: Annoy.
+        self.item_index: AnnIndex | ExactSearch = (
+            ExactSearch(self.item_vectors)
+            if use_exact(*self.item_vectors.shape) and not settings.force_ann
+            else AnnIndex.load(
+                bundle.path(L.ITEM_INDEX),
+                self.item_vectors.shape[1],
+                search_k=sk or annoy.get("item_tower", {}).get("search_k", -1),
+            )
         )
-        self.content_index = AnnIndex.load(
-            bundle.path(L.CONTENT_INDEX),
-            self.content_vectors.shape[1],
-            search_k=sk or annoy.get("content", {}).get("search_k", -1),
+        self.content_index: AnnIndex | ExactSearch = (
+            ExactSearch(self.content_vectors)
+            if use_exact(*self.content_vectors.shape) and not settings.force_ann
+            else AnnIndex.load(
+                bundle.path(L.CONTENT_INDEX),
+                self.content_vectors.shape[1],
+                search_k=sk or annoy.get("content", {}).get("search_k", -1),
+            )
         )
         ranker_cfg = bundle.load_json(L.RANKER_CONFIG)
         self.source_names: tuple[str, ...] = tuple(ranker_cfg["source_names"])

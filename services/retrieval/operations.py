@@ -9,7 +9,7 @@ import numpy as np
 
 from services.retrieval.engine import RetrievalEngine, _normalise
 from shared.candidates import CandidateSet
-from shared.errors import NotFoundError
+from shared.errors import DependencyUnavailableError, NotFoundError
 from shared.schemas.internal_v1 import (
     CandidatesRequest,
     CandidatesResponse,
@@ -240,9 +240,17 @@ async def add_item(engine: RetrievalEngine, req: NewItemRequest) -> ItemDetail:
 
 
 async def push_history(engine: RetrievalEngine, user_id: int, item_ids: list[int]) -> None:
-    """Append to a user's recent history and drop the cached vector."""
+    """Append to a user's recent history and drop the cached vector.
+
+    Raises:
+        DependencyUnavailableError: Redis did not take the update (503: the caller retries).
+    """
     engine.check_items(item_ids)
-    await engine.store.push_recent(user_id, item_ids)
+    if await engine.store.push_recent(user_id, item_ids) == "bypass":
+        raise DependencyUnavailableError(
+            f"the recent history of user {user_id} was not stored: Redis is unavailable; "
+            "retry once it answers again (the gateway queues and retries such updates)"
+        )
     await engine.store.invalidate(engine.version, user_id)
 
 

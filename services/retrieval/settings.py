@@ -16,6 +16,11 @@ class RetrievalSettings(ServiceSettings):
     search_k: int | None = Field(
         None, ge=1, description="Annoy search_k override (default: the bundle's recorded value)."
     )
+    force_ann: bool = Field(
+        False,
+        description="Search with the bundle's Annoy indexes even where exact search is "
+        "cheaper (catalogues up to 4M item x dim elements use exact search by default).",
+    )
     two_tower_candidates: int = Field(300, ge=1, le=5000, description="ANN candidates per query.")
     knn_candidates: int = Field(200, ge=0, le=5000, description="Item-kNN candidates per query.")
     content_candidates: int = Field(100, ge=0, le=5000, description="Content (BERT) candidates.")

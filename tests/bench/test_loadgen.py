@@ -69,6 +69,7 @@ def test_low_rate_load_report(stack: dict[str, ServiceProcess], small_bundle: Pa
         pids={name: p.proc.pid for name, p in stack.items() if p.proc is not None},
         sample_every_s=0.5,
         keep_stage_samples=True,
+        skew=1.5,
     )
     report = run_load(spec)
     assert report["sent"] == 45 and report["rate_target"] == 15.0
@@ -88,6 +89,16 @@ def test_low_rate_load_report(stack: dict[str, ServiceProcess], small_bundle: Pa
     assert {"cpu_s", "send_lag_p99_ms", "dropped"} <= set(report["generator"])
     per_request = breakdown_per_request(report["stage_samples"])
     assert per_request["n"] > 0 and set(per_request["median_ms"]) == set(BREAKDOWN)
+    # Skewed users repeat, so some answers come from the gateway's result cache ...
+    outcomes = report["result_cache"]["by_kind"]["user_recs"]
+    assert set(outcomes) <= {"hit", "miss"} and outcomes.get("hit", 0) > 0, report["result_cache"]
+    assert 0 < report["result_cache"]["hit_rate"] <= 1
+    # ... and none with Cache-Control: no-cache (the uncached baseline).
+    base = run_load(
+        LoadSpec(**{**spec.__dict__, "no_cache": True, "duration_s": 2.0, "skew": 1.5})
+    )
+    assert base["result_cache"]["hit_rate"] == 0 and base["no_cache"] is True
+    assert sum(base["result_cache"]["by_kind"]["user_recs"].values()) > 0
 
 
 def test_only_loopback_targets() -> None:
@@ -107,7 +118,7 @@ def test_bounds_and_mix_are_checked() -> None:
     ok = {"url": "http://127.0.0.1:1", "rate": 10.0, "duration_s": 1.0, "mix": {"live": 1.0}}
     LoadSpec(**ok).validate()  # type: ignore[arg-type]
     for change in ({"rate": 0.0}, {"duration_s": 7200.0}, {"mix": {"nope": 1.0}},
-                   {"mix": {"user_recs": 1.0}}):  # fmt: skip
+                   {"mix": {"user_recs": 1.0}}, {"skew": -1.0}):  # fmt: skip
         with pytest.raises(ValueError):
             LoadSpec(**{**ok, **change}).validate()  # type: ignore[arg-type]
 

@@ -66,7 +66,9 @@ def test_ranking_down_answers_in_retrieval_order(
 ) -> None:
     gw, retrieval = stack["gateway"].url, stack["retrieval"].url
     uid = int(users.iloc[3].user_id)
-    ranked = httpx.get(f"{gw}/v1/users/{uid}/recommendations", params={"k": 10}, timeout=30)
+    # k=11 here: the gateway's result cache would answer a repeat of the k=10 request
+    # below from Redis, without asking ranking (test_cached_answer_outlives_its_dependencies).
+    ranked = httpx.get(f"{gw}/v1/users/{uid}/recommendations", params={"k": 11}, timeout=30)
     assert ranked.status_code == 200 and ranked.json()["degraded"] == [], ranked.text
     cands = httpx.post(f"{retrieval}/v1/candidates", json=_candidates_body(uid), timeout=30)
     assert cands.status_code == 200, cands.text
@@ -82,7 +84,7 @@ def test_ranking_down_answers_in_retrieval_order(
     assert [it["rank"] for it in body["items"]] == list(range(1, 11))
     assert body["model_version"] == cands.json()["model_version"]
     # The ranker's order differs from retrieval's on this user, so the fallback is visible.
-    assert [it["item_id"] for it in ranked.json()["items"]] != [i for i, _ in order]
+    assert [it["item_id"] for it in ranked.json()["items"][:10]] != [i for i, _ in order]
 
     seed = [int(i) for i in users.iloc[3].history[:3]]
     r = httpx.post(f"{gw}/v1/recommendations", json={"recent_item_ids": seed, "k": 5}, timeout=30)
@@ -94,12 +96,31 @@ def test_ranking_down_answers_in_retrieval_order(
     assert ready["status"] == "ok" and "degraded" in ready["checks"]["ranking"]
 
 
+def test_cached_answer_outlives_its_dependencies(
+    stack: dict[str, ServiceProcess], users: pd.DataFrame
+) -> None:
+    """Runs with ranking already stopped; stops retrieval for the next test."""
+    gw = stack["gateway"].url
+    uid = int(users.iloc[5].user_id)
+    first = httpx.get(f"{gw}/v1/users/{uid}/recommendations", params={"k": 7}, timeout=30)
+    assert first.status_code == 200 and first.headers["x-hybridrec-cache"] == "miss", first.text
+    assert first.json()["degraded"] == ["ranking"]  # degraded answers are not cached
+    stack["ranking"].start().wait_ready()
+    fresh = httpx.get(f"{gw}/v1/users/{uid}/recommendations", params={"k": 7}, timeout=30)
+    assert fresh.headers["x-hybridrec-cache"] == "miss" and fresh.json()["degraded"] == []
+    stack["ranking"].stop()
+    stack["retrieval"].stop()
+    cached = httpx.get(f"{gw}/v1/users/{uid}/recommendations", params={"k": 7}, timeout=30)
+    assert cached.status_code == 200 and cached.headers["x-hybridrec-cache"] == "hit"
+    assert cached.json()["items"] == fresh.json()["items"] and cached.json()["degraded"] == []
+
+
 def test_retrieval_down_answers_popular_items(
     stack: dict[str, ServiceProcess], users: pd.DataFrame, popular: list[dict[str, Any]]
 ) -> None:
     gw = stack["gateway"].url
     uid = int(users.iloc[0].user_id)
-    stack["retrieval"].stop()
+    stack["retrieval"].stop()  # already stopped by the test before: a no-op then
     r = httpx.get(f"{gw}/v1/users/{uid}/recommendations", params={"k": 10}, timeout=30)
     assert r.status_code == 200, r.text
     body = r.json()
@@ -126,6 +147,20 @@ def test_retrieval_down_answers_popular_items(
     assert item.json()["error"]["code"] and "retrieval" in item.json()["error"]["message"]
     ready = httpx.get(f"{gw}/health/ready", timeout=10)
     assert ready.status_code == 503 and ready.json()["checks"]["retrieval"].startswith("down")
+
+    # The event's history update waited in the gateway and reaches retrieval once it is back.
+    stack["retrieval"].start().wait_ready()
+    ret = stack["retrieval"].url
+
+    def history() -> list[int]:
+        c = httpx.post(f"{ret}/v1/candidates", json=_candidates_body(uid), timeout=30)
+        assert c.status_code == 200, c.text
+        return list(c.json()["history"])
+
+    deadline = time.monotonic() + 20
+    while history()[-1:] != [top] and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert history()[-1:] == [top], history()
     _no_traceback(stack["gateway"])
 
 

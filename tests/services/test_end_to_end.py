@@ -51,6 +51,8 @@ def test_every_service_is_ready_and_exports_metrics(stack: dict[str, ServiceProc
     for proc in stack.values():
         ready = httpx.get(f"{proc.url}/health/ready").json()
         assert ready["status"] == "ok", ready
+        if proc.name == "retrieval":  # the small catalogue is searched exactly
+            assert ready["checks"]["search"] == "ok (two_tower: exact, content: exact)", ready
         metrics = httpx.get(f"{proc.url}/metrics").text
         assert "hybridrec_http_request_seconds" in metrics
 
@@ -132,7 +134,15 @@ def test_cache_miss_hit_and_invalidation_by_an_event(
     first = httpx.post(f"{retrieval}/v1/candidates", json={"user_id": uid, "k": 50}).json()
     second = httpx.post(f"{retrieval}/v1/candidates", json={"user_id": uid, "k": 50}).json()
     assert (first["cache"], second["cache"]) == ("miss", "hit")
-    before = gw.get(f"/v1/users/{uid}/recommendations", params={"k": 10}).json()["items"]
+    # The gateway's result cache: computed once, then served as is (a new request_id).
+    r1 = gw.get(f"/v1/users/{uid}/recommendations", params={"k": 10})
+    r2 = gw.get(f"/v1/users/{uid}/recommendations", params={"k": 10})
+    assert (r1.headers["x-hybridrec-cache"], r2.headers["x-hybridrec-cache"]) == ("miss", "hit")
+    assert {**r1.json(), "request_id": None} == {**r2.json(), "request_id": None}
+    assert r1.json()["request_id"] != r2.json()["request_id"] and r2.json()["request_id"]
+    other_k = gw.get(f"/v1/users/{uid}/recommendations", params={"k": 9})
+    assert other_k.headers["x-hybridrec-cache"] == "miss"
+    before = r2.json()["items"]
     top = before[0]["item_id"]
     ev = gw.post(f"/v1/users/{uid}/events", json={"item_id": top, "type": "rating", "rating": 5})
     assert ev.status_code == 202, ev.text
@@ -140,8 +150,11 @@ def test_cache_miss_hit_and_invalidation_by_an_event(
     third = httpx.post(f"{retrieval}/v1/candidates", json={"user_id": uid, "k": 50}).json()
     assert third["cache"] == "miss"
     assert third["history"][-1] == top
-    after = gw.get(f"/v1/users/{uid}/recommendations", params={"k": 10}).json()["items"]
-    assert top not in [it["item_id"] for it in after]
+    after = gw.get(f"/v1/users/{uid}/recommendations", params={"k": 10})
+    assert after.headers["x-hybridrec-cache"] == "miss"  # the event made the cached answer stale
+    assert top not in [it["item_id"] for it in after.json()["items"]]
+    metrics = httpx.get(f"{stack['gateway'].url}/metrics").text
+    assert 'hybridrec_result_cache_answers_total{outcome="hit"}' in metrics
 
 
 def test_event_for_unknown_item_is_404(gw: httpx.Client, users: pd.DataFrame) -> None:
@@ -161,14 +174,20 @@ def test_new_item_appears_in_similar_and_recommendations(
         "year": int(src.year) + 1,
         "overview": f"A new film in the spirit of {src.title}.",
     }
+    anon = {"recent_item_ids": [int(src.item_id)], "k": 20}
+    first = gw.post("/v1/recommendations", json=anon)
+    again = gw.post("/v1/recommendations", json=anon)
+    assert (first.headers["x-hybridrec-cache"], again.headers["x-hybridrec-cache"]) == (
+        "miss",
+        "hit",
+    )
     r = gw.post("/v1/items", json=body)
     assert r.status_code == 201, r.text
     new = r.json()
     assert new["item_id"] > int(items["item_id"].max()) and new["fresh"] is True
     sim = gw.get(f"/v1/items/{int(src.item_id)}/similar", params={"k": 10}).json()["items"]
     assert new["item_id"] in [it["item_id"] for it in sim]
-    recs = gw.post(
-        "/v1/recommendations", json={"recent_item_ids": [int(src.item_id)], "k": 20}
-    ).json()["items"]
-    assert new["item_id"] in [it["item_id"] for it in recs]
+    fresh = gw.post("/v1/recommendations", json=anon)  # the same request as before the item
+    assert fresh.headers["x-hybridrec-cache"] == "miss"
+    assert new["item_id"] in [it["item_id"] for it in fresh.json()["items"]]
     assert gw.get(f"/v1/items/{new['item_id']}").json()["title"] == body["title"]

@@ -97,6 +97,9 @@ def faults(small_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
             HYBRIDREC_DEADLINE_S=str(DEADLINE_S),
             HYBRIDREC_RETRIEVAL_TIMEOUT_S=str(RETRIEVAL_TIMEOUT_S),
             HYBRIDREC_REDIS_TIMEOUT_S=str(REDIS_TIMEOUT_S),
+            # This stack serves from the bundle's Annoy indexes (the small catalogue would
+            # otherwise use exact search), so that path runs under real processes too.
+            HYBRIDREC_FORCE_ANN="true",
         )
         users = pd.read_parquet(small_bundle / "latest" / "users.parquet")
         popular = json.loads((small_bundle / "latest" / "popular.json").read_text())
@@ -147,6 +150,8 @@ def test_redis_stopped_under_traffic_keeps_answering_then_uses_the_cache_again(
         body = {"item_id": items[i % len(items)], "type": "click", "timestamp": TS_TRAFFIC + i}
         return "event", "POST", f"/v1/users/{user}/events", body
 
+    ready = httpx.get(f"{ret.url}/health/ready", timeout=10).json()
+    assert ready["checks"]["search"] == "ok (two_tower: annoy, content: annoy)", ready
     traffic = ClientThread(gw.url, next_request)
     traffic.start()
     outages: list[tuple[str, float, float]] = []
@@ -156,6 +161,11 @@ def test_redis_stopped_under_traffic_keeps_answering_then_uses_the_cache_again(
             faults.redis.stop() if how == "SIGTERM" else faults.redis.kill()
             down = time.monotonic()
             wait_redis_check([gw.url, ret.url], degraded=True)
+            # Retrieval cannot store a history update: it says so (503), never drops it silently.
+            h = httpx.post(
+                f"{ret.url}/v1/users/{users[0]}/history", json={"item_ids": items[:1]}, timeout=10
+            )
+            assert h.status_code == 503 and "Redis" in h.json()["error"]["message"], h.text
             traffic.wait_for(
                 lambda cs, t=down: (
                     len(_acked(cs, after=t)) >= 3
