@@ -139,6 +139,8 @@ def run_soak(
     verdict["pass"] = verdict["zero_errors"] and verdict["memory_growth_under_10pct"]
     report = {
         "benchmark": "soak",
+        "skew": skew,
+        "no_cache": no_cache,
         "artifacts": str(artifacts),
         "cpus": os.cpu_count(),
         "wall_s": round(time.time() - started, 1),
@@ -231,7 +233,8 @@ def plot_soak(report: dict[str, Any], path: Path) -> Path:
     lx.legend(fontsize=8)
     v = report["verdict"]
     fig.suptitle(
-        f"soak {rep['rate_target']:g} req/s for {rep['duration_s']:g} s: "
+        f"soak {rep['rate_target']:g} req/s for {rep['duration_s']:g} s"
+        f"{' (every answer computed)' if report.get('no_cache') else ' (result cache on)'}: "
         f"{'PASS' if v['pass'] else 'FAIL'} (errors {v['errors']['total']}, "
         f"max growth {max((g or 0) for g in v['memory_growth_pct'].values()):.1f} %)"
     )
@@ -254,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     so.add_argument("--rate", type=float, default=100.0)
     so.add_argument("--duration", type=float, default=600.0)
     so.add_argument("--warmup", type=float, default=60.0)
+    so.add_argument("--no-cache", action="store_true",
+                    help="every recommendation computed (Cache-Control: no-cache)")  # fmt: skip
     for p in (lo, so):
         p.add_argument("--artifacts", type=Path, default=None, help="bundle root (default: small)")
         p.add_argument("--mix", default=None, help="e.g. user_recs=0.6,item=0.4")
@@ -281,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         mix=mix,
         out_dir=args.out,
         skew=args.skew,
+        no_cache=args.no_cache,
     )
     print(json.dumps(report["verdict"], indent=2))
     return 0 if report["verdict"]["pass"] else 1

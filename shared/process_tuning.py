@@ -33,12 +33,13 @@ _ENV = (
 )
 
 
-def limit_compute_threads(n: int) -> dict[str, object]:
+def limit_compute_threads(n: int, *, import_tensorflow: bool = False) -> dict[str, object]:
     """Cap BLAS/OpenMP, TensorFlow and PyTorch at ``n`` threads in this process.
 
     Environment variables cover libraries not loaded yet; threadpoolctl resizes the
-    BLAS and OpenMP pools already loaded; TensorFlow and PyTorch are resized when
-    imported already (TensorFlow only before its runtime has started).
+    BLAS and OpenMP pools already loaded; TensorFlow (imported now when
+    ``import_tensorflow``, as the services that run models do) and PyTorch are
+    resized when imported (TensorFlow only before its runtime has started).
 
     Returns:
         What was applied, for the start-up log.
@@ -54,8 +55,9 @@ def limit_compute_threads(n: int) -> dict[str, object]:
         applied["blas"] = True
     except ImportError:  # pragma: no cover - a dependency of scikit-learn
         applied["blas"] = False
-    if "tensorflow" in sys.modules:
-        tf = sys.modules["tensorflow"]
+    if "tensorflow" in sys.modules or import_tensorflow:
+        import tensorflow as tf
+
         try:
             tf.config.threading.set_intra_op_parallelism_threads(n)
             tf.config.threading.set_inter_op_parallelism_threads(n)

@@ -39,7 +39,7 @@ def create_app(settings: RankingSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        limit_compute_threads(settings.compute_threads)  # before any model loads
+        limit_compute_threads(settings.compute_threads, import_tensorflow=True)  # before loads
         reloader = BundleReloader(
             service="ranking",
             artifacts=settings.artifacts,

@@ -54,7 +54,7 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        limit_compute_threads(settings.compute_threads)  # before any model loads
+        limit_compute_threads(settings.compute_threads, import_tensorflow=True)  # before loads
         guard = (
             RedisGuard(settings.redis_url, timeout_s=settings.redis_timeout_s)
             if (settings.redis_url)
