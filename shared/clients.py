@@ -227,7 +227,10 @@ class RetrievalClient(ServiceClient):
 
 
 #: Candidate fields ranking does not read (display metadata): not sent.
-_RANKING_NEEDS_NO = {"candidates": {"__all__": {"title", "year", "genres"}}}
+_RANKING_NEEDS_NO = {
+    "candidates": {"__all__": {"title", "year", "genres"}},
+    "columns": {"titles", "years", "genres"},
+}
 
 
 class RankingClient(ServiceClient):

@@ -20,7 +20,12 @@ from services.gateway.result_cache import CacheStatus, ResultCache, with_request
 from shared.artifacts import load_bundle
 from shared.clients import RankingClient, RetrievalClient
 from shared.errors import DependencyUnavailableError, NotFoundError
-from shared.schemas.internal_v1 import Candidate, CandidatesRequest, RankRequest
+from shared.schemas.internal_v1 import (
+    Candidate,
+    CandidateColumns,
+    CandidatesRequest,
+    RankRequest,
+)
 from shared.schemas.v1 import (
     MAX_IDS,
     Degraded,
@@ -174,6 +179,7 @@ class GatewayCore:
             check_item_ids=sorted(
                 (set(req.recent_item_ids) | {r.item_id for r in req.ratings}) - set(history)
             ),
+            layout="columns",
         )
         try:
             cands = await self.retrieval.candidates(
@@ -184,30 +190,30 @@ class GatewayCore:
                 return self._popular_answer(req, exclude, request_id)
         if cands.cache == "bypass":
             degraded.append("cache")
-        ordered = cands.items
+        cols = cands.columns
+        if cols is None:  # a retrieval that answers rows only
+            cols = CandidateColumns.model_validate(_rows_to_columns(cands.items))
         version = cands.model_version
-        if ordered:
+        # (position in cols, score) best first: retrieval's order unless ranking answers.
+        order = [(j, s) for j, s in enumerate(cols.scores)]
+        if len(cols):
             try:
                 ranked = await self.ranking.rank(
                     RankRequest(
                         user_id=req.user_id,
                         history=cands.history[-1000:],
                         user_features=req.user_features,
-                        candidates=ordered,
+                        columns=cols,
                         k=req.k,  # only the top k travel back
                     ),
                     timeout_s=self._budget(start, self.ranking_timeout_s),
                     request_id=request_id,
                 )
-                by_id = {c.item_id: c for c in ordered}
-                ordered = [
-                    by_id[r.item_id].model_copy(update={"score": r.score})
-                    for r in ranked.items
-                    if r.item_id in by_id
-                ]
+                at = {iid: j for j, iid in enumerate(cols.item_ids)}
+                order = [(at[r.item_id], r.score) for r in ranked.items if r.item_id in at]
             except DependencyUnavailableError:
                 degraded.append("ranking")
-        items = [_scored(c, i + 1) for i, c in enumerate(ordered[: req.k])]
+        items = [_scored(cols, j, score, i + 1) for i, (j, score) in enumerate(order[: req.k])]
         if req.explain and items:
             await self._explain(items, cands.history, start, request_id)
         return Recommendations(
@@ -345,7 +351,26 @@ def _dedupe_keep_last(ids: list[int]) -> list[int]:
     return list(reversed(dict.fromkeys(reversed(ids))))
 
 
-def _scored(c: Candidate, rank: int) -> ScoredItem:
+def _scored(cols: CandidateColumns, j: int, score: float, rank: int) -> ScoredItem:
     return ScoredItem(
-        item_id=c.item_id, title=c.title, year=c.year, genres=c.genres, score=c.score, rank=rank
+        item_id=cols.item_ids[j],
+        title=cols.titles[j] if cols.titles else "",
+        year=cols.years[j] if cols.years else None,
+        genres=cols.genres[j] if cols.genres else [],
+        score=score,
+        rank=rank,
     )
+
+
+def _rows_to_columns(rows: list[Candidate]) -> dict[str, Any]:
+    names = list(dict.fromkeys(n for c in rows for n in (*c.source_scores, *c.source_ranks)))
+    return {
+        "item_ids": [c.item_id for c in rows],
+        "scores": [c.score for c in rows],
+        "sources": [c.source for c in rows],
+        "titles": [c.title for c in rows],
+        "years": [c.year for c in rows],
+        "genres": [c.genres for c in rows],
+        "source_scores": {n: [c.source_scores.get(n) for c in rows] for n in names},
+        "source_ranks": {n: [c.source_ranks.get(n) for c in rows] for n in names},
+    }

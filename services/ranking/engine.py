@@ -11,6 +11,8 @@ retrieval position, scored just above the catalogue candidate they displaced.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from services.ranking.settings import RankingSettings
@@ -56,43 +58,38 @@ class RankingEngine:
             return int(self._user_order[at])
         return -1
 
-    def candidate_set(self, req: RankRequest, pos: np.ndarray) -> CandidateSet:
+    def candidate_set(self, cols: _Columns, pos: np.ndarray) -> CandidateSet:
         """The catalogue candidates as the CandidateSet training built."""
         keep = np.flatnonzero(pos >= 0)
         names = self.source_names
-        column = {name: col for col, name in enumerate(names)}
         m, s = len(keep), len(names)
         scores = np.zeros((m, s), np.float32)
         ranks = np.full((m, s), self.missing_rank, np.int32)
-        rows: list[int] = []
-        cols: list[int] = []
-        got_ranks: list[int] = []
-        got_scores: list[float] = []
-        for row, j in enumerate(keep.tolist()):
-            c = req.candidates[j]
-            for name, rank in c.source_ranks.items():
-                col = column.get(name)
-                if col is not None:
-                    rows.append(row)
-                    cols.append(col)
-                    got_ranks.append(min(int(rank), self.missing_rank))
-                    got_scores.append(float(c.source_scores.get(name, 0.0)))
-        if rows:
-            ranks[rows, cols] = got_ranks
-            scores[rows, cols] = got_scores
+        for col, name in enumerate(names):
+            given = cols.source_ranks.get(name)
+            if not given:
+                continue
+            rank = np.asarray([0 if r is None else r for r in given], np.int64)[keep]
+            there = rank > 0  # ranks start at 1; 0 = not proposed by this source
+            ranks[there, col] = np.minimum(rank[there], self.missing_rank)
+            sc = cols.source_scores.get(name)
+            if sc:
+                vals = np.asarray([0.0 if v is None else v for v in sc], np.float32)[keep]
+                scores[there, col] = vals[there]
         found = ranks < self.missing_rank
         mask = (found.astype(np.int64) << np.arange(s, dtype=np.int64)[None, :]).sum(axis=1)
-        fused = np.asarray([req.candidates[j].score for j in keep], np.float32)
-        return CandidateSet(pos[keep], scores, ranks, mask, fused, names, self.missing_rank)
+        return CandidateSet(pos[keep], scores, ranks, mask, cols.fused[keep], names,
+                            self.missing_rank)  # fmt: skip
 
     def rank(self, req: RankRequest) -> RankResponse:
         """Score and sort the candidates; fresh items keep their retrieval position."""
         with stage("features"):
-            ids = [c.item_id for c in req.candidates]
+            cols = _Columns.of(req)
+            ids = cols.item_ids
             pos = self.catalogue.positions(ids)
             hist = self.catalogue.positions(req.history)
             hist = hist[hist >= 0]
-            cs = self.candidate_set(req, pos)
+            cs = self.candidate_set(cols, pos)
             upos = self.user_position(req.user_id)
             feats = self.scorer.features(upos, hist, cs) if len(cs) else None
         logits = np.zeros(0, np.float32)
@@ -115,3 +112,29 @@ class RankingEngine:
                 "model_version": self.version,
             }
         )
+
+
+@dataclass
+class _Columns:
+    """A rank request's candidates as parallel arrays, whichever layout it came in."""
+
+    item_ids: list[int]
+    fused: np.ndarray  # [n] float32
+    source_scores: dict[str, list[float | None]]
+    source_ranks: dict[str, list[int | None]]
+
+    @classmethod
+    def of(cls, req: RankRequest) -> _Columns:
+        if req.columns is not None:
+            c = req.columns
+            return cls(c.item_ids, np.asarray(c.scores, np.float32), c.source_scores,
+                       c.source_ranks)  # fmt: skip
+        rows = req.candidates
+        names = list(dict.fromkeys(n for c in rows for n in c.source_ranks))
+        return cls(
+            [c.item_id for c in rows],
+            np.asarray([c.score for c in rows], np.float32),
+            {n: [c.source_scores.get(n, 0.0) if n in c.source_ranks else None for c in rows]
+             for n in names},
+            {n: [c.source_ranks.get(n) for c in rows] for n in names},
+        )  # fmt: skip

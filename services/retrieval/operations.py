@@ -57,11 +57,16 @@ async def candidates(engine: RetrievalEngine, req: CandidatesRequest) -> Candida
     lists = engine.source_lists(vec, hist_pos, exclude, allowed)
     with stage("merge"):
         cs = engine.merge(lists, exclude, allowed, req.k)
-    with stage("build"):
-        items = _candidate_list(engine, cs)
     excluded_ids = set(req.exclude_item_ids) | (set(history) if req.exclude_seen else set())
     with stage("fresh"):
-        items = _add_fresh(engine, items, vec, hist_pos, excluded_ids, req)
+        fresh = engine.fresh_candidates(vec, hist_pos, excluded_ids, req.genres, req.k)
+    with stage("build"):
+        if req.layout == "columns" and not fresh:
+            payload: dict[str, Any] = {"columns": _candidate_columns(engine, cs)}
+        else:
+            items = _add_fresh(engine, _candidate_list(engine, cs), fresh, req.k)
+            rows_or_columns = _rows_to_columns(items) if req.layout == "columns" else None
+            payload = {"items": items} if rows_or_columns is None else {"columns": rows_or_columns}
     cache = (
         vstatus
         if vstatus in ("hit", "miss", "bypass")
@@ -71,7 +76,7 @@ async def candidates(engine: RetrievalEngine, req: CandidatesRequest) -> Candida
         return CandidatesResponse.model_validate(
             {
                 "user_id": req.user_id,
-                "items": items,
+                **payload,
                 "history": history,
                 "model_version": engine.version,
                 "cache": cache,
@@ -110,16 +115,67 @@ def _candidate_list(engine: RetrievalEngine, cs: CandidateSet) -> list[dict[str,
     return items
 
 
+def _candidate_columns(engine: RetrievalEngine, cs: CandidateSet) -> dict[str, Any]:
+    """The merged candidates as :class:`CandidateColumns` fields (same content as the rows)."""
+    c = engine.catalogue
+    names = cs.source_names
+    idx = cs.item_idx.tolist()
+    found = cs.ranks < cs.missing_rank  # [m, s]
+    first = np.where(found.any(axis=1), found.argmax(axis=1), -1).tolist()
+    source_scores: dict[str, list[float | None]] = {}
+    source_ranks: dict[str, list[int | None]] = {}
+    for j, name in enumerate(names):
+        hit = found[:, j]
+        if not hit.any():
+            continue
+        flags = hit.tolist()
+        scores, ranks = cs.scores[:, j].tolist(), cs.ranks[:, j].tolist()
+        source_scores[name] = [v if f else None for v, f in zip(scores, flags, strict=True)]
+        source_ranks[name] = [r if f else None for r, f in zip(ranks, flags, strict=True)]
+    return {
+        "item_ids": c.item_ids[cs.item_idx].tolist(),
+        "scores": cs.fused.tolist(),
+        "sources": [names[f] if f >= 0 else "popular" for f in first],
+        "titles": [c.titles[p] for p in idx],
+        "years": [c.years[p] for p in idx],
+        "genres": [c.genres[p] for p in idx],
+        "source_scores": source_scores,
+        "source_ranks": source_ranks,
+    }
+
+
+def _rows_to_columns(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Candidate rows (as :func:`_candidate_list` builds them) as columns."""
+    names = list(
+        dict.fromkeys(n for it in items for n in (*it["source_scores"], *it["source_ranks"]))
+    )
+    return {
+        "item_ids": [it["item_id"] for it in items],
+        "scores": [it["score"] for it in items],
+        "sources": [it["source"] for it in items],
+        "titles": [it["title"] for it in items],
+        "years": [it["year"] for it in items],
+        "genres": [it["genres"] for it in items],
+        "source_scores": {
+            n: [it["source_scores"].get(n) for it in items]
+            for n in names
+            if any(n in it["source_scores"] for it in items)
+        },
+        "source_ranks": {
+            n: [it["source_ranks"].get(n) for it in items]
+            for n in names
+            if any(n in it["source_ranks"] for it in items)
+        },
+    }
+
+
 def _add_fresh(
     engine: RetrievalEngine,
     items: list[dict[str, Any]],
-    vec: np.ndarray,
-    hist_pos: np.ndarray,
-    excluded_ids: set[int],
-    req: CandidatesRequest,
+    fresh: list[tuple[int, float, str]],
+    k: int,
 ) -> list[dict[str, Any]]:
     """Fresh items, each entering at the fused score of the candidate it beats."""
-    fresh = engine.fresh_candidates(vec, hist_pos, excluded_ids, req.genres, req.k)
     if fresh:
         # A fresh item enters at the fused score of the catalogue candidate it beats.
         for iid, score, source in fresh:
@@ -136,7 +192,7 @@ def _add_fresh(
                     **_meta(engine, iid, -1),
                 },
             )
-        items = items[: req.k]
+        items = items[:k]
     return items
 
 

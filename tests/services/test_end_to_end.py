@@ -191,3 +191,59 @@ def test_new_item_appears_in_similar_and_recommendations(
     assert fresh.headers["x-hybridrec-cache"] == "miss"
     assert new["item_id"] in [it["item_id"] for it in fresh.json()["items"]]
     assert gw.get(f"/v1/items/{new['item_id']}").json()["title"] == body["title"]
+
+
+def _as_columns(rows: list[dict]) -> dict:
+    names = list(dict.fromkeys(n for r in rows for n in r["source_ranks"]))
+    return {
+        "item_ids": [r["item_id"] for r in rows],
+        "scores": [r["score"] for r in rows],
+        "sources": [r["source"] for r in rows],
+        "titles": [r["title"] for r in rows],
+        "years": [r["year"] for r in rows],
+        "genres": [r["genres"] for r in rows],
+        "source_scores": {n: [r["source_scores"].get(n) for r in rows] for n in names},
+        "source_ranks": {n: [r["source_ranks"].get(n) for r in rows] for n in names},
+    }
+
+
+def test_columns_layout_carries_the_same_candidates_and_ranking(
+    stack: dict[str, ServiceProcess], users: pd.DataFrame, items: pd.DataFrame
+) -> None:
+    retrieval, ranking = stack["retrieval"].url, stack["ranking"].url
+    uid = int(users.iloc[4].user_id)
+    recent = [int(i) for i in items.sort_values("popularity").item_id.iloc[-3:]]
+    for body in ({"user_id": uid, "k": 120}, {"history": recent, "k": 80, "genres": ["Drama"]}):
+        rows = httpx.post(f"{retrieval}/v1/candidates", json=body, timeout=30).json()
+        cols = httpx.post(
+            f"{retrieval}/v1/candidates", json={**body, "layout": "columns"}, timeout=30
+        ).json()
+        assert rows["items"] and cols["items"] == [] and rows["columns"] is None
+        want = _as_columns(rows["items"])
+        got = cols["columns"]
+        assert got["item_ids"] == want["item_ids"] and got["sources"] == want["sources"]
+        assert got["titles"] == want["titles"] and got["genres"] == want["genres"]
+        assert got["scores"] == pytest.approx(want["scores"])
+        assert got["source_ranks"] == {k: v for k, v in want["source_ranks"].items() if any(v)}
+        assert set(got["source_scores"]) == set(got["source_ranks"])
+        # Ranking scores both layouts alike.
+        common = {"user_id": body.get("user_id"), "history": cols["history"][-50:], "k": 20}
+        by_rows = httpx.post(
+            f"{ranking}/v1/rank", json={**common, "candidates": rows["items"]}, timeout=30
+        ).json()
+        by_cols = httpx.post(f"{ranking}/v1/rank", json={**common, "columns": got}, timeout=30)
+        assert by_cols.status_code == 200, by_cols.text
+        assert [i["item_id"] for i in by_cols.json()["items"]] == [
+            i["item_id"] for i in by_rows["items"]
+        ]
+        assert [i["score"] for i in by_cols.json()["items"]] == pytest.approx(
+            [i["score"] for i in by_rows["items"]], abs=1e-5
+        )
+    # Columns of unequal length, or both layouts at once: 422 saying what to fix.
+    bad = {**got, "scores": got["scores"][:-1]}
+    r = httpx.post(f"{ranking}/v1/rank", json={"columns": bad}, timeout=30)
+    assert r.status_code == 422 and "equal length" in r.json()["error"]["message"], r.text
+    r = httpx.post(
+        f"{ranking}/v1/rank", json={"columns": got, "candidates": rows["items"][:1]}, timeout=30
+    )
+    assert r.status_code == 422 and "not both" in r.json()["error"]["message"], r.text
