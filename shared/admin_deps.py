@@ -35,7 +35,7 @@ ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def require_admin_key(
+async def require_admin_key(
     request: Request, key: Annotated[str | None, Security(admin_key_header)] = None
 ) -> None:
     """401 unless ``X-API-Key`` is the admin key; open when no admin key is set."""
@@ -49,7 +49,7 @@ def require_admin_key(
         )
 
 
-def reloader_of(request: Request) -> BundleReloader[Any]:
+async def reloader_of(request: Request) -> BundleReloader[Any]:
     """The app's reloader (created in its lifespan); 503 before that."""
     reloader: BundleReloader[Any] | None = getattr(request.app.state, "reloader", None)
     if reloader is None:

@@ -18,7 +18,7 @@ api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="A
 SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
 
 
-def get_core(request: Request) -> GatewayCore:
+async def get_core(request: Request) -> GatewayCore:
     """The orchestration object created in the lifespan."""
     core = getattr(request.app.state, "core", None)
     if core is None:
@@ -32,7 +32,7 @@ def _matches(given: str | None, keys: frozenset[str]) -> bool:
     return any(hmac.compare_digest(given.encode(), k.encode()) for k in keys)
 
 
-def require_api_key(
+async def require_api_key(
     request: Request, key: Annotated[str | None, Security(api_key_header)] = None
 ) -> None:
     """401 unless a configured API key (or the admin key) is sent in X-API-Key."""
@@ -48,7 +48,7 @@ def require_api_key(
     )
 
 
-def require_admin_key(
+async def require_admin_key(
     request: Request, key: Annotated[str | None, Security(api_key_header)] = None
 ) -> None:
     """401 unless the admin key is sent in X-API-Key."""
@@ -66,7 +66,7 @@ ApiKeyDep = Depends(require_api_key)
 AdminKeyDep = Depends(require_admin_key)
 
 
-def get_stack_reload(request: Request) -> StackReload:
+async def get_stack_reload(request: Request) -> StackReload:
     """The hot-reload orchestration created in the lifespan."""
     stack: StackReload | None = getattr(request.app.state, "stack_reload", None)
     if stack is None:

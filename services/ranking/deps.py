@@ -13,7 +13,7 @@ from shared.errors import NotReadyError
 SettingsDep = Annotated[RankingSettings, Depends(get_settings)]
 
 
-def get_engine(request: Request) -> RankingEngine:
+async def get_engine(request: Request) -> RankingEngine:
     """The loaded engine; 503 until the bundle is loaded."""
     engine = getattr(request.app.state, "engine", None)
     if engine is None:
