@@ -233,7 +233,9 @@ def _print_row(label: str, row: dict[str, Any]) -> None:
         f"[e2e {label}] {row['rate']:5.0f} req/s: achieved {row['load']['achieved_rps']:6.1f}  "
         f"p50 {lat.get('p50_ms', 0):7.2f}  p95 {lat.get('p95_ms', 0):7.2f}  "
         f"p99 {lat.get('p99_ms', 0):7.2f} ms  errors {row['load']['errors']['total']}  "
-        f"degraded {row['load']['degraded']['total']}  CPU ms/req {_cpu_cells(row)}  "
+        f"degraded {row['load']['degraded']['total']}  "
+        f"cache hits {row['load'].get('result_cache', {}).get('hit_rate', 0):.0%}  "
+        f"CPU ms/req {_cpu_cells(row)}  "
         f"(baseline /health/live p50 {base.get('p50_ms', 0):.2f} p99 {base.get('p99_ms', 0):.2f})",
         file=sys.stderr,
         flush=True,
