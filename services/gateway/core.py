@@ -21,7 +21,6 @@ from shared.artifacts import load_bundle
 from shared.clients import RankingClient, RetrievalClient
 from shared.errors import DependencyUnavailableError, NotFoundError
 from shared.schemas.internal_v1 import (
-    Candidate,
     CandidateColumns,
     CandidatesRequest,
     RankRequest,
@@ -192,7 +191,8 @@ class GatewayCore:
             degraded.append("cache")
         cols = cands.columns
         if cols is None:  # a retrieval that answers rows only
-            cols = CandidateColumns.model_validate(_rows_to_columns(cands.items))
+            rows = [c.model_dump() for c in cands.items]
+            cols = CandidateColumns.model_validate(CandidateColumns.fields_from_rows(rows))
         version = cands.model_version
         # (position in cols, score) best first: retrieval's order unless ranking answers.
         order = [(j, s) for j, s in enumerate(cols.scores)]
@@ -360,17 +360,3 @@ def _scored(cols: CandidateColumns, j: int, score: float, rank: int) -> ScoredIt
         score=score,
         rank=rank,
     )
-
-
-def _rows_to_columns(rows: list[Candidate]) -> dict[str, Any]:
-    names = list(dict.fromkeys(n for c in rows for n in (*c.source_scores, *c.source_ranks)))
-    return {
-        "item_ids": [c.item_id for c in rows],
-        "scores": [c.score for c in rows],
-        "sources": [c.source for c in rows],
-        "titles": [c.title for c in rows],
-        "years": [c.year for c in rows],
-        "genres": [c.genres for c in rows],
-        "source_scores": {n: [c.source_scores.get(n) for c in rows] for n in names},
-        "source_ranks": {n: [c.source_ranks.get(n) for c in rows] for n in names},
-    }

@@ -11,6 +11,7 @@ from services.retrieval.engine import RetrievalEngine, _normalise
 from shared.candidates import CandidateSet
 from shared.errors import DependencyUnavailableError, NotFoundError
 from shared.schemas.internal_v1 import (
+    CandidateColumns,
     CandidatesRequest,
     CandidatesResponse,
     ExplainRequest,
@@ -65,8 +66,11 @@ async def candidates(engine: RetrievalEngine, req: CandidatesRequest) -> Candida
             payload: dict[str, Any] = {"columns": _candidate_columns(engine, cs)}
         else:
             items = _add_fresh(engine, _candidate_list(engine, cs), fresh, req.k)
-            rows_or_columns = _rows_to_columns(items) if req.layout == "columns" else None
-            payload = {"items": items} if rows_or_columns is None else {"columns": rows_or_columns}
+            payload = (
+                {"columns": CandidateColumns.fields_from_rows(items)}
+                if req.layout == "columns"
+                else {"items": items}
+            )
     cache = (
         vstatus
         if vstatus in ("hit", "miss", "bypass")
@@ -141,31 +145,6 @@ def _candidate_columns(engine: RetrievalEngine, cs: CandidateSet) -> dict[str, A
         "genres": [c.genres[p] for p in idx],
         "source_scores": source_scores,
         "source_ranks": source_ranks,
-    }
-
-
-def _rows_to_columns(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Candidate rows (as :func:`_candidate_list` builds them) as columns."""
-    names = list(
-        dict.fromkeys(n for it in items for n in (*it["source_scores"], *it["source_ranks"]))
-    )
-    return {
-        "item_ids": [it["item_id"] for it in items],
-        "scores": [it["score"] for it in items],
-        "sources": [it["source"] for it in items],
-        "titles": [it["title"] for it in items],
-        "years": [it["year"] for it in items],
-        "genres": [it["genres"] for it in items],
-        "source_scores": {
-            n: [it["source_scores"].get(n) for it in items]
-            for n in names
-            if any(n in it["source_scores"] for it in items)
-        },
-        "source_ranks": {
-            n: [it["source_ranks"].get(n) for it in items]
-            for n in names
-            if any(n in it["source_ranks"] for it in items)
-        },
     }
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -112,6 +113,31 @@ class CandidateColumns(BaseModel):
 
     def __len__(self) -> int:
         return len(self.item_ids)
+
+    @staticmethod
+    def fields_from_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """The column fields of candidate rows (:class:`Candidate` fields as dicts)."""
+        names = list(
+            dict.fromkeys(n for r in rows for n in (*r["source_scores"], *r["source_ranks"]))
+        )
+        return {
+            "item_ids": [r["item_id"] for r in rows],
+            "scores": [r["score"] for r in rows],
+            "sources": [r["source"] for r in rows],
+            "titles": [r.get("title", "") for r in rows],
+            "years": [r.get("year") for r in rows],
+            "genres": [r.get("genres", []) for r in rows],
+            "source_scores": {
+                n: [r["source_scores"].get(n) for r in rows]
+                for n in names
+                if any(n in r["source_scores"] for r in rows)
+            },
+            "source_ranks": {
+                n: [r["source_ranks"].get(n) for r in rows]
+                for n in names
+                if any(n in r["source_ranks"] for r in rows)
+            },
+        }
 
 
 class CandidatesResponse(BaseModel):

@@ -10,6 +10,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from shared.schemas.internal_v1 import CandidateColumns
 from tests.support.processes import ServiceProcess, running_stack
 
 pytestmark = pytest.mark.slow
@@ -193,20 +194,6 @@ def test_new_item_appears_in_similar_and_recommendations(
     assert gw.get(f"/v1/items/{new['item_id']}").json()["title"] == body["title"]
 
 
-def _as_columns(rows: list[dict]) -> dict:
-    names = list(dict.fromkeys(n for r in rows for n in r["source_ranks"]))
-    return {
-        "item_ids": [r["item_id"] for r in rows],
-        "scores": [r["score"] for r in rows],
-        "sources": [r["source"] for r in rows],
-        "titles": [r["title"] for r in rows],
-        "years": [r["year"] for r in rows],
-        "genres": [r["genres"] for r in rows],
-        "source_scores": {n: [r["source_scores"].get(n) for r in rows] for n in names},
-        "source_ranks": {n: [r["source_ranks"].get(n) for r in rows] for n in names},
-    }
-
-
 def test_columns_layout_carries_the_same_candidates_and_ranking(
     stack: dict[str, ServiceProcess], users: pd.DataFrame, items: pd.DataFrame
 ) -> None:
@@ -219,12 +206,12 @@ def test_columns_layout_carries_the_same_candidates_and_ranking(
             f"{retrieval}/v1/candidates", json={**body, "layout": "columns"}, timeout=30
         ).json()
         assert rows["items"] and cols["items"] == [] and rows["columns"] is None
-        want = _as_columns(rows["items"])
+        want = CandidateColumns.fields_from_rows(rows["items"])
         got = cols["columns"]
         assert got["item_ids"] == want["item_ids"] and got["sources"] == want["sources"]
         assert got["titles"] == want["titles"] and got["genres"] == want["genres"]
         assert got["scores"] == pytest.approx(want["scores"])
-        assert got["source_ranks"] == {k: v for k, v in want["source_ranks"].items() if any(v)}
+        assert got["source_ranks"] == want["source_ranks"]
         assert set(got["source_scores"]) == set(got["source_ranks"])
         # Ranking scores both layouts alike.
         common = {"user_id": body.get("user_id"), "history": cols["history"][-50:], "k": 20}
