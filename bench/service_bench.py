@@ -26,7 +26,7 @@ import httpx
 import numpy as np
 
 from bench.common import log, peak_rss_mb, rss_mb, stats_ms
-from bench.procs import DEFAULT_REDIS, Service, redis_available
+from bench.stack import DEFAULT_REDIS_URL, redis_available, running_services
 from bench.workload import candidate_requests, user_histories
 from shared.timing import parse_header
 
@@ -81,11 +81,14 @@ def run_service_bench(artifacts: Path, workdir: Path, *, users: int = 300, paced
                       rate: float = 20.0, k: int = 300, verify: bool = True,
                       seed: int = 0) -> dict[str, Any]:
     """Start retrieval on ``artifacts``, drive it, stop it; returns JSON-ready results."""
-    redis_url = DEFAULT_REDIS if redis_available() else None
+    redis_url = DEFAULT_REDIS_URL if redis_available() else None
     env = {"HYBRIDREC_VERIFY_BUNDLE": "true" if verify else "false"}
-    svc = Service("retrieval", artifacts, workdir, redis_url=redis_url, env=env).start()
-    try:
-        startup = svc.wait_ready()
+    t0 = time.perf_counter()
+    with running_services(
+        artifacts, workdir, redis_url=redis_url, names=("retrieval",), env_extra=env
+    ) as svcs:
+        svc = svcs["retrieval"]
+        startup = time.perf_counter() - t0
         rss_ready = rss_mb(svc.pid)
         log(f"retrieval ready in {startup:.1f} s (verify={verify}), RSS {rss_ready:.0f} MB")
         ids, _ = user_histories(artifacts)
@@ -117,5 +120,3 @@ def run_service_bench(artifacts: Path, workdir: Path, *, users: int = 300, paced
             f"warm p50 {result['warm_known_users']['p50_ms']:.1f} ms, paced p99 "
             f"{result['paced_mix']['p99_ms']:.1f} ms, RSS {result['rss_after_traffic_mb']:.0f} MB")
         return result
-    finally:
-        svc.stop()

@@ -139,6 +139,16 @@ def uvicorn_app(
     return Service(name, port, cmd, env or base_env(), workdir / f"{name}.log")
 
 
+def redis_available(url: str = DEFAULT_REDIS_URL) -> bool:
+    """Whether a Redis server answers PING at ``url``."""
+    try:
+        import redis
+
+        return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
+    except Exception:  # any connection problem means "not available"
+        return False
+
+
 def delete_prefix(redis_url: str, prefix: str) -> None:
     """Delete every Redis key under ``prefix:``."""
     import redis
