@@ -21,6 +21,12 @@ class RetrievalSettings(ServiceSettings):
         description="Search with the bundle's Annoy indexes even where exact search is "
         "cheaper (catalogues up to 4M item x dim elements use exact search by default).",
     )
+    parallel_ann: bool = Field(
+        True,
+        description="Query the two-tower and the content Annoy index at the same time, in "
+        "two threads (Annoy releases the GIL): a computed answer waits for the slower "
+        "query instead of both. Only used when both indexes are Annoy (large catalogues).",
+    )
     two_tower_candidates: int = Field(300, ge=1, le=5000, description="ANN candidates per query.")
     knn_candidates: int = Field(200, ge=0, le=5000, description="Item-kNN candidates per query.")
     content_candidates: int = Field(100, ge=0, le=5000, description="Content (BERT) candidates.")

@@ -1,11 +1,17 @@
-"""Retrieval engine helpers whose cost must not follow the catalogue size."""
+"""Retrieval engine internals: sources whose cost must not follow the catalogue size."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from services.retrieval.engine import most_popular
+from services.retrieval.engine import RetrievalEngine, most_popular
+from services.retrieval.settings import RetrievalSettings
+from shared.artifacts import load_bundle
+from shared.stores.fresh_items import FreshItemStore
+from shared.stores.user_state import UserStateStore
 
 
 def _full_scan(order, k, exclude, allowed):  # type: ignore[no-untyped-def]
@@ -40,3 +46,36 @@ def test_most_popular_when_too_few_items_qualify() -> None:
     assert most_popular(order, 5, exclude, allowed).tolist() == [1]
     assert most_popular(order, 5, np.ones(10, dtype=bool), None).tolist() == []
     assert most_popular(order[:0], 5, exclude, None).tolist() == []
+
+
+def _engine(bundle_root: Path, tmp_path: Path, parallel: bool) -> RetrievalEngine:
+    settings = RetrievalSettings(
+        artifacts=str(bundle_root), force_ann=True, parallel_ann=parallel, redis_url=None
+    )
+    return RetrievalEngine(
+        settings,
+        load_bundle(bundle_root),
+        UserStateStore(None),
+        FreshItemStore(None, tmp_path),
+    )
+
+
+def test_parallel_annoy_queries_give_the_serial_lists(small_bundle: Path, tmp_path: Path) -> None:
+    parallel = _engine(small_bundle, tmp_path, parallel=True)
+    serial = _engine(small_bundle, tmp_path, parallel=False)
+    assert parallel._ann_pool is not None, "both indexes are Annoy: content must run in a thread"
+    assert serial._ann_pool is None
+    assert "content" in parallel.source_names and "two_tower" in parallel.source_names
+    rng = np.random.default_rng(0)
+    for u in rng.choice(len(parallel.user_ids), size=10, replace=False):
+        pos = parallel.catalogue.positions(parallel.histories[u].tolist())
+        hist = pos[pos >= 0]
+        vec = rng.standard_normal(parallel.item_vectors.shape[1]).astype(np.float32)
+        exclude = np.zeros(parallel.n_items, dtype=bool)
+        exclude[hist] = True
+        a = parallel.source_lists(vec, hist, exclude, None)
+        b = serial.source_lists(vec, hist, exclude, None)
+        assert a.keys() == b.keys() and "content" in a
+        for name in a:
+            np.testing.assert_array_equal(a[name][0], b[name][0])
+            np.testing.assert_array_equal(a[name][1], b[name][1])
