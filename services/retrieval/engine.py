@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Awaitable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,14 +159,14 @@ class RetrievalEngine:
             if name in self.source_names
         }
         self.popular_order = np.argsort(-self.catalogue.popularity, kind="stable")
-        # One extra thread runs the content query beside the two-tower one when both
-        # are Annoy indexes (milliseconds each at 1M items; Annoy releases the GIL).
-        both_annoy = isinstance(self.item_index, AnnIndex) and isinstance(
+        # Annoy queries (milliseconds each at 1M items) run in a few threads: Annoy
+        # releases the GIL, so the two sources overlap and the event loop stays free.
+        any_annoy = isinstance(self.item_index, AnnIndex) or isinstance(
             self.content_index, AnnIndex
         )
         self._ann_pool = (
-            ThreadPoolExecutor(1, thread_name_prefix="ann")
-            if settings.parallel_ann and both_annoy and "two_tower" in self.source_names
+            ThreadPoolExecutor(settings.ann_threads, thread_name_prefix="ann")
+            if settings.ann_threads > 0 and any_annoy
             else None
         )
         self.fresh = FreshItems()
@@ -260,7 +261,16 @@ class RetrievalEngine:
         return vec, status
 
     # ------------------------------------------------------------------ candidates
-    def source_lists(
+    async def ann_query(
+        self, index: AnnIndex | ExactSearch, q: np.ndarray, n: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``index.query(q, n)``; an Annoy query runs in the ANN threads, off the event loop."""
+        if self._ann_pool is None or not isinstance(index, AnnIndex):
+            return index.query(q, n)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._ann_pool, index.query, q, n)
+
+    async def source_lists(
         self, vec: np.ndarray, hist_pos: np.ndarray, exclude: np.ndarray, allowed: np.ndarray | None
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per source, ``(item positions, scores)`` best first (catalogue items only)."""
@@ -271,19 +281,17 @@ class RetrievalEngine:
         lists: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         n = min(fetch, self.n_items)
         with stage("ann"):
-            content_q = None
+            queries: dict[str, Awaitable[tuple[np.ndarray, np.ndarray]]] = {}
+            if "two_tower" in self.source_names:
+                queries["two_tower"] = self.ann_query(self.item_index, vec.astype(np.float32), n)
             if "content" in self.source_names and len(hist_pos):
                 window = self.content_vectors[hist_pos[-self.history_window :]]
-                content_q = _normalise(window.mean(axis=0)).astype(np.float32)
-            pending: Future[tuple[np.ndarray, np.ndarray]] | None = None
-            if content_q is not None and self._ann_pool is not None:
-                pending = self._ann_pool.submit(self.content_index.query, content_q, n)
-            if "two_tower" in self.source_names:
-                lists["two_tower"] = self.item_index.query(vec.astype(np.float32), n)
-            if pending is not None:
-                lists["content"] = pending.result()
-            elif content_q is not None:
-                lists["content"] = self.content_index.query(content_q, n)
+                q = _normalise(window.mean(axis=0)).astype(np.float32)
+                queries["content"] = self.ann_query(self.content_index, q, n)
+            # Both queries at once: in the ANN threads they overlap, and the event loop
+            # serves other requests meanwhile.
+            found = await asyncio.gather(*queries.values())
+            lists.update(zip(queries, found, strict=True))
         with stage("sources"):
             for name, (nb, w) in self.tables.items():
                 if len(hist_pos):

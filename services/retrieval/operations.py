@@ -55,7 +55,7 @@ async def candidates(engine: RetrievalEngine, req: CandidatesRequest) -> Candida
     ex_pos = engine.catalogue.positions(req.exclude_item_ids)
     exclude[ex_pos[ex_pos >= 0]] = True
     allowed = engine.catalogue.genre_mask(req.genres) if req.genres else None
-    lists = engine.source_lists(vec, hist_pos, exclude, allowed)
+    lists = await engine.source_lists(vec, hist_pos, exclude, allowed)
     with stage("merge"):
         cs = engine.merge(lists, exclude, allowed, req.k)
     excluded_ids = set(req.exclude_item_ids) | (set(history) if req.exclude_seen else set())
@@ -175,7 +175,7 @@ def _add_fresh(
     return items
 
 
-def similar(engine: RetrievalEngine, item_id: int, k: int, mode: str) -> SimilarItems:
+async def similar(engine: RetrievalEngine, item_id: int, k: int, mode: str) -> SimilarItems:
     """Content (BERT) or collaborative (item-tower) neighbours of one item."""
     pos = int(engine.catalogue.positions([item_id])[0])
     if pos < 0 and item_id not in engine.fresh.records:
@@ -192,7 +192,9 @@ def similar(engine: RetrievalEngine, item_id: int, k: int, mode: str) -> Similar
         key = "vector"
     q = vectors[pos] if pos >= 0 else decode_vector(engine.fresh.records[item_id][key])
     with stage("ann"):
-        ids, scores = index.query(np.asarray(q, np.float32), min(k + 1, engine.n_items))
+        ids, scores = await engine.ann_query(
+            index, np.asarray(q, np.float32), min(k + 1, engine.n_items)
+        )
     found = [
         (int(engine.catalogue.item_ids[i]), float(s), int(i))
         for i, s in zip(ids, scores, strict=True)

@@ -52,7 +52,7 @@ async def similar(
     mode: Literal["content", "collaborative"] = "content",
 ) -> SimilarItems:
     """Content (BERT) or collaborative (item-tower) neighbours."""
-    return ops.similar(engine, item_id, k, mode)
+    return await ops.similar(engine, item_id, k, mode)
 
 
 @router.get(

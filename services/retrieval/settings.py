@@ -21,11 +21,13 @@ class RetrievalSettings(ServiceSettings):
         description="Search with the bundle's Annoy indexes even where exact search is "
         "cheaper (catalogues up to 4M item x dim elements use exact search by default).",
     )
-    parallel_ann: bool = Field(
-        True,
-        description="Query the two-tower and the content Annoy index at the same time, in "
-        "two threads (Annoy releases the GIL): a computed answer waits for the slower "
-        "query instead of both. Only used when both indexes are Annoy (large catalogues).",
+    ann_threads: int = Field(
+        2,
+        ge=0,
+        le=16,
+        description="Threads that run Annoy queries off the event loop (Annoy releases the "
+        "GIL): the two-tower and content queries of one request overlap, and other requests "
+        "are served meanwhile. 0 queries on the event loop. Unused with exact search.",
     )
     two_tower_candidates: int = Field(300, ge=1, le=5000, description="ANN candidates per query.")
     knn_candidates: int = Field(200, ge=0, le=5000, description="Item-kNN candidates per query.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import numpy as np
@@ -48,9 +49,9 @@ def test_most_popular_when_too_few_items_qualify() -> None:
     assert most_popular(order[:0], 5, exclude, None).tolist() == []
 
 
-def _engine(bundle_root: Path, tmp_path: Path, parallel: bool) -> RetrievalEngine:
+def _engine(bundle_root: Path, tmp_path: Path, threads: int) -> RetrievalEngine:
     settings = RetrievalSettings(
-        artifacts=str(bundle_root), force_ann=True, parallel_ann=parallel, redis_url=None
+        artifacts=str(bundle_root), force_ann=True, ann_threads=threads, redis_url=None
     )
     return RetrievalEngine(
         settings,
@@ -60,21 +61,21 @@ def _engine(bundle_root: Path, tmp_path: Path, parallel: bool) -> RetrievalEngin
     )
 
 
-def test_parallel_annoy_queries_give_the_serial_lists(small_bundle: Path, tmp_path: Path) -> None:
-    parallel = _engine(small_bundle, tmp_path, parallel=True)
-    serial = _engine(small_bundle, tmp_path, parallel=False)
-    assert parallel._ann_pool is not None, "both indexes are Annoy: content must run in a thread"
+def test_threaded_annoy_queries_give_the_inline_lists(small_bundle: Path, tmp_path: Path) -> None:
+    parallel = _engine(small_bundle, tmp_path, threads=2)
+    serial = _engine(small_bundle, tmp_path, threads=0)
+    assert parallel._ann_pool is not None, "Annoy indexes: queries must run in the ANN threads"
     assert serial._ann_pool is None
     assert "content" in parallel.source_names and "two_tower" in parallel.source_names
     rng = np.random.default_rng(0)
     for u in rng.choice(len(parallel.user_ids), size=10, replace=False):
         pos = parallel.catalogue.positions(parallel.histories[u].tolist())
         hist = pos[pos >= 0]
-        vec = rng.standard_normal(parallel.item_vectors.shape[1]).astype(np.float32)
+        vec = rng.standard_normal((int(parallel.item_vectors.shape[1]),), dtype=np.float32)
         exclude = np.zeros(parallel.n_items, dtype=bool)
         exclude[hist] = True
-        a = parallel.source_lists(vec, hist, exclude, None)
-        b = serial.source_lists(vec, hist, exclude, None)
+        a = asyncio.run(parallel.source_lists(vec, hist, exclude, None))
+        b = asyncio.run(serial.source_lists(vec, hist, exclude, None))
         assert a.keys() == b.keys() and "content" in a
         for name in a:
             np.testing.assert_array_equal(a[name][0], b[name][0])
