@@ -40,6 +40,25 @@ def _as_list(value: Any) -> list[str]:
     return [str(v) for v in list(value)]
 
 
+# Ids up to LUT_SLACK * n_items + LUT_BASE get a direct id -> position table (int32,
+# 4 bytes per id); sparser ids keep the binary search. A lookup of 200 ids in a 1M
+# catalogue: binary search ~40 us of cache misses, table ~4 us.
+LUT_SLACK, LUT_BASE = 8, 1 << 20
+
+
+def _position_table(item_ids: np.ndarray) -> np.ndarray | None:
+    """[max_id + 1] int32 positions (-1 = absent), or None when ids are too sparse."""
+    if not len(item_ids) or int(item_ids.min()) < 0:
+        return None
+    top = int(item_ids.max())
+    if top + 1 > LUT_SLACK * len(item_ids) + LUT_BASE or len(item_ids) >= 2**31:
+        return None
+    lut = np.full(top + 1, -1, dtype=np.int32)
+    # written in reverse so a duplicated id maps to its first position, as the search does
+    lut[item_ids[::-1]] = np.arange(len(item_ids) - 1, -1, -1, dtype=np.int32)
+    return lut
+
+
 @dataclass
 class Catalogue:
     """Items of one bundle, with id lookup, metadata and title search.
@@ -63,12 +82,14 @@ class Catalogue:
     popularity: np.ndarray
     _order: np.ndarray = field(init=False, repr=False)
     _sorted: np.ndarray = field(init=False, repr=False)
+    _lut: np.ndarray | None = field(init=False, repr=False)
     _tokens: dict[str, np.ndarray] = field(init=False, repr=False)
     _vocab: list[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._order = np.argsort(self.item_ids, kind="stable")
         self._sorted = self.item_ids[self._order]
+        self._lut = _position_table(self.item_ids)
         index: dict[str, list[int]] = defaultdict(list)
         for pos, title in enumerate(self.titles):
             for tok in set(normalise_title(title)):
@@ -105,6 +126,9 @@ class Catalogue:
         arr = np.asarray(ids, dtype=np.int64).reshape(-1)
         if not len(self._sorted) or not arr.size:
             return np.full(arr.shape, -1, dtype=np.int64)
+        if self._lut is not None:  # a direct table: no binary search over the catalogue
+            inside = (arr >= 0) & (arr < len(self._lut))
+            return np.where(inside, self._lut[np.where(inside, arr, 0)], -1).astype(np.int64)
         at = np.clip(np.searchsorted(self._sorted, arr), 0, len(self._sorted) - 1)
         found = self._sorted[at] == arr
         return np.where(found, self._order[at], -1)

@@ -97,7 +97,13 @@ class RankingEngine:
             with stage("score"):
                 logits = self.scorer.score(feats)
         order = np.argsort(-logits, kind="stable")
-        ranked = [(int(self.catalogue.item_ids[cs.item_idx[o]]), float(logits[o])) for o in order]
+        ranked = list(
+            zip(
+                self.catalogue.item_ids[cs.item_idx[order]].tolist(),
+                logits[order].tolist(),
+                strict=True,
+            )
+        )
         for j in np.flatnonzero(pos < 0):  # fresh items, in retrieval order
             at = min(int(j), len(ranked))
             above = ranked[at][1] if at < len(ranked) else (ranked[-1][1] - 1 if ranked else 0.0)

@@ -208,3 +208,29 @@ def test_genre_mask(cat: Catalogue) -> None:
     assert np.flatnonzero(cat.genre_mask(["SCI-FI", "Romance"])).tolist() == [4, 5, 6]
     assert not cat.genre_mask(["Western"]).any()
     assert not cat.genre_mask([]).any()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_position_table_answers_as_the_binary_search(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shared.catalogue as catalogue_module
+
+    rng = np.random.default_rng(seed)
+    ids = rng.choice(5_000, size=800, replace=False)
+    ids[10] = ids[20]  # a duplicated id maps to its first position either way
+    n = len(ids)
+    frame = pd.DataFrame(
+        {"item_id": ids, "title": [f"t{i}" for i in range(n)], "genres": [[]] * n,
+         "tags": [[]] * n, "year": [None] * n, "overview": [None] * n}
+    )  # fmt: skip
+    with_table = Catalogue.from_frame(frame)
+    monkeypatch.setattr(catalogue_module, "LUT_BASE", 0)
+    monkeypatch.setattr(catalogue_module, "LUT_SLACK", 0)
+    searched = Catalogue.from_frame(frame)
+    assert with_table._lut is not None and searched._lut is None
+    queries = np.concatenate([ids, rng.integers(-10, 6_000, size=2_000), [2**40, -(2**40)]])
+    got = with_table.positions(queries)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, searched.positions(queries))
+    assert with_table.positions([ids[20]]).tolist() == [10]
