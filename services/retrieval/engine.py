@@ -222,18 +222,34 @@ class RetrievalEngine:
                 f"item ids not in the catalogue: {shown}{more}; look ids up with GET /v1/items?q="
             )
 
-    async def user_history(self, user_id: int | None, extra: list[int]) -> tuple[list[int], str]:
-        """Known history + recent events + request items (ids, most recent last)."""
+    async def user_history(
+        self, user_id: int | None, extra: list[int], *, vector_key: str | None = None
+    ) -> tuple[list[int], str, tuple[np.ndarray | None, str]]:
+        """Known history + recent events + request items (ids, most recent last).
+
+        With ``vector_key``, the user's cached query vector is read in the same Redis
+        round trip; it comes back as ``(vector or None, cache status)``.
+        """
         known: list[int] = []
         status = "none"
+        cached: tuple[np.ndarray | None, str] = (None, "none")
         if user_id is not None:
             pos = self.user_position(user_id)
             if pos >= 0:
                 known = self.histories[pos].tolist()
             with stage("cache"):
-                recent, status = await self.store.recent(user_id)
+                recent, status, vec, vstatus = await self.store.recent_and_vector(
+                    user_id, self.version, vector_key
+                )
+            if vector_key is not None:
+                cached = (vec, vstatus)
             known += recent
-        return _dedupe_keep_last(known + list(extra)), status
+        return _dedupe_keep_last(known + list(extra)), status, cached
+
+    @staticmethod
+    def vector_key(user_id: int | None, cacheable: bool) -> str | None:
+        """The cache key of a user's query vector, or None when it must not be cached."""
+        return f"u{user_id}" if cacheable and user_id is not None else None
 
     async def user_vector(
         self,
@@ -241,15 +257,23 @@ class RetrievalEngine:
         hist_pos: np.ndarray,
         features: dict[str, Any] | None,
         cacheable: bool,
+        cached: tuple[np.ndarray | None, str] | None = None,
     ) -> tuple[np.ndarray, str]:
-        """The query-tower vector, from the cache when possible."""
-        key = f"u{user_id}" if cacheable and user_id is not None else None
+        """The query-tower vector, from the cache when possible.
+
+        ``cached`` is what :meth:`user_history` already read; without it the cache is
+        read here.
+        """
+        key = self.vector_key(user_id, cacheable)
         status: str = "none"
         if key is not None:
-            with stage("cache"):
-                cached, status = await self.store.get_vector(self.version, key)
-            if cached is not None:
-                return cached, status
+            if cached is None:
+                with stage("cache"):
+                    vec_hit, status = await self.store.get_vector(self.version, key)
+            else:
+                vec_hit, status = cached
+            if vec_hit is not None:
+                return vec_hit, status
         with stage("query_tower"):
             vec = self.query_tower.encode(
                 self.encoder, [user_id], [hist_pos[-self.encoder.history_length :]], [features]

@@ -36,7 +36,11 @@ def _meta(engine: RetrievalEngine, item_id: int, pos: int) -> dict[str, Any]:
 async def candidates(engine: RetrievalEngine, req: CandidatesRequest) -> CandidatesResponse:
     """Merged candidates for a known, new or anonymous user."""
     engine.check_items(list(dict.fromkeys([*req.history, *req.check_item_ids])))
-    history, status = await engine.user_history(req.user_id, req.history)
+    features = req.user_features.model_dump(exclude_none=True) if req.user_features else None
+    cacheable = not req.history and not features
+    history, status, cached = await engine.user_history(
+        req.user_id, req.history, vector_key=engine.vector_key(req.user_id, cacheable)
+    )
     upos = engine.user_position(req.user_id)
     if req.user_id is not None and upos < 0 and not history and req.user_features is None:
         raise NotFoundError(
@@ -46,9 +50,7 @@ async def candidates(engine: RetrievalEngine, req: CandidatesRequest) -> Candida
         )
     pos = engine.catalogue.positions(history)
     hist_pos = pos[pos >= 0]
-    features = req.user_features.model_dump(exclude_none=True) if req.user_features else None
-    cacheable = not req.history and not features
-    vec, vstatus = await engine.user_vector(req.user_id, hist_pos, features, cacheable)
+    vec, vstatus = await engine.user_vector(req.user_id, hist_pos, features, cacheable, cached)
     exclude = np.zeros(engine.n_items, dtype=bool)
     if req.exclude_seen and len(hist_pos):
         exclude[hist_pos] = True

@@ -112,6 +112,39 @@ class UserStateStore:
             return [], "bypass"
         return [int(x) for x in raw], "hit"
 
+    async def recent_and_vector(
+        self, user_id: int, version: str, user_key: str | None
+    ) -> tuple[list[int], CacheStatus, np.ndarray | None, CacheStatus]:
+        """:meth:`recent` and (when ``user_key`` is given) :meth:`get_vector` in one round trip.
+
+        Returns:
+            ``(recent ids, history status, cached vector [d] or None, vector status)``;
+            the vector status is ``miss`` when no key was asked for.
+        """
+        if self.guard is None or user_key is None:
+            recent, status = await self.recent(user_id)
+            if user_key is None:
+                return recent, status, None, "miss"
+            vec, vstatus = await self.get_vector(version, user_key)
+            return recent, status, vec, vstatus
+        hk, vk = self._hkey(user_id), self._vkey(version, user_key)
+
+        async def _read(r):  # type: ignore[no-untyped-def]
+            async with r.pipeline(transaction=False) as pipe:
+                pipe.lrange(hk, 0, -1)
+                pipe.get(vk)
+                return await pipe.execute()
+
+        try:
+            raw_hist, raw_vec = await self.guard.run(_read)
+        except RedisUnavailable:
+            return [], "bypass", None, "bypass"
+        recent = [int(x) for x in raw_hist]
+        if raw_vec is None:
+            return recent, "hit", None, "miss"
+        data = raw_vec.encode("latin-1") if isinstance(raw_vec, str) else raw_vec
+        return recent, "hit", np.frombuffer(data, dtype=np.float32).copy(), "hit"
+
     async def push_recent(self, user_id: int, item_ids: list[int]) -> CacheStatus:
         """Append item ids to a user's recent history (trimmed to ``max_history``)."""
         if not item_ids:

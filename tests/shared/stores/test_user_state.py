@@ -76,6 +76,30 @@ def test_vector_set_get_hit_miss(backend: str, redis_url: str, redis_prefix: str
     assert other_user == (None, "miss")
 
 
+def test_recent_and_vector_in_one_read(backend: str, redis_url: str, redis_prefix: str) -> None:
+    vec = np.linspace(-1, 1, 6, dtype=np.float32)
+
+    async def body(store: UserStateStore) -> list[Any]:
+        empty = await store.recent_and_vector(7, "v1", "u7")
+        await store.push_recent(7, [3, 4])
+        no_vector = await store.recent_and_vector(7, "v1", "u7")
+        await store.set_vector("v1", "u7", vec)
+        both = await store.recent_and_vector(7, "v1", "u7")
+        other_version = await store.recent_and_vector(7, "v2", "u7")
+        not_asked = await store.recent_and_vector(7, "v1", None)
+        return [empty, no_vector, both, other_version, not_asked]
+
+    empty, no_vector, both, other_version, not_asked = _run(backend, redis_url, redis_prefix, body)
+    assert empty == ([], "hit", None, "miss")
+    assert no_vector == ([3, 4], "hit", None, "miss")
+    recent, status, got, vstatus = both
+    assert (recent, status, vstatus) == ([3, 4], "hit", "hit")
+    assert got is not None and got.dtype == np.float32
+    np.testing.assert_array_equal(got, vec)
+    assert other_version == ([3, 4], "hit", None, "miss")  # a vector of another bundle is unused
+    assert not_asked == ([3, 4], "hit", None, "miss")
+
+
 def test_vector_from_float64_is_stored_as_float32(
     backend: str, redis_url: str, redis_prefix: str
 ) -> None:
@@ -244,6 +268,8 @@ def test_redis_killed_every_call_bypasses_then_recovers(private_redis: RedisProc
                 (await _bounded(store.recent(1)))[1],
                 await _bounded(store.push_recent(1, [7])),
                 (await _bounded(store.get_vector("v1", "u1")))[1],
+                (await _bounded(store.recent_and_vector(1, "v1", "u1")))[1],
+                (await _bounded(store.recent_and_vector(1, "v1", "u1")))[3],
             ]
             await _bounded(store.invalidate("v1", 1))  # swallowed, returns None
             out["failures"] = guard.failures
@@ -265,7 +291,7 @@ def test_redis_killed_every_call_bypasses_then_recovers(private_redis: RedisProc
 
     out = asyncio.run(main())
     assert out["before"] == "hit"
-    assert out["down"] == ["bypass"] * 5
+    assert out["down"] == ["bypass"] * 7
     assert out["failures"] >= 1
     assert out["available_during_cooldown"] is False
     assert out["after_set"] == "miss"
