@@ -327,8 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for the services")
     ap.add_argument("--code-root", type=Path, default=None, help="run the services from here")
     args = ap.parse_args(argv)
-    artifacts = args.artifacts
-    label = artifacts.resolve().name.removeprefix("e2e-") if artifacts else "custom"
+    # absolute: the services may run from another checkout (--code-root), another cwd
+    artifacts = args.artifacts.resolve() if args.artifacts else None
+    label = artifacts.name.removeprefix("e2e-") if artifacts else "custom"
     if artifacts is None and args.catalogue == "synthetic":
         artifacts, label = ensure_synthetic_bundle(args.items), f"synthetic-{args.items}"
     elif artifacts is None:
