@@ -11,7 +11,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from services.gateway.admin import router as admin_router
 from services.gateway.core import GatewayCore, PopularFallback
@@ -80,6 +80,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             deadline_s=settings.deadline_s,
             retrieval_timeout_s=settings.retrieval_timeout_s,
             ranking_timeout_s=settings.ranking_timeout_s,
+            max_in_flight=settings.max_in_flight,
             result_cache=(
                 ResultCache(guard, prefix=settings.redis_prefix, ttl_s=settings.result_cache_ttl_s)
                 if guard is not None and settings.result_cache_ttl_s > 0
@@ -127,6 +128,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         ["outcome"],
         registry=app.state.metrics_registry,
     )
+    Gauge(
+        "hybridrec_recommendations_in_flight",
+        "Recommendations being computed now (the limit is HYBRIDREC_MAX_IN_FLIGHT; above "
+        "it answers are popular items marked degraded: overload).",
+        registry=app.state.metrics_registry,
+    ).set_function(lambda: float(app.state.core.in_flight) if app.state.core else 0.0)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:
         app.add_middleware(

@@ -83,6 +83,14 @@ class PopularFallback:
         return out
 
 
+def _excluded(req: RecommendationRequest) -> set[int]:
+    """Item ids the answer must not contain."""
+    exclude = set(req.exclude_item_ids)
+    if req.exclude_seen:
+        exclude |= set(req.recent_item_ids) | {r.item_id for r in req.ratings}
+    return exclude
+
+
 class GatewayCore:
     """Everything the gateway's handlers need, created in the app's lifespan."""
 
@@ -99,6 +107,7 @@ class GatewayCore:
         retrieval_timeout_s: float,
         ranking_timeout_s: float,
         result_cache: ResultCache | None = None,
+        max_in_flight: int = 0,
     ) -> None:
         self.retrieval = retrieval
         self.ranking = ranking
@@ -111,6 +120,8 @@ class GatewayCore:
         self.ranking_timeout_s = ranking_timeout_s
         self.pending_history = PendingHistory()
         self.result_cache = result_cache
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0  # recommendations being computed now
 
     async def close(self) -> None:
         """Close pools."""
@@ -141,7 +152,15 @@ class GatewayCore:
                 cached, slot = await self.result_cache.get(req, version)
             if cached is not None and use_cached:
                 return with_request_id(cached, request_id), "hit"
-        rec = await self.recommend(req, request_id)
+        if self.max_in_flight and self.in_flight >= self.max_in_flight:
+            # Overloaded: answer now rather than queue behind work that is already late.
+            rec = self._popular_answer(req, _excluded(req), request_id, reason="overload")
+        else:
+            self.in_flight += 1
+            try:
+                rec = await self.recommend(req, request_id)
+            finally:
+                self.in_flight -= 1
         body = rec.model_dump_json(exclude={"request_id"}).encode()
         if slot is None or self.result_cache is None:
             return with_request_id(body, request_id), "off"
@@ -164,9 +183,7 @@ class GatewayCore:
         named += [r.item_id for r in req.ratings if r.rating >= POSITIVE_RATING]
         # Retrieval keeps the last occurrence of each id; the most recent MAX_IDS are kept.
         history = _dedupe_keep_last(named)[-MAX_IDS:]
-        exclude = set(req.exclude_item_ids)
-        if req.exclude_seen:
-            exclude |= set(req.recent_item_ids) | {r.item_id for r in req.ratings}
+        exclude = _excluded(req)
         creq = CandidatesRequest(
             user_id=req.user_id,
             history=history,
@@ -238,9 +255,21 @@ class GatewayCore:
         return min(timeout_s, remaining)
 
     def _popular_answer(
-        self, req: RecommendationRequest, exclude: set[int], request_id: str | None
+        self,
+        req: RecommendationRequest,
+        exclude: set[int],
+        request_id: str | None,
+        *,
+        reason: Degraded = "retrieval",
     ) -> Recommendations:
         if self.popular is None:
+            if reason == "overload":
+                raise DependencyUnavailableError(
+                    f"the gateway is computing {self.in_flight} recommendations, its limit "
+                    "(HYBRIDREC_MAX_IN_FLIGHT), and has no popular fallback loaded; retry "
+                    "shortly, or add gateway replicas",
+                    dependency="gateway",
+                )
             raise DependencyUnavailableError(
                 "retrieval is down and no bundle is loaded for the popular fallback; "
                 "check HYBRIDREC_ARTIFACTS and the retrieval service",
@@ -250,7 +279,7 @@ class GatewayCore:
             user_id=req.user_id,
             items=self.popular.top(req.k, exclude=exclude, genres=req.genres),
             model_version=self.popular.version,
-            degraded=["retrieval"],
+            degraded=[reason],
             request_id=request_id,
         )
 

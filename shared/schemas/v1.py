@@ -18,7 +18,9 @@ MAX_TEXT = 2000
 MAX_GENRES = 50
 ItemId = Annotated[int, Field(ge=1, le=2**53, description="The dataset's own item id (movieId).")]
 UserId = Annotated[int, Field(ge=0, le=2**53, description="The dataset's own user id.")]
-Degraded = Literal["ranking", "retrieval", "cache"]
+#: Why an answer is not the full pipeline's: a dependency was down (ranking, retrieval,
+#: cache), or the gateway was at HYBRIDREC_MAX_IN_FLIGHT and served popular items (overload).
+Degraded = Literal["ranking", "retrieval", "cache", "overload"]
 
 
 class StrictModel(BaseModel):
@@ -248,7 +250,14 @@ class Recommendations(BaseModel):
     user_id: int | None
     items: list[ScoredItem]
     model_version: str
-    degraded: list[Degraded] = Field(default_factory=list)
+    degraded: list[Degraded] = Field(
+        default_factory=list,
+        description="Empty for a full answer. `retrieval`: retrieval was down, these are the "
+        "catalogue's popular items; `ranking`: ranking was down, candidates are in retrieval's "
+        "order; `cache`: Redis was down (recent events may be missing); `overload`: the "
+        "gateway was computing its limit of recommendations (HYBRIDREC_MAX_IN_FLIGHT) and "
+        "answered with popular items at once. Degraded answers are never cached.",
+    )
     request_id: str | None = None
 
     model_config = ConfigDict(

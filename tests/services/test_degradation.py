@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -227,11 +228,9 @@ def slow_server() -> Iterator[_SlowServer]:
         thread.join(10)
 
 
-@pytest.fixture(scope="module")
-def lone_gateway(
-    small_bundle: Path, slow_server: _SlowServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServiceProcess]:
-    workdir = tmp_path_factory.mktemp("slow-dependency")
+def _gateway_to(
+    small_bundle: Path, slow_server: _SlowServer, workdir: Path, **extra: str
+) -> ServiceProcess:
     fake = f"http://127.0.0.1:{slow_server.server_address[1]}"
     port = free_port()
     env = service_env(
@@ -246,11 +245,58 @@ def lone_gateway(
         # Per-call timeouts above the deadline: only the deadline can cut the wait short.
         HYBRIDREC_RETRIEVAL_TIMEOUT_S="5.0",
         HYBRIDREC_RANKING_TIMEOUT_S="5.0",
+        **extra,
     )
-    proc = ServiceProcess("gateway", port, env, workdir / "gateway.log").start()
+    return ServiceProcess("gateway", port, env, workdir / "gateway.log").start()
+
+
+@pytest.fixture(scope="module")
+def lone_gateway(
+    small_bundle: Path, slow_server: _SlowServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    proc = _gateway_to(small_bundle, slow_server, tmp_path_factory.mktemp("slow-dependency"))
     try:
         proc.wait_ready()
         yield proc
+    finally:
+        proc.stop()
+
+
+def test_overloaded_gateway_answers_popular_items_at_once(
+    small_bundle: Path,
+    slow_server: _SlowServer,
+    tmp_path: Path,
+    popular: list[dict[str, Any]],
+) -> None:
+    proc = _gateway_to(small_bundle, slow_server, tmp_path, HYBRIDREC_MAX_IN_FLIGHT="1")
+    try:
+        proc.wait_ready()
+        slow_calls = len(slow_server.calls)
+        with ThreadPoolExecutor(1) as pool:
+            # Holds the only slot for up to the 1 s deadline (its retrieval call is slow).
+            first = pool.submit(
+                httpx.get, f"{proc.url}/v1/users/{SLOW_USER}/recommendations", timeout=30
+            )
+            deadline = time.monotonic() + 10
+            while len(slow_server.calls) == slow_calls and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(slow_server.calls) > slow_calls, "the first request never reached retrieval"
+            shed = httpx.get(f"{proc.url}/v1/users/{SLOW_USER + 1}/recommendations", timeout=30)
+            # answered while the first still held the slot: it did not queue behind it
+            first_still_running = not first.done()
+            assert first.result().json()["degraded"] == ["retrieval"]  # cut at the deadline
+        assert shed.status_code == 200, shed.text
+        assert shed.json()["degraded"] == ["overload"]
+        assert [it["item_id"] for it in shed.json()["items"]] == [
+            int(p["item_id"]) for p in popular[:10]
+        ]
+        assert first_still_running
+        metrics = httpx.get(f"{proc.url}/metrics", timeout=10).text
+        assert "hybridrec_recommendations_in_flight 0.0" in metrics
+        # The slot is free again: the next answer is computed (ranking is slow: cut).
+        after = httpx.get(f"{proc.url}/v1/users/{SLOW_USER + 2}/recommendations", timeout=30)
+        assert after.json()["degraded"] == ["ranking"]
+        _no_traceback(proc)
     finally:
         proc.stop()
 
