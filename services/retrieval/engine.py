@@ -126,26 +126,16 @@ class RetrievalEngine:
         self.item_vectors = bundle.load_npy(L.ITEM_VECTORS)
         self.content_vectors = bundle.load_npy(L.CONTENT_VECTORS)
         annoy = bundle.manifest.get("components", {}).get("annoy", {})
-        sk = settings.search_k
-        # Small catalogues: exact search (faster there, and exact); large ones: Annoy.
-        self.item_index: AnnIndex | ExactSearch = (
-            ExactSearch(self.item_vectors)
-            if use_exact(*self.item_vectors.shape) and not settings.force_ann
-            else AnnIndex.load(
-                bundle.path(L.ITEM_INDEX),
-                self.item_vectors.shape[1],
-                search_k=sk or annoy.get("item_tower", {}).get("search_k", -1),
-            )
-        )
-        self.content_index: AnnIndex | ExactSearch = (
-            ExactSearch(self.content_vectors)
-            if use_exact(*self.content_vectors.shape) and not settings.force_ann
-            else AnnIndex.load(
-                bundle.path(L.CONTENT_INDEX),
-                self.content_vectors.shape[1],
-                search_k=sk or annoy.get("content", {}).get("search_k", -1),
-            )
-        )
+
+        def index(vectors: np.ndarray, path: str, name: str) -> AnnIndex | ExactSearch:
+            """Small catalogues: exact search (faster there, and exact); large ones: Annoy."""
+            if use_exact(*vectors.shape) and not settings.force_ann:
+                return ExactSearch(vectors)
+            search_k = settings.search_k or annoy.get(name, {}).get("search_k", -1)
+            return AnnIndex.load(bundle.path(path), vectors.shape[1], search_k=search_k)
+
+        self.item_index = index(self.item_vectors, L.ITEM_INDEX, "item_tower")
+        self.content_index = index(self.content_vectors, L.CONTENT_INDEX, "content")
         ranker_cfg = bundle.load_json(L.RANKER_CONFIG)
         self.source_names: tuple[str, ...] = tuple(ranker_cfg["source_names"])
         ts = ranker_cfg["config"]
