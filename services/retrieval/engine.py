@@ -72,16 +72,23 @@ def _dedupe_keep_last(ids: list[int]) -> list[int]:
 
 
 def most_popular(
-    order: np.ndarray, k: int, exclude: np.ndarray, allowed: np.ndarray | None
+    order: np.ndarray,
+    k: int,
+    exclude: np.ndarray,
+    allowed: np.ndarray | None,
+    n_excluded: int | None = None,
 ) -> np.ndarray:
     """The first ``k`` positions of ``order`` not excluded (and allowed), in order.
 
     Scans growing windows of ``order`` instead of the whole catalogue, so the cost
     follows the number of excluded or filtered-out items, not the catalogue size.
+    ``n_excluded`` is ``exclude.sum()`` when the caller has counted it already.
     """
     found: list[np.ndarray] = []
     have, start = 0, 0
-    step = k + int(np.count_nonzero(exclude)) if allowed is None else 4 * k
+    if n_excluded is None:
+        n_excluded = int(np.count_nonzero(exclude))
+    step = k + n_excluded if allowed is None else 4 * k
     while have < k and start < len(order):
         window = order[start : start + step]
         ok = ~exclude[window]
@@ -288,7 +295,8 @@ class RetrievalEngine:
         self, vec: np.ndarray, hist_pos: np.ndarray, exclude: np.ndarray, allowed: np.ndarray | None
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per source, ``(item positions, scores)`` best first (catalogue items only)."""
-        extra = int(np.count_nonzero(exclude)) if len(hist_pos) else 0
+        n_excluded = int(np.count_nonzero(exclude))
+        extra = n_excluded if len(hist_pos) else 0
         fetch = self.depth + min(extra, 5 * self.depth)
         if allowed is not None:
             fetch *= 4
@@ -312,7 +320,9 @@ class RetrievalEngine:
                     lists[name] = score_from_history(hist_pos, nb, w, self.n_items, k=self.depth)
         if "popularity" in self.source_names:
             with stage("sources"):
-                top = most_popular(self.popular_order, self.depth, exclude, allowed)
+                top = most_popular(
+                    self.popular_order, self.depth, exclude, allowed, n_excluded
+                )
                 lists["popularity"] = (top, self.catalogue.popularity[top].astype(np.float32))
         return lists
 

@@ -22,6 +22,12 @@ from shared.stores.redis_conn import RedisGuard, RedisUnavailable, key
 CacheStatus = Literal["hit", "miss", "bypass"]
 
 
+def _decode(raw: bytes | str) -> np.ndarray:
+    """A cached vector's raw bytes as a writable float32 array ``[d]``."""
+    data = raw.encode("latin-1") if isinstance(raw, str) else raw
+    return np.frombuffer(data, dtype=np.float32).copy()
+
+
 class UserStateStore:
     """User vectors (cache) and recent history (state)."""
 
@@ -73,8 +79,7 @@ class UserStateStore:
                 return None, "bypass"
         if raw is None:
             return None, "miss"
-        data = raw.encode("latin-1") if isinstance(raw, str) else raw
-        return np.frombuffer(data, dtype=np.float32).copy(), "hit"
+        return _decode(raw), "hit"
 
     async def set_vector(self, version: str, user_key: str, vector: np.ndarray) -> CacheStatus:
         """Cache ``vector`` ``[d]``; returns ``bypass`` when Redis is down."""
@@ -142,8 +147,7 @@ class UserStateStore:
         recent = [int(x) for x in raw_hist]
         if raw_vec is None:
             return recent, "hit", None, "miss"
-        data = raw_vec.encode("latin-1") if isinstance(raw_vec, str) else raw_vec
-        return recent, "hit", np.frombuffer(data, dtype=np.float32).copy(), "hit"
+        return recent, "hit", _decode(raw_vec), "hit"
 
     async def push_recent(self, user_id: int, item_ids: list[int]) -> CacheStatus:
         """Append item ids to a user's recent history (trimmed to ``max_history``)."""

@@ -36,6 +36,8 @@ def test_most_popular_equals_a_full_scan(seed: int, filtered: bool) -> None:
     for k in (1, 10, 100, 500):
         got = most_popular(order, k, exclude, allowed)
         np.testing.assert_array_equal(got, _full_scan(order, k, exclude, allowed))
+        counted = most_popular(order, k, exclude, allowed, int(exclude.sum()))
+        np.testing.assert_array_equal(counted, got)
 
 
 def test_most_popular_when_too_few_items_qualify() -> None:
