@@ -1,5 +1,5 @@
 # hybridrec: one image for the trainer and the three services.
-# Build stage: compiles wheels (annoy needs a C++ compiler); final stage has no build tools.
+# Build stage: compiles wheels (annoy and hnswlib need a C++ compiler); final stage has no build tools.
 FROM python:3.11-slim AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential \

@@ -43,9 +43,11 @@ import pandas as pd
 from bench import synthetic_items as S
 from bench.common import peak_rss_mb
 from shared import bundle_layout as L
-from shared.ann import AnnIndex, exact_topk, params_for_catalogue, recall_at_k
+from shared import hnsw as H
+from shared.ann import LARGE_CATALOGUE, AnnIndex, exact_topk, params_for_catalogue, recall_at_k
 from shared.artifacts import Bundle, BundleWriter, load_bundle, resolve_bundle, sha256_file
 from shared.errors import ConfigError
+from training.bundle_export import build_hnsw_indexes
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CACHE_DIR = PROJECT_ROOT / "bench" / ".cache"
@@ -95,10 +97,11 @@ def ensure_base_bundle(cache_dir: Path | None = None, *, progress: bool = True,
     return bundle
 
 
-def _cache_key(n_items: int, seed: int, base: Bundle) -> str:
+def _cache_key(n_items: int, seed: int, base: Bundle, hnsw: bool) -> str:
     dims = (base.load_npy(L.ITEM_VECTORS).shape[1], base.load_npy(L.CONTENT_VECTORS).shape[1])
     ann = "-".join(f"{t}x{k}" for t, k in (params_for_catalogue(n_items, d) for d in dims))
-    return f"g{GENERATOR_VERSION}-n{n_items}-s{seed}-ann{ann}-base-{base.version}"
+    graphs = f"-hnsw{H.DEFAULT_M}x{H.DEFAULT_EF_CONSTRUCTION}" if hnsw else ""
+    return f"g{GENERATOR_VERSION}-n{n_items}-s{seed}-ann{ann}{graphs}-base-{base.version}"
 
 
 def _cached(out_root: Path, key: str) -> Path | None:
@@ -214,7 +217,7 @@ def _ranker_tables(base: Bundle, writer: BundleWriter, content: np.ndarray,
     shutil.copyfile(folder / TABLES_META, writer.path(f"{L.RANKER_DIR}/{TABLES_META}"))
 
 
-def _recall(index: AnnIndex, vectors: np.ndarray, rng: np.random.Generator) -> float:
+def _recall(index: AnnIndex | H.HnswIndex, vectors: np.ndarray, rng: np.random.Generator) -> float:
     q = np.asarray(vectors[np.sort(rng.choice(len(vectors), RECALL_QUERIES, replace=False))])
     q = q + rng.normal(0, 0.05, q.shape).astype(np.float32)  # near, not on, an item
     k = min(100, len(vectors))
@@ -222,7 +225,8 @@ def _recall(index: AnnIndex, vectors: np.ndarray, rng: np.random.Generator) -> f
 
 
 def build_synthetic_bundle(out_root: Path, n_items: int, *, seed: int = 0,
-                           base_bundle: Path | None = None, progress: bool = True) -> Path:
+                           base_bundle: Path | None = None, progress: bool = True,
+                           hnsw: bool | None = None) -> Path:
     """Build (or reuse) a bundle of ``n_items`` items under ``out_root``; returns its folder.
 
     Args:
@@ -232,6 +236,8 @@ def build_synthetic_bundle(out_root: Path, n_items: int, *, seed: int = 0,
         base_bundle: A trained bundle (folder or artifacts root) to extend; default:
             :func:`ensure_base_bundle`.
         progress: Log stages to stderr.
+        hnsw: Also build HNSW graphs over both vector sets (None: for catalogues above
+            :data:`shared.ann.LARGE_CATALOGUE` items).
 
     Raises:
         ConfigError: ``n_items`` is smaller than the base catalogue.
@@ -239,7 +245,9 @@ def build_synthetic_bundle(out_root: Path, n_items: int, *, seed: int = 0,
     out_root = Path(out_root)
     base = load_bundle(base_bundle if base_bundle is not None else ensure_base_bundle(
         progress=progress), verify=False)
-    key = _cache_key(n_items, seed, base)
+    if hnsw is None:
+        hnsw = n_items > LARGE_CATALOGUE
+    key = _cache_key(n_items, seed, base, hnsw)
     if (found := _cached(out_root, key)) is not None:
         _log(progress, f"reusing {found} ({key})")
         return found
@@ -343,11 +351,26 @@ def build_synthetic_bundle(out_root: Path, n_items: int, *, seed: int = 0,
         item_index.unload()
         content_index.unload()
         lap("recall check")
+        graph_params = {}
+        if hnsw:
+            graphs = build_hnsw_indexes(writer, vectors, content, seed=seed,
+                                        progress=lambda msg: _log(progress, msg))
+            t0 = time.perf_counter()
+            for name, graph in graphs.items():
+                times[f"hnsw {name} graph"] = round(graph.build_seconds or 0.0, 2)
+            rng_h = np.random.default_rng(seed + 1)
+            metrics["hnsw_recall@100_item_tower"] = _recall(graphs["item_tower"], vectors, rng_h)
+            metrics["hnsw_recall@100_content"] = _recall(graphs["content"], content, rng_h)
+            graph_params = {name: g.params for name, g in graphs.items()}
+            del graphs
+            lap("hnsw recall check")
         del content, vectors
         files = sorted(p for p in writer.tmp_dir.rglob("*") if p.is_file())
         sizes = {p.relative_to(writer.tmp_dir).as_posix(): p.stat().st_size for p in files}
         components = {k: v for k, v in base.manifest.get("components", {}).items()
                       if k not in ("annoy", "timings_s")}
+        if graph_params:
+            components["hnsw"] = graph_params
         components.update({
             "annoy": annoy_params,
             "n_items": n_items,
@@ -378,10 +401,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--items", type=int, required=True, help="catalogue size")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--base", default=None, help="base bundle (default: trained and cached)")
+    ap.add_argument("--hnsw", action=argparse.BooleanOptionalAction, default=None,
+                    help="also build HNSW graphs (default: above 100,000 items)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     bundle = build_synthetic_bundle(Path(args.out), args.items, seed=args.seed,
-                                    base_bundle=Path(args.base) if args.base else None)
+                                    base_bundle=Path(args.base) if args.base else None,
+                                    hnsw=args.hnsw)
     wall = time.perf_counter() - t0
     manifest = json.loads((bundle / "manifest.json").read_text())
     syn = manifest["components"]["synthetic"]
@@ -395,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         "bundle_gb": round(sum(f["bytes"] for f in manifest["files"].values()) / 1e9, 3),
         "file_mb": {k: round(v / 1e6, 1) for k, v in syn["file_bytes"].items()},
         "annoy": manifest["components"]["annoy"], "metrics": manifest["metrics"],
+        "hnsw": manifest["components"].get("hnsw"),
     }
     print(json.dumps(report))
     return 0

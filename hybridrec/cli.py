@@ -73,6 +73,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         config_path=args.config,
         quick=args.quick,
+        hnsw=args.hnsw,
         include_fresh=args.include_fresh,
         events=args.events,
         implicit_rating=None if args.implicit_rating < 0 else args.implicit_rating,
@@ -142,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--config", default=None, help="JSON file overriding the training config")
     tr.add_argument(
         "--quick", action="store_true", help="tiny epochs, for smoke tests (not for serving)"
+    )
+    tr.add_argument(
+        "--hnsw",
+        action="store_true",
+        help="also build HNSW graphs (hnswlib) over both vector sets; retrieval serves large "
+        "catalogues from them (HYBRIDREC_ANN_BACKEND=auto)",
     )
     tr.add_argument(
         "--include-fresh",

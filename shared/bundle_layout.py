@@ -15,6 +15,10 @@ POPULAR = "popular.json"  # top items with metadata, best first (the gateway's f
 CONTENT_VECTORS = "vectors/content.npy"  # [n_items, 384] float32, L2-normalised BERT vectors
 CONTENT_INDEX = "index/content.ann"  # Annoy (angular) over CONTENT_VECTORS
 ITEM_INDEX = "index/item_tower.ann"  # Annoy (angular) over ITEM_VECTORS
+#: Optional HNSW graphs (hnswlib, cosine) over the same vectors: large-catalogue bundles
+#: built with them; retrieval serves from them with HYBRIDREC_ANN_BACKEND=auto|hnsw.
+CONTENT_HNSW = "index/content.hnsw"
+ITEM_HNSW = "index/item_tower.hnsw"
 
 TWO_TOWER_DIR = "two_tower"
 QUERY_TOWER = "two_tower/query_tower.keras"

@@ -7,6 +7,7 @@ folder and this module checks the files landed where the services look for them.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from shared import bundle_layout as L
 from shared.ann import AnnIndex, exact_topk, recall_at_k
 from shared.artifacts import BundleWriter
 from shared.errors import BundleError
+from shared.hnsw import HnswIndex
 from training.data.dataset import Dataset
 from training.evaluation.base import EvalData
 from training.models.ranking_sources import user_histories
@@ -48,11 +50,47 @@ def _histories(edata: EvalData, ds: Dataset, max_len: int) -> list[list[int]]:
     return [[int(x) for x in ids[h[-max_len:]]] for h in hist]
 
 
-def _ann_recall(index: AnnIndex, vectors: np.ndarray, queries: np.ndarray) -> float:
+def _ann_recall(
+    index: AnnIndex | HnswIndex, vectors: np.ndarray, queries: np.ndarray
+) -> float:
     k = min(RECALL_K, len(vectors))
     ann_ids, _ = index.query_batch(queries, k)
     exact_ids, _ = exact_topk(vectors, queries, k)
     return float(recall_at_k(ann_ids, exact_ids))
+
+
+def build_hnsw_indexes(
+    writer: BundleWriter,
+    item_vectors: np.ndarray,
+    content: np.ndarray,
+    *,
+    seed: int,
+    progress: Any = None,
+) -> dict[str, HnswIndex]:
+    """Build and save the optional HNSW graphs over both vector sets.
+
+    Args:
+        writer: The open bundle; files go to ``L.ITEM_HNSW`` and ``L.CONTENT_HNSW``.
+        item_vectors: float32 [n_items, d_item] item-tower vectors.
+        content: float32 [n_items, d_content] BERT vectors.
+        seed: hnswlib's seed.
+        progress: Called with a one-line message per finished graph, if given.
+
+    Returns:
+        ``{"item_tower": index, "content": index}`` (saved, still loaded).
+    """
+    built = {}
+    for name, vectors, rel in (
+        ("item_tower", item_vectors, L.ITEM_HNSW),
+        ("content", content, L.CONTENT_HNSW),
+    ):
+        index = HnswIndex.build(np.asarray(vectors, np.float32), seed=seed)
+        index.save(writer.path(rel))
+        built[name] = index
+        if progress is not None:
+            progress(f"hnsw {name} graph: {len(vectors)} x {vectors.shape[1]} in "
+                     f"{index.build_seconds:.1f} s")
+    return built
 
 
 def export_bundle(
@@ -123,6 +161,19 @@ def export_bundle(
                 content_index, np.asarray(content, np.float32), content[items_q]
             ),
         }
+        components: dict[str, Any] = {}
+        if cfg.hnsw:
+            graphs = build_hnsw_indexes(
+                writer, item_vectors, np.asarray(content, np.float32), seed=seed,
+                progress=lambda msg: print(f"  {msg}", file=sys.stderr, flush=True),
+            )
+            metrics["hnsw_recall@100_item_tower"] = _ann_recall(
+                graphs["item_tower"], item_vectors, two_tower.user_vectors[users_q]
+            )
+            metrics["hnsw_recall@100_content"] = _ann_recall(
+                graphs["content"], np.asarray(content, np.float32), content[items_q]
+            )
+            components["hnsw"] = {name: g.params for name, g in graphs.items()}
         hp = two_stage.hyperparameters
         for key in ("valid_ndcg@10_retrieval", "valid_ndcg@10_by_loss", "loss_used"):
             if key in hp:
@@ -150,6 +201,7 @@ def export_bundle(
             config={**dataclasses.asdict(cfg), "seed": seed},
             metrics=metrics,
             components={
+                **components,
                 "annoy": {"item_tower": item_index.params, "content": content_index.params},
                 "text_model": text_model_id,
                 "content_dim": int(content.shape[1]),

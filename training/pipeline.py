@@ -36,6 +36,8 @@ class TrainConfig:
         ann_n_trees: Annoy trees of both indexes (None: by catalogue size and vector
             width, :func:`shared.ann.params_for_catalogue`).
         ann_search_k: Annoy search_k recorded for serving (None: likewise).
+        hnsw: Also build HNSW graphs over both vector sets (``--hnsw``); retrieval
+            serves from them for catalogues too large for exact search.
         ease_max_items: The EASE source is used only up to this catalogue size (O(n^2) memory).
         popular_size: Items in the gateway's popular fallback list.
         two_tower: Overrides of :class:`TwoTowerConfig`.
@@ -47,6 +49,7 @@ class TrainConfig:
     text_model: str | None = None
     ann_n_trees: int | None = None
     ann_search_k: int | None = None
+    hnsw: bool = False
     ease_max_items: int = 20_000
     popular_size: int = 1000
     two_tower: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -114,6 +117,7 @@ def run_train(
     seed: int = 42,
     config_path: str | None = None,
     quick: bool = False,
+    hnsw: bool = False,
     include_fresh: bool = False,
     events: Sequence[str] = (),
     implicit_rating: float | None = DEFAULT_IMPLICIT_RATING,
@@ -133,6 +137,8 @@ def run_train(
     from training.models.two_stage import TwoStageRecommender
 
     cfg = TrainConfig.from_file(config_path, quick=quick)
+    if hnsw:
+        cfg = dataclasses.replace(cfg, hnsw=True)
     keras.utils.set_random_seed(seed)
     timer = StageTimer()
     with timer.stage("load data"):

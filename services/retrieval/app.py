@@ -17,6 +17,7 @@ from shared.admin_routes import admin_router
 from shared.artifacts import Bundle, load_bundle
 from shared.bundle_reload import BundleReloader, reload_metrics
 from shared.exact_search import ExactSearch
+from shared.hnsw import HnswIndex
 from shared.process_tuning import freeze_heap, limit_compute_threads
 from shared.schemas.v1 import Health
 from shared.service_app import bundle_check, load_engine, ready_response, stop_task
@@ -151,7 +152,9 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
 
 
 def _kind(index: object) -> str:
-    return "exact" if isinstance(index, ExactSearch) else "annoy"
+    if isinstance(index, ExactSearch):
+        return "exact"
+    return "hnsw" if isinstance(index, HnswIndex) else "annoy"
 
 
 def _swap(app: FastAPI, engine: RetrievalEngine) -> None:

@@ -5,7 +5,8 @@ vector (query tower, cached in Redis per model version), then candidate lists
 from every source the ranker was trained with - two-tower ANN, EASE and item-kNN
 neighbour tables over the history, content (BERT) neighbours of the recent
 items, popularity - merged exactly as in training (:mod:`shared.candidates`).
-Fresh items added at run time are searched exactly beside the Annoy indexes.
+Fresh items added at run time are searched exactly beside the ANN indexes
+(Annoy, or HNSW graphs when the bundle has them).
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from shared.ann import AnnIndex
 from shared.artifacts import Bundle, load_bundle
 from shared.candidates import CandidateSet, merge_candidates
 from shared.catalogue import Catalogue
-from shared.errors import NotFoundError
+from shared.errors import ConfigError, NotFoundError
 from shared.exact_search import ExactSearch, use_exact
 from shared.features import FeatureEncoder
+from shared.hnsw import HnswIndex
 from shared.item_knn import score_from_history
 from shared.query_serving import CandidateTowerRunner, QueryTowerRunner
 from shared.stores.fresh_items import FreshItemStore, decode_vector
@@ -36,6 +38,9 @@ from shared.text import TextEncoder
 from shared.timing import stage
 
 log = logging.getLogger("hybridrec.retrieval")
+
+#: A top-k search over item vectors: exact, Annoy or HNSW (one query interface).
+Index = AnnIndex | ExactSearch | HnswIndex
 
 
 @dataclass
@@ -132,17 +137,10 @@ class RetrievalEngine:
         self.candidate_tower = CandidateTowerRunner(bundle.path(L.CANDIDATE_TOWER))
         self.item_vectors = bundle.load_npy(L.ITEM_VECTORS)
         self.content_vectors = bundle.load_npy(L.CONTENT_VECTORS)
-        annoy = bundle.manifest.get("components", {}).get("annoy", {})
-
-        def index(vectors: np.ndarray, path: str, name: str) -> AnnIndex | ExactSearch:
-            """Small catalogues: exact search (faster there, and exact); large ones: Annoy."""
-            if use_exact(*vectors.shape) and not settings.force_ann:
-                return ExactSearch(vectors)
-            search_k = settings.search_k or annoy.get(name, {}).get("search_k", -1)
-            return AnnIndex.load(bundle.path(path), vectors.shape[1], search_k=search_k)
-
-        self.item_index = index(self.item_vectors, L.ITEM_INDEX, "item_tower")
-        self.content_index = index(self.content_vectors, L.CONTENT_INDEX, "content")
+        self.item_index = self._index(self.item_vectors, "item_tower", L.ITEM_INDEX, L.ITEM_HNSW)
+        self.content_index = self._index(
+            self.content_vectors, "content", L.CONTENT_INDEX, L.CONTENT_HNSW
+        )
         ranker_cfg = bundle.load_json(L.RANKER_CONFIG)
         self.source_names: tuple[str, ...] = tuple(ranker_cfg["source_names"])
         ts = ranker_cfg["config"]
@@ -156,14 +154,14 @@ class RetrievalEngine:
             if name in self.source_names
         }
         self.popular_order = np.argsort(-self.catalogue.popularity, kind="stable")
-        # Annoy queries (milliseconds each at 1M items) run in a few threads: Annoy
-        # releases the GIL, so the two sources overlap and the event loop stays free.
-        any_annoy = isinstance(self.item_index, AnnIndex) or isinstance(
-            self.content_index, AnnIndex
+        # ANN queries (milliseconds each at 1M items) run in a few threads: Annoy and
+        # hnswlib release the GIL, so the two sources overlap and the event loop stays free.
+        any_ann = not (
+            isinstance(self.item_index, ExactSearch) and isinstance(self.content_index, ExactSearch)
         )
         self._ann_pool = (
             ThreadPoolExecutor(settings.ann_threads, thread_name_prefix="ann")
-            if settings.ann_threads > 0 and any_annoy
+            if settings.ann_threads > 0 and any_ann
             else None
         )
         self.fresh = FreshItems()
@@ -171,6 +169,27 @@ class RetrievalEngine:
         self._text_lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ loading
+    def _index(self, vectors: np.ndarray, name: str, annoy_path: str, hnsw_path: str) -> Index:
+        """The search over ``vectors``: exact when small, else HNSW or Annoy per the settings."""
+        settings, bundle = self.settings, self.bundle
+        if use_exact(*vectors.shape) and not settings.force_ann:
+            return ExactSearch(vectors)
+        components = bundle.manifest.get("components", {})
+        has_hnsw = hnsw_path in bundle.manifest.get("files", {})
+        if settings.ann_backend == "hnsw" and not has_hnsw:
+            raise ConfigError(
+                f"HYBRIDREC_ANN_BACKEND=hnsw, but bundle {bundle.version} has no {hnsw_path}; "
+                "build one with HNSW graphs (`hybridrec train --hnsw`) or set "
+                "HYBRIDREC_ANN_BACKEND=auto"
+            )
+        if has_hnsw and settings.ann_backend != "annoy":
+            ef = settings.hnsw_ef or components.get("hnsw", {}).get(name, {}).get("ef")
+            return HnswIndex.load(bundle.path(hnsw_path), vectors.shape[1], ef=ef)
+        search_k = settings.search_k or components.get("annoy", {}).get(name, {}).get(
+            "search_k", -1
+        )
+        return AnnIndex.load(bundle.path(annoy_path), vectors.shape[1], search_k=search_k)
+
     @classmethod
     def load(
         cls, settings: RetrievalSettings, store: UserStateStore, fresh_store: FreshItemStore
@@ -283,10 +302,10 @@ class RetrievalEngine:
 
     # ------------------------------------------------------------------ candidates
     async def ann_query(
-        self, index: AnnIndex | ExactSearch, q: np.ndarray, n: int
+        self, index: Index, q: np.ndarray, n: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``index.query(q, n)``; an Annoy query runs in the ANN threads, off the event loop."""
-        if self._ann_pool is None or not isinstance(index, AnnIndex):
+        """``index.query(q, n)``; an ANN query runs in the ANN threads, off the event loop."""
+        if self._ann_pool is None or isinstance(index, ExactSearch):
             return index.query(q, n)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._ann_pool, index.query, q, n)

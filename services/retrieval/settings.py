@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 
@@ -21,13 +22,25 @@ class RetrievalSettings(ServiceSettings):
         description="Search with the bundle's Annoy indexes even where exact search is "
         "cheaper (catalogues up to 4M item x dim elements use exact search by default).",
     )
+    ann_backend: Literal["auto", "annoy", "hnsw"] = Field(
+        "auto",
+        description="Index kind for catalogues too large for exact search: 'auto' serves the "
+        "bundle's HNSW graphs when it has them (several times faster at the same recall) and "
+        "its Annoy indexes otherwise; 'annoy' always Annoy (memory-mapped, shared between "
+        "processes); 'hnsw' requires HNSW graphs in the bundle.",
+    )
+    hnsw_ef: int | None = Field(
+        None, ge=1, le=100_000,
+        description="HNSW search beam override (default: the bundle's recorded ef).",
+    )
     ann_threads: int = Field(
         2,
         ge=0,
         le=16,
-        description="Threads that run Annoy queries off the event loop (Annoy releases the "
-        "GIL): the two-tower and content queries of one request overlap, and other requests "
-        "are served meanwhile. 0 queries on the event loop. Unused with exact search.",
+        description="Threads that run ANN queries off the event loop (Annoy and hnswlib "
+        "release the GIL): the two-tower and content queries of one request overlap, and "
+        "other requests are served meanwhile. 0 queries on the event loop. Unused with exact "
+        "search.",
     )
     two_tower_candidates: int = Field(300, ge=1, le=5000, description="ANN candidates per query.")
     knn_candidates: int = Field(200, ge=0, le=5000, description="Item-kNN candidates per query.")

@@ -37,7 +37,14 @@ def stack(
 ) -> Iterator[dict[str, ServiceProcess]]:
     prefix = f"hrdeg-{uuid.uuid4().hex[:8]}"
     with running_stack(
-        small_bundle, tmp_path_factory.mktemp("degradation"), redis_url=redis_url, prefix=prefix
+        small_bundle,
+        tmp_path_factory.mktemp("degradation"),
+        redis_url=redis_url,
+        prefix=prefix,
+        # This stack serves from the bundle's HNSW graphs (test_faults: Annoy; the rest:
+        # exact search), so every search path runs under real processes.
+        HYBRIDREC_FORCE_ANN="true",
+        HYBRIDREC_ANN_BACKEND="hnsw",
     ) as procs:
         yield procs
 
@@ -66,6 +73,8 @@ def test_ranking_down_answers_in_retrieval_order(
     stack: dict[str, ServiceProcess], users: pd.DataFrame
 ) -> None:
     gw, retrieval = stack["gateway"].url, stack["retrieval"].url
+    ready = httpx.get(f"{retrieval}/health/ready", timeout=10).json()
+    assert ready["checks"]["search"] == "ok (two_tower: hnsw, content: hnsw)", ready
     uid = int(users.iloc[3].user_id)
     # k=11 here: the gateway's result cache would answer a repeat of the k=10 request
     # below from Redis, without asking ranking (test_cached_answer_outlives_its_dependencies).

@@ -100,6 +100,7 @@ def faults(small_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
             # This stack serves from the bundle's Annoy indexes (the small catalogue would
             # otherwise use exact search), so that path runs under real processes too.
             HYBRIDREC_FORCE_ANN="true",
+            HYBRIDREC_ANN_BACKEND="annoy",
         )
         users = pd.read_parquet(small_bundle / "latest" / "users.parquet")
         popular = json.loads((small_bundle / "latest" / "popular.json").read_text())

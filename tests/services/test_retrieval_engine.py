@@ -1,4 +1,5 @@
-"""Retrieval engine internals: sources whose cost must not follow the catalogue size."""
+"""Retrieval engine internals: sources whose cost must not follow the catalogue size, and
+the index kind (exact, Annoy, HNSW) each setting serves from."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ import pytest
 
 from services.retrieval.engine import RetrievalEngine, most_popular
 from services.retrieval.settings import RetrievalSettings
+from shared import bundle_layout as L
+from shared.ann import AnnIndex
 from shared.artifacts import load_bundle
+from shared.errors import ConfigError
+from shared.exact_search import ExactSearch
+from shared.hnsw import HnswIndex
 from shared.stores.fresh_items import FreshItemStore
 from shared.stores.user_state import UserStateStore
 
@@ -53,7 +59,11 @@ def test_most_popular_when_too_few_items_qualify() -> None:
 
 def _engine(bundle_root: Path, tmp_path: Path, threads: int) -> RetrievalEngine:
     settings = RetrievalSettings(
-        artifacts=str(bundle_root), force_ann=True, ann_threads=threads, redis_url=None
+        artifacts=str(bundle_root),
+        force_ann=True,
+        ann_backend="annoy",
+        ann_threads=threads,
+        redis_url=None,
     )
     return RetrievalEngine(
         settings,
@@ -82,3 +92,64 @@ def test_threaded_annoy_queries_give_the_inline_lists(small_bundle: Path, tmp_pa
         for name in a:
             np.testing.assert_array_equal(a[name][0], b[name][0])
             np.testing.assert_array_equal(a[name][1], b[name][1])
+
+
+def _engine_with(bundle_root: Path, tmp_path: Path, **settings: object) -> RetrievalEngine:
+    return RetrievalEngine(
+        RetrievalSettings(artifacts=str(bundle_root), redis_url=None, **settings),
+        load_bundle(bundle_root),
+        UserStateStore(None),
+        FreshItemStore(None, tmp_path),
+    )
+
+
+def test_backend_setting_picks_the_index_kind(small_bundle: Path, tmp_path: Path) -> None:
+    exact = _engine_with(small_bundle, tmp_path)  # small catalogue: exact search
+    assert isinstance(exact.item_index, ExactSearch) and exact._ann_pool is None
+    auto = _engine_with(small_bundle, tmp_path, force_ann=True)  # the bundle has graphs
+    assert isinstance(auto.item_index, HnswIndex) and isinstance(auto.content_index, HnswIndex)
+    assert auto._ann_pool is not None
+    recorded = auto.bundle.manifest["components"]["hnsw"]["item_tower"]["ef"]
+    assert auto.item_index.ef == recorded
+    tuned = _engine_with(small_bundle, tmp_path, force_ann=True, hnsw_ef=77)
+    assert isinstance(tuned.item_index, HnswIndex) and tuned.item_index.ef == 77
+    annoy = _engine_with(small_bundle, tmp_path, force_ann=True, ann_backend="annoy")
+    assert isinstance(annoy.item_index, AnnIndex) and isinstance(annoy.content_index, AnnIndex)
+
+
+def test_hnsw_backend_without_graphs_names_the_fix(small_bundle: Path, tmp_path: Path) -> None:
+    bundle = load_bundle(small_bundle)
+    del bundle.manifest["files"][L.ITEM_HNSW]  # as in a bundle trained without --hnsw
+    settings = RetrievalSettings(
+        artifacts=str(small_bundle), redis_url=None, force_ann=True, ann_backend="hnsw"
+    )
+    with pytest.raises(ConfigError, match=r"HYBRIDREC_ANN_BACKEND=hnsw.*--hnsw"):
+        RetrievalEngine(settings, bundle, UserStateStore(None), FreshItemStore(None, tmp_path))
+    auto = RetrievalEngine(
+        RetrievalSettings(artifacts=str(small_bundle), redis_url=None, force_ann=True),
+        bundle,
+        UserStateStore(None),
+        FreshItemStore(None, tmp_path),
+    )
+    assert isinstance(auto.item_index, AnnIndex) and isinstance(auto.content_index, HnswIndex)
+
+
+def test_hnsw_source_lists_agree_with_exact_search(small_bundle: Path, tmp_path: Path) -> None:
+    graph = _engine_with(small_bundle, tmp_path, force_ann=True, ann_backend="hnsw")
+    exact = _engine_with(small_bundle, tmp_path)
+    rng = np.random.default_rng(1)
+    overlap: dict[str, list[float]] = {"two_tower": [], "content": []}
+    for u in rng.choice(len(graph.user_ids), size=10, replace=False):
+        pos = graph.catalogue.positions(graph.histories[u].tolist())
+        hist = pos[pos >= 0]
+        vec = rng.standard_normal((int(graph.item_vectors.shape[1]),), dtype=np.float32)
+        exclude = np.zeros(graph.n_items, dtype=bool)
+        exclude[hist] = True
+        a = asyncio.run(graph.source_lists(vec, hist, exclude, None))
+        b = asyncio.run(exact.source_lists(vec, hist, exclude, None))
+        for name in overlap:
+            got, want = set(a[name][0].tolist()), set(b[name][0].tolist())
+            overlap[name].append(len(got & want) / len(want))
+        for name in set(a) - set(overlap):  # table and popularity sources do not search
+            np.testing.assert_array_equal(a[name][0], b[name][0])
+    assert min(np.mean(v) for v in overlap.values()) >= 0.9, overlap

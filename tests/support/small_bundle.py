@@ -3,7 +3,7 @@
 The dataset is a slice of the committed ml-latest-small zip (the most-rated
 movies and the users who rated many of them), written in the ml-latest-small CSV
 format so the real reader loads it; the bundle is trained with the real pipeline
-(BERT, two-tower, ranker, Annoy) in quick mode.
+(BERT, two-tower, ranker, Annoy and HNSW indexes) in quick mode.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ FEEDBACK_EVENTS = "feedback-events.parquet"  # beside the artifacts root
 
 QUICK_CONFIG = {
     "ann_n_trees": 10,
+    "hnsw": True,  # HNSW graphs beside the Annoy indexes, so both serving paths are tested
     "popular_size": 200,
     "two_tower": {"epochs": 3, "verbose": 0},
     "two_stage": {

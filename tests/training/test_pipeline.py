@@ -28,11 +28,18 @@ def test_manifest_lists_every_file_with_its_checksum(small_bundle: Path) -> None
         "manifest.json"
     }
     assert set(manifest["files"]) == on_disk
-    for rel in (L.ITEM_VECTORS, L.RANKER, L.ITEM_INDEX):
+    for rel in (L.ITEM_VECTORS, L.RANKER, L.ITEM_INDEX, L.ITEM_HNSW, L.CONTENT_HNSW):
         assert manifest["files"][rel]["sha256"] == sha256_file(folder / rel)
     assert manifest["dataset"]["name"] == "ml-latest-small"
     assert len(manifest["dataset"]["sha256"]) == 64
     assert manifest["metrics"]["ann_recall@100_item_tower"] >= 0.9
+    # Trained with "hnsw": true: both HNSW graphs, their parameters and recall.
+    assert manifest["metrics"]["hnsw_recall@100_item_tower"] >= 0.9
+    assert manifest["metrics"]["hnsw_recall@100_content"] >= 0.9
+    hnsw = manifest["components"]["hnsw"]
+    assert hnsw["item_tower"]["kind"] == hnsw["content"]["kind"] == "hnsw"
+    assert hnsw["content"]["dim"] == manifest["components"]["content_dim"]
+    assert hnsw["item_tower"]["n_items"] == manifest["components"]["n_items"]
     assert manifest["components"]["sources"][0] == "two_tower"
     assert set(manifest["components"]["timings_s"]) >= {"load data", "BERT item embeddings"}
 
