@@ -22,7 +22,9 @@ from typing import Any
 import numpy as np
 
 from bench.common import file_mb, log, rss_mb, stats_ms
+from shared import hnsw as H
 from shared.ann import AnnIndex, exact_topk, params_for_catalogue, recall_at_k
+from shared.hnsw import HnswIndex
 
 
 @dataclass
@@ -32,7 +34,7 @@ class AnnBenchConfig:
     annoy_trees: tuple[int, ...] = (25, 50)
     annoy_search_k: tuple[int, ...] = (20_000, 30_000, 40_000, 50_000)
     hnsw_builds: tuple[tuple[int, int], ...] = ((16, 100),)  # (M, ef_construction)
-    hnsw_ef: tuple[int, ...] = (150, 250, 400)
+    hnsw_ef: tuple[int, ...] = (100, 150, 200, 250, 300, 400)
     k: int = 100
     rounds: int = 1
     exact_queries: int = 100
@@ -129,25 +131,35 @@ def _annoy_runs(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray,
     return out
 
 
-def _hnsw_runs(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray,
-               cfg: AnnBenchConfig, workdir: Path, seed: int) -> list[dict[str, Any]]:
+def _load_graph(path: Path, dim: int) -> Any:
     import hnswlib
 
+    index = hnswlib.Index(space="cosine", dim=dim)
+    index.load_index(str(path))
+    index.set_num_threads(1)
+    return index
+
+
+def _hnsw_runs(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray,
+               cfg: AnnBenchConfig, workdir: Path, seed: int,
+               prebuilt: dict[tuple[int, int], tuple[Path, float]]) -> list[dict[str, Any]]:
     out = []
     for m, efc in cfg.hnsw_builds:
         before = rss_mb()
-        index = hnswlib.Index(space="cosine", dim=vectors.shape[1])
-        index.init_index(max_elements=len(vectors), ef_construction=efc, M=m, random_seed=seed)
-        t0 = time.perf_counter()
-        for lo in range(0, len(vectors), 100_000):
-            block = np.asarray(vectors[lo:lo + 100_000], np.float32)
-            index.add_items(block, np.arange(lo, lo + len(block)), num_threads=cfg.n_jobs)
-        build_s = time.perf_counter() - t0
-        index.set_num_threads(1)
-        path = workdir / f"hnsw-{m}-{efc}.bin"
-        index.save_index(str(path))
+        if (m, efc) in prebuilt:  # the bundle's own graph: same vectors, build timed there
+            path, build_s = prebuilt[(m, efc)]
+        else:
+            path = workdir / f"hnsw-{m}-{efc}.bin"
+            graph = HnswIndex.build(vectors, m=m, ef_construction=efc, seed=seed,
+                                    n_threads=cfg.n_jobs)
+            build_s = graph.build_seconds or 0.0
+            graph.save(path)
+            del graph
+            gc.collect()
+        index = _load_graph(path, vectors.shape[1])
         rec: dict[str, Any] = {"M": m, "ef_construction": efc, "build_s": round(build_s, 1),
-                               "size_mb": file_mb(path), "search": []}
+                               "size_mb": file_mb(path), "search": [],
+                               "from_bundle": (m, efc) in prebuilt}
         for ef in cfg.hnsw_ef:
             index.set_ef(max(ef, cfg.k))
             ids = np.stack([index.knn_query(q[None, :], k=cfg.k)[0][0] for q in queries])
@@ -159,6 +171,20 @@ def _hnsw_runs(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray,
             + ", ".join(f"{s['ef']}:{s['recall']:.3f}" for s in rec["search"]))
         out.append(rec)
     return out
+
+
+def pick_hnsw(hnsw: list[dict[str, Any]], target: float) -> dict[str, Any] | None:
+    """The cheapest (M, ef_construction, ef) with recall >= target: smallest ef, then M.
+
+    A query's cost grows with the beam ``ef`` (the nodes it visits); as for Annoy, the
+    rule ranks by the parameter, not by medians that swing with the machine's load.
+    """
+    ok = [(s["ef"], r["M"], r, s) for r in hnsw for s in r["search"] if s["recall"] >= target]
+    if not ok:
+        return None
+    ef, m, r, s = min(ok, key=lambda t: (t[0], t[1]))
+    return {"M": m, "ef_construction": r["ef_construction"], "ef": ef, "recall": s["recall"],
+            "p50_ms": s["p50_ms"], "p99_ms": s["p99_ms"], "rule": "smallest ef, then smallest M"}
 
 
 def pick_annoy(annoy: list[dict[str, Any]], target: float) -> dict[str, Any] | None:
@@ -181,7 +207,9 @@ def pick_annoy(annoy: list[dict[str, Any]], target: float) -> dict[str, Any] | N
 
 def run_ann_bench(vectors: np.ndarray, queries: np.ndarray, workdir: Path,
                   cfg: AnnBenchConfig | None = None, seed: int = 42,
-                  prebuilt: dict[int, tuple[Path, float]] | None = None) -> dict[str, Any]:
+                  prebuilt: dict[int, tuple[Path, float]] | None = None,
+                  prebuilt_graphs: dict[tuple[int, int], tuple[Path, float]] | None = None,
+                  ) -> dict[str, Any]:
     """Run the whole comparison; returns the results (JSON-ready).
 
     Args:
@@ -192,6 +220,8 @@ def run_ann_bench(vectors: np.ndarray, queries: np.ndarray, workdir: Path,
         seed: Index build seed.
         prebuilt: ``n_trees -> (index file, build seconds)`` of Annoy indexes over the
             same vectors built elsewhere (the bundle's), reused instead of rebuilt.
+        prebuilt_graphs: ``(M, ef_construction) -> (graph file, build seconds)``: the
+            same for HNSW graphs.
     """
     cfg = cfg or AnnBenchConfig()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -205,7 +235,7 @@ def run_ann_bench(vectors: np.ndarray, queries: np.ndarray, workdir: Path,
     truth, _ = exact_topk(base, qs, k)
     batched_s = time.perf_counter() - t0
     annoy = _annoy_runs(base, qs, truth, cfg, workdir, seed, prebuilt or {})
-    hnsw = _hnsw_runs(base, qs, truth, cfg, workdir, seed)
+    hnsw = _hnsw_runs(base, qs, truth, cfg, workdir, seed, prebuilt_graphs or {})
     configs = [_annoy_cfg(s, r["_index"], k, s["search_k"]) for r in annoy for s in r["search"]]
     configs += [_hnsw_cfg(s, r["_index"], k, s["ef"]) for r in hnsw for s in r["search"]]
     exact_times: list[float] = []
@@ -225,6 +255,9 @@ def run_ann_bench(vectors: np.ndarray, queries: np.ndarray, workdir: Path,
         f.unlink()
     n_trees, search_k = params_for_catalogue(len(base), base.shape[1])
     pick = pick_annoy(annoy, cfg.target_recall)
+    hpick = pick_hnsw(hnsw, cfg.target_recall)
+    h_defaults = {"M": H.DEFAULT_M, "ef_construction": H.DEFAULT_EF_CONSTRUCTION,
+                  "ef": H.default_ef(base.shape[1])}
     return {
         "n_items": len(base), "dim": int(base.shape[1]), "n_queries": len(qs), "k": k,
         "config": {kk: v for kk, v in asdict(cfg).items() if kk != "extra"},
@@ -232,16 +265,21 @@ def run_ann_bench(vectors: np.ndarray, queries: np.ndarray, workdir: Path,
         "code_defaults": {"n_trees": n_trees, "search_k": search_k},
         "defaults_match_pick": bool(pick and pick["n_trees"] == n_trees
                                     and pick["search_k"] == search_k),
+        "hnsw_pick": hpick, "hnsw_code_defaults": h_defaults,
+        "hnsw_defaults_match_pick": bool(hpick and all(hpick[key] == v
+                                                       for key, v in h_defaults.items())),
     }
 
 
 def run_index_check(index_path: Path, vectors: np.ndarray, queries: np.ndarray,
                     search_ks: tuple[int, ...], k: int = 100, exact_queries: int = 20,
-                    rounds: int = 2) -> dict[str, Any]:
+                    rounds: int = 2, graph_path: Path | None = None,
+                    efs: tuple[int, ...] = ()) -> dict[str, Any]:
     """Recall and latency of one existing index (e.g. the bundle's 384-d content index).
 
-    No builds: the index is the one the service serves. Exact numpy per query is
-    timed on ``exact_queries`` queries, interleaved with the Annoy queries.
+    No builds: the index is the one the service serves, and ``graph_path`` the
+    bundle's HNSW graph over the same vectors (swept over ``efs``). Exact numpy per
+    query is timed on ``exact_queries`` queries, interleaved with the index queries.
     """
     base = np.ascontiguousarray(vectors, dtype=np.float32)
     qs = np.asarray(queries, np.float32)
@@ -254,22 +292,38 @@ def run_index_check(index_path: Path, vectors: np.ndarray, queries: np.ndarray,
     for sk in search_ks:
         ids = index.query_batch(qs, k, search_k=sk)[0]
         recs.append({"search_k": sk, "recall": round(recall_at_k(ids, truth), 4), "times": []})
+    configs = [_annoy_cfg(r, index, k, r["search_k"]) for r in recs]
+    graph_recs: list[dict[str, Any]] = []
+    graph = None
+    if graph_path is not None:
+        graph = _load_graph(graph_path, base.shape[1])
+        for ef in efs:
+            graph.set_ef(max(ef, k))
+            ids = np.stack([graph.knn_query(q[None, :], k=k)[0][0] for q in qs])
+            graph_recs.append({"ef": ef, "recall": round(recall_at_k(ids, truth), 4),
+                               "times": []})
+        configs += [_hnsw_cfg(r, graph, k, r["ef"]) for r in graph_recs]
     exact_times: list[float] = []
     every = max(1, len(qs) * rounds // max(exact_queries, 1))
-    _interleaved([_annoy_cfg(r, index, k, r["search_k"]) for r in recs], qs, rounds,
-                 (exact_times, exact_single(base, k)), every, 0)
+    _interleaved(configs, qs, rounds, (exact_times, exact_single(base, k)), every, 0)
     exact = stats_ms(exact_times)
-    for r in recs:
+    for r in recs + graph_recs:
         r.update(stats_ms(r.pop("times")))
         r["speedup_vs_exact"] = round(exact["p50_ms"] / max(r["p50_ms"], 1e-9), 1)
     index.unload()
     log("content index: " + ", ".join(f"search_k {r['search_k']}: recall {r['recall']:.3f} "
                                       f"p50 {r['p50_ms']:.1f} ms" for r in recs))
-    return {"n_items": len(base), "dim": int(base.shape[1]), "n_queries": len(qs), "k": k,
-            "index_mb": file_mb(index_path), "n_trees": index.n_trees,
-            "exact_numpy": {"per_query": exact,
-                            "batched_per_query_ms": round(batched_s * 1000 / len(qs), 3)},
-            "search": recs}
+    out: dict[str, Any] = {
+        "n_items": len(base), "dim": int(base.shape[1]), "n_queries": len(qs), "k": k,
+        "index_mb": file_mb(index_path), "n_trees": index.n_trees,
+        "exact_numpy": {"per_query": exact,
+                        "batched_per_query_ms": round(batched_s * 1000 / len(qs), 3)},
+        "search": recs}
+    if graph_path is not None:
+        log("content graph: " + ", ".join(f"ef {r['ef']}: recall {r['recall']:.3f} "
+                                          f"p50 {r['p50_ms']:.2f} ms" for r in graph_recs))
+        out["hnsw"] = {"graph_mb": file_mb(graph_path), "search": graph_recs}
+    return out
 
 
 def plot_ann(result: dict[str, Any], path: Path) -> Path:

@@ -64,7 +64,7 @@ def _base_bundle(args: argparse.Namespace) -> tuple[Path, float | None]:
 def _build_synthetic(base: Path, n_items: int, out_root: Path) -> dict[str, Any]:
     """Run the builder in a child process; returns its JSON report."""
     cmd = [sys.executable, "-m", "bench.synthetic_bundle", "--out", str(out_root),
-           "--items", str(n_items), "--base", str(base)]
+           "--items", str(n_items), "--base", str(base), "--hnsw"]
     done = subprocess.run(cmd, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, check=True, text=True)
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
@@ -116,6 +116,10 @@ def summarise(res: dict[str, Any]) -> list[tuple[str, str, str]]:
         rows.append(("bundle", "Annoy build item-tower (64-d) / content (384-d)",
                      f"{_fmt(t.get('annoy item-tower index'), ' s')} / "
                      f"{_fmt(t.get('annoy content index'), ' s')}"))
+        if "hnsw item_tower graph" in t:
+            rows.append(("bundle", "HNSW build item-tower (64-d) / content (384-d)",
+                         f"{_fmt(t.get('hnsw item_tower graph'), ' s')} / "
+                         f"{_fmt(t.get('hnsw content graph'), ' s')}"))
         rows.append(("bundle", "bundle size / builder peak RSS",
                      f"{sb['bundle_gb']:.2f} GB / {sb['peak_rss_mb'] / 1024:.1f} GB"))
     ann = res.get("ann")
@@ -137,6 +141,12 @@ def summarise(res: dict[str, Any]) -> list[tuple[str, str, str]]:
                          f"recall {s['recall']:.3f}, p50 {s['p50_ms']:.2f} ms, "
                          f"p99 {s['p99_ms']:.2f} ms"))
         rows.append(("ann", "code defaults match the pick", str(ann["defaults_match_pick"])))
+        hp = ann.get("hnsw_pick")
+        if hp:
+            rows.append(("ann", f"HNSW pick: M={hp['M']}, ef {hp['ef']} (defaults match: "
+                         f"{ann['hnsw_defaults_match_pick']})",
+                         f"recall {hp['recall']:.3f}, p50 {hp['p50_ms']:.2f} ms, "
+                         f"p99 {hp['p99_ms']:.2f} ms"))
     ac = res.get("ann_content")
     if ac:
         s = next(r for r in ac["search"] if r["search_k"] == ac["bundle_search_k"])
@@ -144,14 +154,25 @@ def summarise(res: dict[str, Any]) -> list[tuple[str, str, str]]:
                      f" search_k {s['search_k']:,}) vs exact",
                      f"recall {s['recall']:.3f}, p50 {s['p50_ms']:.1f} ms vs "
                      f"{ac['exact_numpy']['per_query']['p50_ms']:.0f} ms"))
+        if ac.get("hnsw"):
+            g = next((r for r in ac["hnsw"]["search"] if r["ef"] == ac["hnsw"]["bundle_ef"]),
+                     None)
+            if g:
+                rows.append(("ann", f"content HNSW graph (ef {g['ef']}) vs exact",
+                             f"recall {g['recall']:.3f}, p50 {g['p50_ms']:.2f} ms"))
     sv = res.get("service")
     if sv:
         rows.append(("service", "retrieval start-up to ready / RSS after traffic",
                      f"{sv['startup_s']:.1f} s / {sv['rss_after_traffic_mb']:,.0f} MB"))
+        base = sv.get("annoy_baseline")
         for key in ("cold_known_users", "warm_known_users", "paced_mix"):
             st = sv[key]
-            rows.append(("service", f"/v1/candidates {key} p50 / p99",
-                         f"{st['p50_ms']:.1f} / {st['p99_ms']:.1f} ms"))
+            value = f"{st['p50_ms']:.1f} / {st['p99_ms']:.1f} ms"
+            if base:
+                b = base[key]
+                value += f" (Annoy: {b['p50_ms']:.1f} / {b['p99_ms']:.1f} ms)"
+            rows.append(("service", f"/v1/candidates {key} p50 / p99, {sv.get('search')}",
+                         value))
     e2e = res.get("e2e")
     if e2e:
         for r in e2e["runs"]:
@@ -251,8 +272,14 @@ def main(argv: list[str] | None = None) -> int:
         sb = res["synthetic_bundle"]
         prebuilt = {int(sb["annoy"]["item_tower"]["n_trees"]): (
             bundle / L.ITEM_INDEX, float(sb["timings_s"]["annoy item-tower index"]))}
+        graphs = {}
+        if sb.get("hnsw"):
+            g = sb["hnsw"]["item_tower"]
+            graphs[(int(g["M"]), int(g["ef_construction"]))] = (
+                bundle / L.ITEM_HNSW, float(sb["timings_s"]["hnsw item_tower graph"]))
         with tempfile.TemporaryDirectory(prefix="ann-", dir=args.cache) as tmp:
-            res["ann"] = run_ann_bench(vectors, queries, Path(tmp), cfg, prebuilt=prebuilt)
+            res["ann"] = run_ann_bench(vectors, queries, Path(tmp), cfg, prebuilt=prebuilt,
+                                       prebuilt_graphs=graphs)
         write_json("ann", res["ann"], out)
         plot_ann(res["ann"], out / "ann_recall_latency.png")
         del vectors
@@ -265,12 +292,17 @@ def main(argv: list[str] | None = None) -> int:
         from shared import bundle_layout as L
 
         c_sk = int(res["synthetic_bundle"]["annoy"]["content"]["search_k"])
+        c_graph = (res["synthetic_bundle"].get("hnsw") or {}).get("content")
         content = np.load(bundle / L.CONTENT_VECTORS, mmap_mode="r")
         res["ann_content"] = run_index_check(
             bundle / L.CONTENT_INDEX, content, content_queries(bundle, int(size["content_q"])),
             tuple(sorted({c_sk // 2, c_sk, c_sk * 2})), exact_queries=int(size["content_q"]) // 10,
-            rounds=1 if args.smoke else 2)
+            rounds=1 if args.smoke else 2,
+            graph_path=bundle / L.CONTENT_HNSW if c_graph else None,
+            efs=(100, 250, 500, 1000) if c_graph else ())
         res["ann_content"]["bundle_search_k"] = c_sk
+        if c_graph:
+            res["ann_content"]["hnsw"]["bundle_ef"] = int(c_graph["ef"])
         del content
         write_json("ann_content", res["ann_content"], out)
         done("ann_content", t0)
@@ -279,11 +311,17 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         from bench.service_bench import run_service_bench
 
-        with tempfile.TemporaryDirectory(prefix="svc-") as tmp:
-            res["service"] = run_service_bench(
-                bundle.parent, Path(tmp), users=int(size["users"]), paced=int(size["paced"]),
-                rate=float(size["rate"]))
-            shutil.copyfile(Path(tmp) / "retrieval.log", out / "service_retrieval.log")
+        # Annoy first (the baseline), then what the service serves by default (auto: the
+        # bundle's HNSW graphs), same traffic, one after the other.
+        runs = {}
+        for backend in ("annoy", "auto"):
+            with tempfile.TemporaryDirectory(prefix="svc-") as tmp:
+                runs[backend] = run_service_bench(
+                    bundle.parent, Path(tmp), users=int(size["users"]),
+                    paced=int(size["paced"]), rate=float(size["rate"]), backend=backend)
+                shutil.copyfile(Path(tmp) / "retrieval.log",
+                                out / f"service_retrieval_{backend}.log")
+        res["service"] = {**runs["auto"], "annoy_baseline": runs["annoy"]}
         write_json("service", res["service"], out)
         done("service", t0)
 

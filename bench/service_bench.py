@@ -79,10 +79,15 @@ def _paced(client: httpx.Client, bodies: list[dict[str, Any]], rate: float) -> t
 
 def run_service_bench(artifacts: Path, workdir: Path, *, users: int = 300, paced: int = 600,
                       rate: float = 20.0, k: int = 300, verify: bool = True,
-                      seed: int = 0) -> dict[str, Any]:
-    """Start retrieval on ``artifacts``, drive it, stop it; returns JSON-ready results."""
+                      seed: int = 0, backend: str = "auto") -> dict[str, Any]:
+    """Start retrieval on ``artifacts``, drive it, stop it; returns JSON-ready results.
+
+    ``backend`` is the service's ``HYBRIDREC_ANN_BACKEND`` (auto: the bundle's HNSW
+    graphs when it has them).
+    """
     redis_url = DEFAULT_REDIS_URL if redis_available() else None
-    env = {"HYBRIDREC_VERIFY_BUNDLE": "true" if verify else "false"}
+    env = {"HYBRIDREC_VERIFY_BUNDLE": "true" if verify else "false",
+           "HYBRIDREC_ANN_BACKEND": backend}
     t0 = time.perf_counter()
     with running_services(
         artifacts, workdir, redis_url=redis_url, names=("retrieval",), env_extra=env
@@ -103,7 +108,9 @@ def run_service_bench(artifacts: Path, workdir: Path, *, users: int = 300, paced
             bodies = candidate_requests(artifacts, paced, seed=seed + 1, k=k)
             mixed, achieved = _paced(client, bodies, rate)
             sample = client.post("/v1/candidates", json=known[0]).json()
+            search = client.get("/health/ready").json().get("checks", {}).get("search")
         result: dict[str, Any] = {
+            "ann_backend": backend, "search": search,
             "startup_s": round(startup, 2), "verify_bundle": verify,
             "redis": bool(redis_url), "k": k,
             "rss_ready_mb": rss_ready, "rss_after_traffic_mb": rss_mb(svc.pid),
@@ -116,7 +123,8 @@ def run_service_bench(artifacts: Path, workdir: Path, *, users: int = 300, paced
                                 "sources": sorted({s for it in sample.get("items", [])
                                                    for s in it.get("source_scores", {})})},
         }
-        log(f"retrieval /v1/candidates: cold p50 {result['cold_known_users']['p50_ms']:.1f} ms, "
+        log(f"retrieval ({search}) /v1/candidates: cold p50 "
+            f"{result['cold_known_users']['p50_ms']:.1f} ms, "
             f"warm p50 {result['warm_known_users']['p50_ms']:.1f} ms, paced p99 "
             f"{result['paced_mix']['p99_ms']:.1f} ms, RSS {result['rss_after_traffic_mb']:.0f} MB")
         return result

@@ -55,12 +55,20 @@ def test_figures_are_consistent(smoke: Path) -> None:
             assert 0 < s["p50_ms"] <= s["p99_ms"]
     best = max(s["recall"] for r in ann["annoy"] for s in r["search"])
     assert best > 0.5  # the index finds most true neighbours at this size
+    assert "hnsw_pick" in ann and "hnsw_defaults_match_pick" in ann
+    assert ann["hnsw_code_defaults"]["ef"] > 0
+    content = json.loads((smoke / "ann_content.json").read_text())
+    assert [r["ef"] for r in content["hnsw"]["search"]] == [100, 250, 500, 1000]
+    assert max(r["recall"] for r in content["hnsw"]["search"]) > 0.5
     svc = json.loads((smoke / "service.json").read_text())
     for phase in ("cold_known_users", "warm_known_users", "paced_mix"):
         assert svc[phase]["errors"] == 0, phase
         assert svc[phase]["n"] > 0
     assert svc["sample_response"]["n_items"] > 0
     assert svc["rss_ready_mb"] > 0
+    # The same traffic against the Annoy backend, in the same run.
+    assert svc["ann_backend"] == "auto" and svc["annoy_baseline"]["ann_backend"] == "annoy"
+    assert svc["annoy_baseline"]["paced_mix"]["errors"] == 0
     ranker = json.loads((smoke / "ranker.json").read_text())
     for r in ranker["sizes"]:
         assert r["max_abs_diff_numpy_vs_tf"] < 1e-3  # same weights, same scores
@@ -78,6 +86,9 @@ def test_synthetic_bundle_is_a_real_bundle(smoke: Path) -> None:
 
     report = json.loads((smoke / "synthetic_bundle.json").read_text())
     bundle = load_bundle(report["bundle"], verify=True)  # every checksum
+    # make bench builds the HNSW graphs at every size (--hnsw), with their recall.
+    assert report["hnsw"]["content"]["n_items"] == report["hnsw"]["item_tower"]["n_items"] == 2500
+    assert report["metrics"]["hnsw_recall@100_content"] > 0.5
     items = bundle.load_parquet(L.ITEMS)
     n_real = report["n_real"]
     assert len(items) == 2500 and items["item_id"].is_unique
