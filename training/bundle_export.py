@@ -84,7 +84,11 @@ def build_hnsw_indexes(
         ("item_tower", item_vectors, L.ITEM_HNSW),
         ("content", content, L.CONTENT_HNSW),
     ):
-        index = HnswIndex.build(np.asarray(vectors, np.float32), seed=seed)
+        def rows(done: int, name: str = name, n: int = len(vectors)) -> None:
+            if progress is not None and done < n:
+                progress(f"hnsw {name} graph: {done:,} / {n:,} rows")
+
+        index = HnswIndex.build(np.asarray(vectors, np.float32), seed=seed, progress=rows)
         index.save(writer.path(rel))
         built[name] = index
         if progress is not None:

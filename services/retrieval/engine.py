@@ -15,11 +15,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from services.retrieval.fresh import FreshItems
+from services.retrieval.lists import dedupe_keep_last, most_popular, normalise
 from services.retrieval.settings import RetrievalSettings
 from shared import bundle_layout as L
 from shared.ann import AnnIndex
@@ -32,7 +33,7 @@ from shared.features import FeatureEncoder
 from shared.hnsw import HnswIndex
 from shared.item_knn import score_from_history
 from shared.query_serving import CandidateTowerRunner, QueryTowerRunner
-from shared.stores.fresh_items import FreshItemStore, decode_vector
+from shared.stores.fresh_items import FreshItemStore
 from shared.stores.user_state import UserStateStore
 from shared.text import TextEncoder
 from shared.timing import stage
@@ -41,74 +42,6 @@ log = logging.getLogger("hybridrec.retrieval")
 
 #: A top-k search over item vectors: exact, Annoy or HNSW (one query interface).
 Index = AnnIndex | ExactSearch | HnswIndex
-
-
-@dataclass
-class FreshItems:
-    """Run-time items held in memory: ids, metadata and both vectors."""
-
-    ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    content: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
-    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
-    records: dict[int, dict[str, Any]] = field(default_factory=dict)
-
-    @classmethod
-    def from_records(cls, records: list[dict[str, Any]], skip: Catalogue) -> FreshItems:
-        """Keep the records whose id is not in the bundle's catalogue already."""
-        recs = [r for r in records if skip.positions([int(r["item_id"])])[0] < 0]
-        if not recs:
-            return cls()
-        return cls(
-            ids=np.asarray([int(r["item_id"]) for r in recs], np.int64),
-            content=np.stack([decode_vector(r["content"]) for r in recs]),
-            vectors=np.stack([decode_vector(r["vector"]) for r in recs]),
-            records={int(r["item_id"]): r for r in recs},
-        )
-
-
-def _dedupe_keep_last(ids: list[int]) -> list[int]:
-    seen: set[int] = set()
-    out: list[int] = []
-    for i in reversed(ids):
-        if i not in seen:
-            seen.add(i)
-            out.append(i)
-    return out[::-1]
-
-
-def most_popular(
-    order: np.ndarray,
-    k: int,
-    exclude: np.ndarray,
-    allowed: np.ndarray | None,
-    n_excluded: int | None = None,
-) -> np.ndarray:
-    """The first ``k`` positions of ``order`` not excluded (and allowed), in order.
-
-    Scans growing windows of ``order`` instead of the whole catalogue, so the cost
-    follows the number of excluded or filtered-out items, not the catalogue size.
-    ``n_excluded`` is ``exclude.sum()`` when the caller has counted it already.
-    """
-    found: list[np.ndarray] = []
-    have, start = 0, 0
-    if n_excluded is None:
-        n_excluded = int(np.count_nonzero(exclude))
-    step = k + n_excluded if allowed is None else 4 * k
-    while have < k and start < len(order):
-        window = order[start : start + step]
-        ok = ~exclude[window]
-        if allowed is not None:
-            ok &= allowed[window]
-        found.append(window[ok])
-        have += int(ok.sum())
-        start += step
-        step *= 4
-    return np.concatenate(found)[:k] if found else order[:0]
-
-
-def _normalise(v: np.ndarray) -> np.ndarray:
-    n = float(np.linalg.norm(v))
-    return v / n if n > 0 else v
 
 
 class RetrievalEngine:
@@ -260,7 +193,7 @@ class RetrievalEngine:
             if vector_key is not None:
                 cached = (vec, vstatus)
             known += recent
-        return _dedupe_keep_last(known + list(extra)), status, cached
+        return dedupe_keep_last(known + list(extra)), status, cached
 
     @staticmethod
     def vector_key(user_id: int | None, cacheable: bool) -> str | None:
@@ -310,25 +243,55 @@ class RetrievalEngine:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._ann_pool, index.query, q, n)
 
+    async def search(
+        self,
+        index: Index,
+        q: np.ndarray,
+        first: int,
+        full: int,
+        exclude: np.ndarray,
+        allowed: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``first`` neighbours, or top ``full`` when fewer than ``depth`` of those are usable.
+
+        An ANN query's cost grows with the neighbours asked for; most users' excluded
+        items are a small part of their nearest neighbours, so a first, smaller query
+        usually leaves ``depth`` candidates and the larger one runs only when it does not.
+        """
+        ids, scores = await self.ann_query(index, q, first)
+        if first < full and len(ids) == first:
+            valid = ids >= 0
+            ok = valid & ~exclude[np.where(valid, ids, 0)]
+            if allowed is not None:
+                ok &= allowed[np.where(valid, ids, 0)]
+            if int(np.count_nonzero(ok)) < self.depth:
+                ids, scores = await self.ann_query(index, q, full)
+        return ids, scores
+
     async def source_lists(
         self, vec: np.ndarray, hist_pos: np.ndarray, exclude: np.ndarray, allowed: np.ndarray | None
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per source, ``(item positions, scores)`` best first (catalogue items only)."""
         n_excluded = int(np.count_nonzero(exclude))
         extra = n_excluded if len(hist_pos) else 0
-        fetch = self.depth + min(extra, 5 * self.depth)
-        if allowed is not None:
-            fetch *= 4
+        widen = 4 if allowed is not None else 1
+        # Neighbours to fetch so that `depth` survive the exclusions and the filter: at
+        # most every excluded item (capped), at first only half a depth of them.
+        full = min((self.depth + min(extra, 5 * self.depth)) * widen, self.n_items)
+        first = min((self.depth + min(extra, self.depth // 2)) * widen, full)
         lists: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        n = min(fetch, self.n_items)
         with stage("ann"):
             queries: dict[str, Awaitable[tuple[np.ndarray, np.ndarray]]] = {}
             if "two_tower" in self.source_names:
-                queries["two_tower"] = self.ann_query(self.item_index, vec.astype(np.float32), n)
+                queries["two_tower"] = self.search(
+                    self.item_index, vec.astype(np.float32), first, full, exclude, allowed
+                )
             if "content" in self.source_names and len(hist_pos):
                 window = self.content_vectors[hist_pos[-self.history_window :]]
-                q = _normalise(window.mean(axis=0)).astype(np.float32)
-                queries["content"] = self.ann_query(self.content_index, q, n)
+                q = normalise(window.mean(axis=0)).astype(np.float32)
+                queries["content"] = self.search(
+                    self.content_index, q, first, full, exclude, allowed
+                )
             # Both queries at once: in the ANN threads they overlap, and the event loop
             # serves other requests meanwhile.
             found = await asyncio.gather(*queries.values())
@@ -385,7 +348,7 @@ class RetrievalEngine:
         tt = self.fresh.vectors @ vec.astype(np.float32)
         score, source = tt, np.full(len(tt), "two_tower", dtype=object)
         if len(hist_pos):
-            q = _normalise(self.content_vectors[hist_pos[-self.history_window :]].mean(axis=0))
+            q = normalise(self.content_vectors[hist_pos[-self.history_window :]].mean(axis=0))
             cs = self.fresh.content @ q.astype(np.float32)
             source = np.where(cs > tt, "content", source)
             score = np.maximum(tt, cs)

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from services.retrieval.engine import RetrievalEngine, _normalise
+from services.retrieval.engine import RetrievalEngine
+from services.retrieval.lists import normalise
 from shared.candidates import CandidateSet
 from shared.errors import DependencyUnavailableError, NotFoundError
 from shared.schemas.internal_v1 import (
@@ -310,7 +311,7 @@ def explain(engine: RetrievalEngine, req: ExplainRequest) -> ExplainResponse:
         else:
             out.append(Explanation(item_id=iid, reasons=[]))
             continue
-        sims = hvec @ _normalise(np.asarray(v, np.float32))
+        sims = hvec @ normalise(np.asarray(v, np.float32))
         best = int(np.argmax(sims))
         title = engine.catalogue.titles[int(hpos[best])]
         out.append(Explanation(item_id=iid, reasons=[f"similar to {title}, which you watched"]))

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.retrieval.engine import RetrievalEngine, most_popular
+from services.retrieval.engine import RetrievalEngine
+from services.retrieval.lists import most_popular
 from services.retrieval.settings import RetrievalSettings
 from shared import bundle_layout as L
 from shared.ann import AnnIndex
@@ -153,3 +154,54 @@ def test_hnsw_source_lists_agree_with_exact_search(small_bundle: Path, tmp_path:
         for name in set(a) - set(overlap):  # table and popularity sources do not search
             np.testing.assert_array_equal(a[name][0], b[name][0])
     assert min(np.mean(v) for v in overlap.values()) >= 0.9, overlap
+
+
+def _usable_top(
+    ids: np.ndarray, exclude: np.ndarray, allowed: np.ndarray | None, depth: int
+) -> list[int]:
+    ok = ~exclude[ids]
+    if allowed is not None:
+        ok &= allowed[ids]
+    return ids[ok][:depth].tolist()
+
+
+@pytest.mark.parametrize("filtered", [False, True])
+def test_smaller_first_query_keeps_the_full_querys_candidates(
+    small_bundle: Path, tmp_path: Path, filtered: bool
+) -> None:
+    engine = _engine_with(small_bundle, tmp_path)  # exact search: results are prefixes
+    engine.depth = 20  # the slice's catalogue is small: leave room for both paths
+    rng = np.random.default_rng(3)
+    asked: list[int] = []
+    plain_query = engine.ann_query
+
+    async def counting(index, q, n):  # type: ignore[no-untyped-def]
+        asked.append(n)
+        return await plain_query(index, q, n)
+
+    engine.ann_query = counting  # type: ignore[method-assign]
+    allowed = rng.random(engine.n_items) < 0.5 if filtered else None
+    requeried = 0
+    for u in rng.choice(len(engine.user_ids), size=30, replace=False):
+        pos = engine.catalogue.positions(engine.histories[u].tolist())
+        hist = pos[pos >= 0]
+        exclude = np.zeros(engine.n_items, dtype=bool)
+        exclude[hist] = True
+        # The query nearest the history: most of its neighbours are excluded items.
+        vec = engine.item_vectors[hist].mean(axis=0).astype(np.float32)
+        widen = 4 if filtered else 1
+        full = min((engine.depth + min(len(hist), 5 * engine.depth)) * widen, engine.n_items)
+        first = min((engine.depth + min(len(hist), engine.depth // 2)) * widen, full)
+        asked.clear()
+        got = asyncio.run(engine.search(engine.item_index, vec, first, full, exclude, allowed))
+        want = engine.item_index.query(vec, full)
+        assert _usable_top(got[0], exclude, allowed, engine.depth) == _usable_top(
+            want[0], exclude, allowed, engine.depth
+        )
+        assert asked[0] == first and len(asked) in (1, 2)
+        if len(asked) == 2:
+            requeried += 1
+            assert asked[1] == full
+            usable = _usable_top(engine.item_index.query(vec, first)[0], exclude, allowed, 10**9)
+            assert len(usable) < engine.depth  # only when the first one fell short
+    assert 0 < requeried < 30, requeried  # both paths ran
