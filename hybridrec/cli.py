@@ -146,9 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument(
         "--hnsw",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="also build HNSW graphs (hnswlib) over both vector sets; retrieval serves large "
-        "catalogues from them (HYBRIDREC_ANN_BACKEND=auto)",
+        "catalogues from them (HYBRIDREC_ANN_BACKEND=auto). Default: above 100,000 items",
     )
     tr.add_argument(
         "--include-fresh",

@@ -166,7 +166,7 @@ def export_bundle(
             ),
         }
         components: dict[str, Any] = {}
-        if cfg.hnsw:
+        if cfg.wants_hnsw(len(item_vectors)):
             graphs = build_hnsw_indexes(
                 writer, item_vectors, np.asarray(content, np.float32), seed=seed,
                 progress=lambda msg: print(f"  {msg}", file=sys.stderr, flush=True),

@@ -36,8 +36,9 @@ class TrainConfig:
         ann_n_trees: Annoy trees of both indexes (None: by catalogue size and vector
             width, :func:`shared.ann.params_for_catalogue`).
         ann_search_k: Annoy search_k recorded for serving (None: likewise).
-        hnsw: Also build HNSW graphs over both vector sets (``--hnsw``); retrieval
-            serves from them for catalogues too large for exact search.
+        hnsw: Also build HNSW graphs over both vector sets; retrieval serves from them
+            for catalogues too large for exact search (None: above
+            :data:`shared.ann.LARGE_CATALOGUE` items; ``--hnsw`` / ``--no-hnsw``).
         ease_max_items: The EASE source is used only up to this catalogue size (O(n^2) memory).
         popular_size: Items in the gateway's popular fallback list.
         two_tower: Overrides of :class:`TwoTowerConfig`.
@@ -49,7 +50,7 @@ class TrainConfig:
     text_model: str | None = None
     ann_n_trees: int | None = None
     ann_search_k: int | None = None
-    hnsw: bool = False
+    hnsw: bool | None = None
     ease_max_items: int = 20_000
     popular_size: int = 1000
     two_tower: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -82,6 +83,12 @@ class TrainConfig:
 
         n_trees, search_k = params_for_catalogue(n_items, dim)
         return self.ann_n_trees or n_trees, self.ann_search_k or search_k
+
+    def wants_hnsw(self, n_items: int) -> bool:
+        """Whether the bundle gets HNSW graphs: as configured, else above 100k items."""
+        from shared.ann import LARGE_CATALOGUE
+
+        return self.hnsw if self.hnsw is not None else n_items > LARGE_CATALOGUE
 
     def two_tower_config(self) -> TwoTowerConfig:
         return TwoTowerConfig(**{"verbose": 0, **self.two_tower})
@@ -117,7 +124,7 @@ def run_train(
     seed: int = 42,
     config_path: str | None = None,
     quick: bool = False,
-    hnsw: bool = False,
+    hnsw: bool | None = None,
     include_fresh: bool = False,
     events: Sequence[str] = (),
     implicit_rating: float | None = DEFAULT_IMPLICIT_RATING,
@@ -137,8 +144,8 @@ def run_train(
     from training.models.two_stage import TwoStageRecommender
 
     cfg = TrainConfig.from_file(config_path, quick=quick)
-    if hnsw:
-        cfg = dataclasses.replace(cfg, hnsw=True)
+    if hnsw is not None:
+        cfg = dataclasses.replace(cfg, hnsw=hnsw)
     keras.utils.set_random_seed(seed)
     timer = StageTimer()
     with timer.stage("load data"):

@@ -10,9 +10,11 @@ import pytest
 from hybridrec import cli
 
 
-@pytest.mark.parametrize(("flags", "hnsw"), [([], False), (["--hnsw"], True)])
+@pytest.mark.parametrize(
+    ("flags", "hnsw"), [([], None), (["--hnsw"], True), (["--no-hnsw"], False)]
+)
 def test_train_hnsw_flag_reaches_the_pipeline(
-    flags: list[str], hnsw: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    flags: list[str], hnsw: bool | None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     import training.pipeline
@@ -35,4 +37,9 @@ def test_train_config_hnsw_key_is_accepted(tmp_path: Path) -> None:
     cfg = tmp_path / "cfg.json"
     cfg.write_text('{"hnsw": true}')
     assert TrainConfig.from_file(str(cfg)).hnsw is True
-    assert TrainConfig.from_file(None).hnsw is False
+    assert TrainConfig.from_file(str(cfg)).wants_hnsw(10) is True
+    default = TrainConfig.from_file(None)
+    assert default.hnsw is None
+    assert default.wants_hnsw(100_000) is False and default.wants_hnsw(100_001) is True
+    cfg.write_text('{"hnsw": false}')
+    assert TrainConfig.from_file(str(cfg)).wants_hnsw(10**7) is False
