@@ -343,12 +343,20 @@ def plot_ann(result: dict[str, Any], path: Path) -> Path:
     for r in result["hnswlib"]:
         ax.plot([s["p50_ms"] for s in r["search"]], [s["recall"] for s in r["search"]], "s--",
                 label=f"hnswlib M={r['M']} efC={r['ef_construction']}")
+        for s in r["search"]:
+            ax.annotate(f"ef {s['ef']}", (s["p50_ms"], s["recall"]), fontsize=7,
+                        xytext=(5, -3), textcoords="offset points")
     ex = result["exact_numpy"]["per_query"]["p50_ms"]
     ax.plot([ex], [1.0], "k*", markersize=12, label="exact numpy (per query)")
     ax.axhline(0.95, color="grey", lw=0.8, ls=":")
     if result.get("pick"):
         p = result["pick"]
-        ax.plot([p["p50_ms"]], [p["recall"]], "ro", mfc="none", markersize=14, label="pick")
+        ax.plot([p["p50_ms"]], [p["recall"]], "ro", mfc="none", markersize=14,
+                label="Annoy pick (the default)")
+    if result.get("hnsw_pick"):
+        p = result["hnsw_pick"]
+        ax.plot([p["p50_ms"]], [p["recall"]], "rs", mfc="none", markersize=14,
+                label="HNSW pick (the default)")
     ax.set_xscale("log")
     ax.set_xlabel("median latency per query (ms, log scale)")
     ax.set_ylabel(f"recall@{result['k']}")
