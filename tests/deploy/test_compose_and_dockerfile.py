@@ -28,10 +28,12 @@ def compose() -> dict:
 
 
 def _env(service: dict) -> dict[str, str]:
+    """The service's environment as compose sets it with nothing exported (``${X:-d}`` -> d)."""
     env = service.get("environment", {})
     if isinstance(env, list):
         env = dict(item.split("=", 1) for item in env)
-    return {k: str(v) for k, v in env.items()}
+    default = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*:-([^}]*)\}")
+    return {k: default.sub(r"\1", str(v)) for k, v in env.items()}
 
 
 def test_services_and_only_gateway_publishes(compose: dict) -> None:
