@@ -94,8 +94,8 @@ def _annoy_cfg(rec: dict[str, Any], index: AnnIndex, k: int, search_k: int) -> _
     return rec, _noop, lambda q: index.query(q, k, search_k=search_k)
 
 
-def _hnsw_cfg(rec: dict[str, Any], index: Any, k: int, ef: int) -> _Cfg:
-    return rec, lambda: index.set_ef(max(ef, k)), lambda q: index.knn_query(q[None, :], k=k)
+def _hnsw_cfg(rec: dict[str, Any], index: HnswIndex, k: int, ef: int) -> _Cfg:
+    return rec, lambda: index.set_ef(max(ef, k)), lambda q: index.query(q, k)
 
 
 def _annoy_runs(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray,
@@ -131,15 +131,6 @@ def _annoy_runs(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray,
     return out
 
 
-def _load_graph(path: Path, dim: int) -> Any:
-    import hnswlib
-
-    index = hnswlib.Index(space="cosine", dim=dim)
-    index.load_index(str(path))
-    index.set_num_threads(1)
-    return index
-
-
 def _hnsw_runs(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray,
                cfg: AnnBenchConfig, workdir: Path, seed: int,
                prebuilt: dict[tuple[int, int], tuple[Path, float]]) -> list[dict[str, Any]]:
@@ -156,13 +147,13 @@ def _hnsw_runs(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray,
             graph.save(path)
             del graph
             gc.collect()
-        index = _load_graph(path, vectors.shape[1])
+        index = HnswIndex.load(path, vectors.shape[1])
         rec: dict[str, Any] = {"M": m, "ef_construction": efc, "build_s": round(build_s, 1),
                                "size_mb": file_mb(path), "search": [],
                                "from_bundle": (m, efc) in prebuilt}
         for ef in cfg.hnsw_ef:
             index.set_ef(max(ef, cfg.k))
-            ids = np.stack([index.knn_query(q[None, :], k=cfg.k)[0][0] for q in queries])
+            ids = index.query_batch(queries, cfg.k)[0]
             rec["search"].append({"ef": ef, "recall": round(recall_at_k(ids, truth), 4),
                                   "times": []})
         rec["rss_after_queries_mb"] = round(rss_mb() - before, 1)
@@ -296,10 +287,10 @@ def run_index_check(index_path: Path, vectors: np.ndarray, queries: np.ndarray,
     graph_recs: list[dict[str, Any]] = []
     graph = None
     if graph_path is not None:
-        graph = _load_graph(graph_path, base.shape[1])
+        graph = HnswIndex.load(graph_path, base.shape[1])
         for ef in efs:
             graph.set_ef(max(ef, k))
-            ids = np.stack([graph.knn_query(q[None, :], k=k)[0][0] for q in qs])
+            ids = graph.query_batch(qs, k)[0]
             graph_recs.append({"ef": ef, "recall": round(recall_at_k(ids, truth), 4),
                                "times": []})
         configs += [_hnsw_cfg(r, graph, k, r["ef"]) for r in graph_recs]

@@ -90,6 +90,7 @@ class HnswIndex:
         #: Seconds :meth:`build` took (None for a loaded index).
         self.build_seconds: float | None = None
         index.set_ef(self.ef)
+        index.set_num_threads(1)
 
     @classmethod
     def build(
@@ -185,6 +186,11 @@ class HnswIndex:
                 "the file is corrupted or was built with another dimension"
             ) from exc
         return cls(index, dim=dim, ef=ef or default_ef(dim), seed=None, path=file)
+
+    def set_ef(self, ef: int) -> None:
+        """Change the search beam (not while other threads query this index)."""
+        self.ef = int(ef)
+        self._index.set_ef(self.ef)
 
     @property
     def n_items(self) -> int:

@@ -58,8 +58,8 @@ def test_a_wider_beam_finds_at_least_as_much() -> None:
     index = HnswIndex.build(vectors, m=4, ef_construction=10, ef=10, seed=1)
     truth, _ = exact_topk(vectors, queries, 50)
     narrow = recall_at_k(index.query_batch(queries, 50)[0], truth)
-    index.ef = 400
-    index._index.set_ef(400)
+    index.set_ef(400)
+    assert index.params["ef"] == 400
     wide = recall_at_k(index.query_batch(queries, 50)[0], truth)
     assert wide >= narrow and wide >= 0.9, (narrow, wide)
 
