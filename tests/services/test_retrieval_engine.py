@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -58,20 +59,31 @@ def test_most_popular_when_too_few_items_qualify() -> None:
     assert most_popular(order[:0], 5, exclude, None).tolist() == []
 
 
-def _engine(bundle_root: Path, tmp_path: Path, threads: int) -> RetrievalEngine:
-    settings = RetrievalSettings(
-        artifacts=str(bundle_root),
-        force_ann=True,
-        ann_backend="annoy",
-        ann_threads=threads,
-        redis_url=None,
-    )
+def _engine_with(bundle_root: Path, tmp_path: Path, **settings: Any) -> RetrievalEngine:
     return RetrievalEngine(
-        settings,
+        RetrievalSettings(artifacts=str(bundle_root), redis_url=None, **settings),
         load_bundle(bundle_root),
         UserStateStore(None),
         FreshItemStore(None, tmp_path),
     )
+
+
+def _engine(bundle_root: Path, tmp_path: Path, threads: int) -> RetrievalEngine:
+    return _engine_with(
+        bundle_root, tmp_path, force_ann=True, ann_backend="annoy", ann_threads=threads
+    )
+
+
+def _user_request(
+    engine: RetrievalEngine, u: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A known user's history positions, a random query vector and the history as exclusions."""
+    pos = engine.catalogue.positions(engine.histories[u].tolist())
+    hist = pos[pos >= 0]
+    vec = rng.standard_normal((int(engine.item_vectors.shape[1]),), dtype=np.float32)
+    exclude = np.zeros(engine.n_items, dtype=bool)
+    exclude[hist] = True
+    return hist, vec, exclude
 
 
 def test_threaded_annoy_queries_give_the_inline_lists(small_bundle: Path, tmp_path: Path) -> None:
@@ -82,26 +94,13 @@ def test_threaded_annoy_queries_give_the_inline_lists(small_bundle: Path, tmp_pa
     assert "content" in parallel.source_names and "two_tower" in parallel.source_names
     rng = np.random.default_rng(0)
     for u in rng.choice(len(parallel.user_ids), size=10, replace=False):
-        pos = parallel.catalogue.positions(parallel.histories[u].tolist())
-        hist = pos[pos >= 0]
-        vec = rng.standard_normal((int(parallel.item_vectors.shape[1]),), dtype=np.float32)
-        exclude = np.zeros(parallel.n_items, dtype=bool)
-        exclude[hist] = True
+        hist, vec, exclude = _user_request(parallel, u, rng)
         a = asyncio.run(parallel.source_lists(vec, hist, exclude, None))
         b = asyncio.run(serial.source_lists(vec, hist, exclude, None))
         assert a.keys() == b.keys() and "content" in a
         for name in a:
             np.testing.assert_array_equal(a[name][0], b[name][0])
             np.testing.assert_array_equal(a[name][1], b[name][1])
-
-
-def _engine_with(bundle_root: Path, tmp_path: Path, **settings: object) -> RetrievalEngine:
-    return RetrievalEngine(
-        RetrievalSettings(artifacts=str(bundle_root), redis_url=None, **settings),
-        load_bundle(bundle_root),
-        UserStateStore(None),
-        FreshItemStore(None, tmp_path),
-    )
 
 
 def test_backend_setting_picks_the_index_kind(small_bundle: Path, tmp_path: Path) -> None:
@@ -141,11 +140,7 @@ def test_hnsw_source_lists_agree_with_exact_search(small_bundle: Path, tmp_path:
     rng = np.random.default_rng(1)
     overlap: dict[str, list[float]] = {"two_tower": [], "content": []}
     for u in rng.choice(len(graph.user_ids), size=10, replace=False):
-        pos = graph.catalogue.positions(graph.histories[u].tolist())
-        hist = pos[pos >= 0]
-        vec = rng.standard_normal((int(graph.item_vectors.shape[1]),), dtype=np.float32)
-        exclude = np.zeros(graph.n_items, dtype=bool)
-        exclude[hist] = True
+        hist, vec, exclude = _user_request(graph, u, rng)
         a = asyncio.run(graph.source_lists(vec, hist, exclude, None))
         b = asyncio.run(exact.source_lists(vec, hist, exclude, None))
         for name in overlap:
@@ -183,10 +178,7 @@ def test_smaller_first_query_keeps_the_full_querys_candidates(
     allowed = rng.random(engine.n_items) < 0.5 if filtered else None
     requeried = 0
     for u in rng.choice(len(engine.user_ids), size=30, replace=False):
-        pos = engine.catalogue.positions(engine.histories[u].tolist())
-        hist = pos[pos >= 0]
-        exclude = np.zeros(engine.n_items, dtype=bool)
-        exclude[hist] = True
+        hist, _, exclude = _user_request(engine, u, rng)
         # The query nearest the history: most of its neighbours are excluded items.
         vec = engine.item_vectors[hist].mean(axis=0).astype(np.float32)
         widen = 4 if filtered else 1
