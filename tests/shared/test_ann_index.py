@@ -27,6 +27,18 @@ def unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
+def assert_cosine_topk(
+    vectors: np.ndarray, queries: np.ndarray, ids: np.ndarray, scores: np.ndarray,
+    exact_scores: np.ndarray,
+) -> None:
+    """Scores are the cosine similarities of the returned items, best first, and no
+    score beats the exact best neighbour's."""
+    cos = np.einsum("qkd,qd->qk", unit(vectors)[ids], unit(queries))
+    np.testing.assert_allclose(scores, cos, atol=1e-4)
+    assert np.all(np.diff(scores, axis=1) <= 1e-6)
+    assert np.all(scores[:, 0] <= exact_scores[:, 0] + 1e-5)
+
+
 def test_ann_matches_exact_search_and_survives_reload(tmp_path: Path) -> None:
     vectors, queries = clustered()
     index = AnnIndex.build(vectors, n_trees=20, seed=7, search_k=2000)
@@ -45,12 +57,7 @@ def test_ann_matches_exact_search_and_survives_reload(tmp_path: Path) -> None:
     assert ann_ids.dtype == np.int64 and ann_scores.dtype == np.float32
     assert recall_at_k(ann_ids, exact_ids) >= 0.9
 
-    # Scores are cosine similarities of the returned items, best first.
-    cos = np.einsum("qkd,qd->qk", unit(vectors)[ann_ids], unit(queries))
-    np.testing.assert_allclose(ann_scores, cos, atol=1e-4)
-    assert np.all(np.diff(ann_scores, axis=1) <= 1e-6)
-    # The exact best neighbour's score bounds every ANN score.
-    assert np.all(ann_scores[:, 0] <= exact_scores[:, 0] + 1e-5)
+    assert_cosine_topk(vectors, queries, ann_ids, ann_scores, exact_scores)
 
     path = index.save(tmp_path / "sub" / "items.ann")
     assert path.is_file() and not [p for p in path.parent.iterdir() if p.name.startswith(".")]

@@ -11,7 +11,7 @@ import pytest
 from shared.ann import exact_topk, recall_at_k
 from shared.errors import BundleError, ConfigError
 from shared.hnsw import DEFAULT_EF, WIDE_EF, HnswIndex, default_ef
-from tests.shared.test_ann_index import DIM, clustered, unit
+from tests.shared.test_ann_index import DIM, assert_cosine_topk, clustered
 
 
 def test_hnsw_matches_exact_search_and_survives_reload(tmp_path: Path) -> None:
@@ -34,11 +34,7 @@ def test_hnsw_matches_exact_search_and_survives_reload(tmp_path: Path) -> None:
     assert ids.shape == (60, 10) and ids.dtype == np.int64 and scores.dtype == np.float32
     assert recall_at_k(ids, exact_ids) >= 0.95
 
-    # Scores are the cosine similarities of the returned items, best first.
-    cos = np.einsum("qkd,qd->qk", unit(vectors)[ids], unit(queries))
-    np.testing.assert_allclose(scores, cos, atol=1e-4)
-    assert np.all(np.diff(scores, axis=1) <= 1e-6)
-    assert np.all(scores[:, 0] <= exact_scores[:, 0] + 1e-5)
+    assert_cosine_topk(vectors, queries, ids, scores, exact_scores)
 
     path = index.save(tmp_path / "sub" / "items.hnsw")
     assert path.is_file() and not [p for p in path.parent.iterdir() if p.name.startswith(".")]
