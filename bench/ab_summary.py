@@ -37,6 +37,8 @@ def run_rows(label: str, repeat: int, report: dict[str, Any]) -> list[dict[str, 
             "cpu_ms_per_request": {k: v.get("cpu_ms_per_request")
                                    for k, v in load.get("cpu", {}).items()},
             "breakdown_median_ms": r.get("breakdown_median_ms"),
+            "tail_breakdown": r.get("breakdown", {}).get("tail"),
+            "cpu_speed": report.get("machine", {}).get("cpu_speed"),
         })
     return rows
 

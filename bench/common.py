@@ -7,6 +7,7 @@ ratios against a baseline measured in the same run, never one-shot figures.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -93,8 +94,43 @@ def file_mb(path: str | os.PathLike[str]) -> float:
     return round(Path(path).stat().st_size / 1e6, 1)
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_speed() -> dict[str, float]:
+    """Fixed CPU work timed on this machine (best of 5, ms), measured once per process.
+
+    Machines of one kind differ (seen here: the same e2e run took 1.5x the CPU per
+    request on another session's machine). These two figures say how fast this one
+    runs the interpreter and numpy, so results from two sittings can be set side by
+    side; within one run, compare only with the run's own baseline.
+    """
+
+    def best(fn: Callable[[], Any]) -> float:
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return round(min(times) * 1000.0, 2)
+
+    rng = np.random.default_rng(0)
+    mat = rng.standard_normal((20_000, 384), dtype=np.float32)
+    vec = rng.standard_normal(384, dtype=np.float32)
+
+    def python_loop() -> int:
+        total = 0
+        for i in range(1_000_000):
+            total += i & 7
+        return total
+
+    def numpy_scan() -> None:
+        for _ in range(10):
+            np.argpartition(-(mat @ vec), 100)[:100]
+
+    return {"python_loop_ms": best(python_loop), "numpy_scan_ms": best(numpy_scan)}
+
+
 def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
+    """What the figures were measured on, with :func:`cpu_speed`."""
     load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
     mem_kb = 0
     try:
@@ -110,6 +146,7 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "load_average": [round(x, 2) for x in load],
         "numpy": np.__version__,
+        "cpu_speed": cpu_speed(),
     }
 
 

@@ -44,7 +44,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.loadgen import LoadSpec, ids_from_bundle, parse_mix, run_load
+from bench.common import machine
+from bench.loadgen import CLIENT_KEY, LoadSpec, ids_from_bundle, parse_mix, run_load
 from bench.stack import DEFAULT_REDIS_URL, ROOT, running_services
 
 RESULTS = ROOT / "bench" / "results"
@@ -53,6 +54,10 @@ SMALL_CONFIG = {"two_stage": {"depth": 200, "max_candidates": 200, "min_candidat
 RECS_MIX = {"user_recs": 0.8, "anon_recs": 0.2}
 GOAL_P99_MS = 25.0
 GOAL_RATE = 200.0
+#: The slowest share of the computed requests whose breakdown the report adds.
+TAIL_SHARE = 0.02
+#: The tail breakdown's extra category: the client's latency less the gateway's total.
+OUTSIDE = "outside gateway"
 #: Breakdown categories: name -> (stages added, stages subtracted), from the gateway's header.
 BREAKDOWN: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "gateway": (("total",), ("retrieval", "ranking", "codec", "serialise", "fallback")),
@@ -107,20 +112,46 @@ def breakdown(stages_ms: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def breakdown_per_request(samples: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
-    """Median and mean of each :data:`BREAKDOWN` category over undegraded requests."""
+def breakdown_per_request(
+    samples: dict[str, list[dict[str, float]]], tail_share: float = TAIL_SHARE
+) -> dict[str, Any]:
+    """Median and mean of each :data:`BREAKDOWN` category over undegraded requests.
+
+    ``tail`` holds the same medians over the slowest ``tail_share`` of the requests (by
+    the latency the client saw), plus ``outside gateway``: the client's latency less the
+    gateway's ``total`` (waiting to be accepted and parsed, the response's way back and
+    the load generator's own lag). Set beside ``median_ms``, it shows which stages
+    grow in the slowest requests, i.e. where the p99 comes from.
+    """
     import numpy as np
 
-    rows = [breakdown(st) for per_kind in samples.values() for st in per_kind]
+    flat = [st for per_kind in samples.values() for st in per_kind]
+    rows = [breakdown(st) for st in flat]
     if not rows:
         return {"n": 0, "median_ms": {}, "mean_ms": {}}
-    return {
+    out: dict[str, Any] = {
         "n": len(rows),
         "median_ms": {c: round(float(np.median([r[c] for r in rows])), 4) for c in BREAKDOWN},
         "mean_ms": {c: round(float(np.mean([r[c] for r in rows])), 4) for c in BREAKDOWN},
-        "total_median_ms": round(float(np.median(
-            [st.get("total", 0.0) for v in samples.values() for st in v])), 4),
-    }  # fmt: skip
+        "total_median_ms": round(float(np.median([st.get("total", 0.0) for st in flat])), 4),
+    }
+    timed = [(st[CLIENT_KEY], st, r) for st, r in zip(flat, rows, strict=True) if CLIENT_KEY in st]
+    if timed:
+        timed.sort(key=lambda t: t[0])
+        slow = timed[-max(1, round(len(timed) * tail_share)) :]
+        cats = [*BREAKDOWN, OUTSIDE]
+        tail_rows = [
+            {**r, OUTSIDE: max(0.0, client - st.get("total", 0.0))} for client, st, r in slow
+        ]
+        out["tail"] = {
+            "share": tail_share,
+            "n": len(slow),
+            "client_min_ms": round(slow[0][0], 4),
+            "median_ms": {
+                c: round(float(np.median([r[c] for r in tail_rows])), 4) for c in cats
+            },
+        }
+    return out
 
 
 def _merge_kinds(report: dict[str, Any], key: str) -> dict[str, float]:
@@ -155,6 +186,7 @@ def run_e2e(
     users, items = ids_from_bundle(artifacts)
     mix = mix or dict(RECS_MIX)
     workdir = Path(tempfile.mkdtemp(prefix="hr-e2e-"))
+    machine_info = machine()  # before the services start: the CPU calibration runs alone
     runs: list[dict[str, Any]] = []
     t_start = time.time()
     with running_services(
@@ -194,6 +226,7 @@ def run_e2e(
         "warmup_s": warmup_s,
         "cpus": os.cpu_count(),
         "load_average_at_start": os.getloadavg(),
+        "machine": machine_info,
         "wall_s": round(time.time() - t_start, 1),
         "goal": {"rate": GOAL_RATE, "p99_ms": GOAL_P99_MS},
         "goal_met": _goal_met(runs),
@@ -240,6 +273,18 @@ def _print_row(label: str, row: dict[str, Any]) -> None:
         file=sys.stderr,
         flush=True,
     )
+    tail = row.get("breakdown", {}).get("tail")
+    if tail:
+        med, slow = row["breakdown"]["median_ms"], tail["median_ms"]
+        cells = "  ".join(
+            f"{c} {med.get(c, 0.0):.1f}->{slow[c]:.1f}" for c in slow if slow[c] >= 0.5
+        )
+        print(
+            f"[e2e {label}]   slowest {tail['share']:.0%} of computed answers "
+            f"(>= {tail['client_min_ms']:.1f} ms), median ms -> tail median ms: {cells}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _cpu_cells(row: dict[str, Any]) -> str:

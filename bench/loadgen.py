@@ -53,6 +53,8 @@ MAX_DURATION_S = 3600.0
 MAX_RATE = 5000.0
 KINDS = ("user_recs", "anon_recs", "similar", "item", "event", "live")
 DEFAULT_MIX = {"user_recs": 0.6, "anon_recs": 0.15, "similar": 0.1, "item": 0.1, "event": 0.05}
+#: In a stage sample: the latency the client saw, from the intended send time (ms).
+CLIENT_KEY = "client"
 
 
 @dataclass
@@ -72,7 +74,8 @@ class LoadSpec:
         max_in_flight: Above this many outstanding requests new sends are dropped (``overload``).
         sample_every_s: RSS sampling period.
         seed: Random seed of the request mix.
-        keep_stage_samples: Also return every undegraded recommendation's stages (ms).
+        keep_stage_samples: Also return every undegraded computed recommendation's stages
+            (ms), each with the latency the client saw (:data:`CLIENT_KEY`).
         timeline_bucket_s: Width of the time buckets of the report's ``timeline``.
         skew: Zipf exponent of who and what is asked for: the i-th of ``user_ids`` /
             ``item_ids`` (most active / most popular first) is picked with weight
@@ -257,7 +260,9 @@ async def _run(spec: LoadSpec) -> dict[str, Any]:
                 computed = outcome != "hit"  # a cache hit runs none of the pipeline's stages
                 recs = kind in ("user_recs", "anon_recs")
                 if spec.keep_stage_samples and clean and computed and recs:
-                    samples[kind].append({k: round(v * 1000.0, 4) for k, v in parsed.items()})
+                    sample = {k: round(v * 1000.0, 4) for k, v in parsed.items()}
+                    sample[CLIENT_KEY] = round((end - due) * 1000.0, 4)
+                    samples[kind].append(sample)
 
     async def sample_memory() -> None:
         while True:

@@ -10,13 +10,15 @@ from bench import ab_summary
 
 
 def _report(p99s: dict[float, float]) -> dict[str, Any]:
-    return {"label": "synthetic-1000", "runs": [{
+    return {"label": "synthetic-1000", "machine": {"cpu_speed": {"python_loop_ms": 40.0}},
+            "runs": [{
         "rate": rate,
         "load": {"latency": {"p50_ms": p99 / 4, "p95_ms": p99 / 2, "p99_ms": p99, "max_ms": p99},
                  "errors": {"total": 0}, "degraded": {"total": 1},
                  "result_cache": {"hit_rate": 0.5, "latency_by_outcome": {"miss": {"p99_ms": 9}}},
                  "cpu": {"retrieval": {"cpu_ms_per_request": 2.0}}},
         "breakdown_median_ms": {"ANN": 1.5},
+        "breakdown": {"tail": {"n": 3, "median_ms": {"ANN": 9.0}}},
     } for rate, p99 in p99s.items()]}
 
 
@@ -42,3 +44,5 @@ def test_runs_and_ranges(tmp_path: Path) -> None:
     assert row["degraded"] == 1 and row["miss_latency_ms"] == {"p99_ms": 9}
     assert row["cpu_ms_per_request"] == {"retrieval": 2.0}
     assert row["breakdown_median_ms"] == {"ANN": 1.5}
+    assert row["tail_breakdown"]["median_ms"] == {"ANN": 9.0}
+    assert row["cpu_speed"] == {"python_loop_ms": 40.0}

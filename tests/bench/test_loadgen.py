@@ -14,8 +14,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.e2e import BREAKDOWN, breakdown, breakdown_per_request
-from bench.loadgen import KINDS, LoadSpec, check_loopback, ids_from_bundle, run_load
+from bench.e2e import BREAKDOWN, OUTSIDE, breakdown, breakdown_per_request
+from bench.loadgen import (
+    CLIENT_KEY,
+    KINDS,
+    LoadSpec,
+    check_loopback,
+    ids_from_bundle,
+    run_load,
+)
 from shared.timing import parse_header
 from tests.support.processes import ServiceProcess, running_stack
 
@@ -89,6 +96,7 @@ def test_low_rate_load_report(stack: dict[str, ServiceProcess], small_bundle: Pa
     assert {"cpu_s", "send_lag_p99_ms", "dropped"} <= set(report["generator"])
     per_request = breakdown_per_request(report["stage_samples"])
     assert per_request["n"] > 0 and set(per_request["median_ms"]) == set(BREAKDOWN)
+    assert per_request["tail"]["n"] >= 1 and OUTSIDE in per_request["tail"]["median_ms"]
     # Skewed users repeat, so some answers come from the gateway's result cache ...
     outcomes = report["result_cache"]["by_kind"]["user_recs"]
     assert set(outcomes) <= {"hit", "miss"} and outcomes.get("hit", 0) > 0, report["result_cache"]
@@ -136,3 +144,20 @@ def test_breakdown_groups_the_gateway_stages() -> None:
         "ANN": 3.0, "other sources + merge": 4.0, "ranking": 3.8, "serialisation": 2.2,
     })  # fmt: skip
     assert sum(got.values()) == pytest.approx(stages["total"])
+
+
+def test_tail_breakdown_is_over_the_slowest_requests() -> None:
+    def sample(client: float, ann: float) -> dict[str, float]:
+        return {"total": ann + 1.0, "retrieval": ann, "retrieval.total": ann,
+                "retrieval.ann": ann, CLIENT_KEY: client}  # fmt: skip
+
+    fast = [sample(5.0 + i * 0.01, 2.0) for i in range(96)]
+    slow = [sample(40.0 + i, 30.0) for i in range(4)]
+    got = breakdown_per_request({"user_recs": fast[:50], "anon_recs": [*fast[50:], *slow]},
+                                tail_share=0.04)  # fmt: skip
+    assert got["n"] == 100 and got["median_ms"]["ANN"] == 2.0
+    tail = got["tail"]
+    assert tail["n"] == 4 and tail["client_min_ms"] == 40.0
+    assert tail["median_ms"]["ANN"] == 30.0
+    # client 41.5 (median of 40..43) less the gateway's total of 31
+    assert tail["median_ms"][OUTSIDE] == pytest.approx(10.5)
