@@ -305,7 +305,7 @@ def plot_e2e(report: dict[str, Any], path: Path) -> Path:
 
     runs = report["runs"]
     rates = [r["rate"] for r in runs]
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 4.8))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(14.5, 4.8))
     for q, style in (("p50_ms", "o-"), ("p95_ms", "s-"), ("p99_ms", "^-")):
         ax.plot(rates, [r["load"]["latency"].get(q, np.nan) for r in runs], style, label=q[:3])
     if any("baseline" in r for r in runs):
@@ -317,18 +317,29 @@ def plot_e2e(report: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("latency from intended send, ms")
     ax.set_title(f"gateway recommendations, {report['label']}")
     ax.legend(fontsize=8)
-    cats = list(BREAKDOWN)
-    bottom = np.zeros(len(runs))
+    cats = [*BREAKDOWN, OUTSIDE]
+    tails = [r.get("breakdown", {}).get("tail", {}).get("median_ms", {}) for r in runs]
     x = np.arange(len(runs))
-    for cat in cats:
-        vals = np.asarray([r["breakdown_median_ms"].get(cat, 0.0) for r in runs])
-        bx.bar(x, vals, bottom=bottom, label=cat)
-        bottom += vals
+    # Per rate: the medians of all computed answers, and (hatched) of the slowest 2 %.
+    width = 0.38 if any(tails) else 0.76
+    bottoms = (np.zeros(len(runs)), np.zeros(len(runs)))
+    for i, cat in enumerate(cats):
+        color = f"C{i % 10}"
+        med = np.asarray([r["breakdown_median_ms"].get(cat, 0.0) for r in runs])
+        bx.bar(x - width / 2 if any(tails) else x, med, width, bottom=bottoms[0],
+               color=color, label=cat)  # fmt: skip
+        bottoms[0][:] += med
+        if any(tails):
+            slow = np.asarray([t.get(cat, 0.0) for t in tails])
+            bx.bar(x + width / 2, slow, width, bottom=bottoms[1], color=color, hatch="//",
+                   edgecolor="white", linewidth=0)  # fmt: skip
+            bottoms[1][:] += slow
     bx.set_xticks(x, [f"{r:g}" for r in rates])
-    bx.set_xlabel("offered load, requests/s")
+    bx.set_xlabel("offered load, requests/s" + (
+        "  (left: median answer; hatched: slowest 2 %)" if any(tails) else ""))
     bx.set_ylabel("ms (medians per stage, stacked)")
     bx.set_title("where the time goes (Server-Timing)")
-    bx.legend(fontsize=7, loc="upper left")
+    bx.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     tag = f" [{report['tag']}]" if report.get("tag") else ""
     fig.suptitle(f"hybridrec end to end{tag}: all services + Redis on {report['cpus']} cores")
     fig.tight_layout()
