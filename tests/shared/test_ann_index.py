@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -39,6 +41,22 @@ def assert_cosine_topk(
     assert np.all(scores[:, 0] <= exact_scores[:, 0] + 1e-5)
 
 
+def assert_reloads_same(
+    index: Any, path: Path, load: Callable[[Path], Any], queries: np.ndarray,
+    ids: np.ndarray, scores: np.ndarray,
+) -> Any:
+    """Saved atomically (no temporary file left) and loaded back, the index gives the same
+    answers; returns the loaded index."""
+    saved = index.save(path)
+    assert saved.is_file() and not [p for p in saved.parent.iterdir() if p.name.startswith(".")]
+    loaded = load(saved)
+    assert loaded.n_items == index.n_items
+    again_ids, again_scores = loaded.query_batch(queries, ids.shape[1])
+    np.testing.assert_array_equal(again_ids, ids)
+    np.testing.assert_allclose(again_scores, scores, atol=1e-6)
+    return loaded
+
+
 def test_ann_matches_exact_search_and_survives_reload(tmp_path: Path) -> None:
     vectors, queries = clustered()
     index = AnnIndex.build(vectors, n_trees=20, seed=7, search_k=2000)
@@ -59,14 +77,11 @@ def test_ann_matches_exact_search_and_survives_reload(tmp_path: Path) -> None:
 
     assert_cosine_topk(vectors, queries, ann_ids, ann_scores, exact_scores)
 
-    path = index.save(tmp_path / "sub" / "items.ann")
-    assert path.is_file() and not [p for p in path.parent.iterdir() if p.name.startswith(".")]
-    loaded = AnnIndex.load(path, DIM, search_k=2000)
-    assert loaded.n_items == len(vectors)
-    assert loaded.params["n_trees"] == 20
-    again_ids, again_scores = loaded.query_batch(queries, 10)
-    np.testing.assert_array_equal(again_ids, ann_ids)
-    np.testing.assert_allclose(again_scores, ann_scores, atol=1e-6)
+    loaded = assert_reloads_same(
+        index, tmp_path / "sub" / "items.ann", lambda p: AnnIndex.load(p, DIM, search_k=2000),
+        queries, ann_ids, ann_scores,
+    )
+    assert loaded.n_items == len(vectors) and loaded.params["n_trees"] == 20
 
     one_ids, one_scores = loaded.query(queries[3], 5)
     np.testing.assert_array_equal(one_ids, ann_ids[3, :5])
