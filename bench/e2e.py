@@ -317,26 +317,28 @@ def plot_e2e(report: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("latency from intended send, ms")
     ax.set_title(f"gateway recommendations, {report['label']}")
     ax.legend(fontsize=8)
-    cats = [*BREAKDOWN, OUTSIDE]
     tails = [r.get("breakdown", {}).get("tail", {}).get("median_ms", {}) for r in runs]
+    has_tail = any(tails)
+    cats = [*BREAKDOWN, OUTSIDE] if has_tail else list(BREAKDOWN)
     x = np.arange(len(runs))
-    # Per rate: the medians of all computed answers, and (hatched) of the slowest 2 %.
-    width = 0.38 if any(tails) else 0.76
+    # Per rate: the medians of all computed answers, and (hatched) of the slowest ones.
+    width = 0.38 if has_tail else 0.76
+    left, right = (x - width / 2, x + width / 2) if has_tail else (x, x)
     bottoms = (np.zeros(len(runs)), np.zeros(len(runs)))
     for i, cat in enumerate(cats):
         color = f"C{i % 10}"
         med = np.asarray([r["breakdown_median_ms"].get(cat, 0.0) for r in runs])
-        bx.bar(x - width / 2 if any(tails) else x, med, width, bottom=bottoms[0],
-               color=color, label=cat)  # fmt: skip
+        bx.bar(left, med, width, bottom=bottoms[0], color=color, label=cat)
         bottoms[0][:] += med
-        if any(tails):
+        if has_tail:
             slow = np.asarray([t.get(cat, 0.0) for t in tails])
-            bx.bar(x + width / 2, slow, width, bottom=bottoms[1], color=color, hatch="//",
+            bx.bar(right, slow, width, bottom=bottoms[1], color=color, hatch="//",
                    edgecolor="white", linewidth=0)  # fmt: skip
             bottoms[1][:] += slow
     bx.set_xticks(x, [f"{r:g}" for r in rates])
+    share = max(r.get("breakdown", {}).get("tail", {}).get("share", 0.0) for r in runs)
     bx.set_xlabel("offered load, requests/s" + (
-        "  (left: median answer; hatched: slowest 2 %)" if any(tails) else ""))
+        f"  (left: median answer; hatched: slowest {share:.0%})" if has_tail else ""))
     bx.set_ylabel("ms (medians per stage, stacked)")
     bx.set_title("where the time goes (Server-Timing)")
     bx.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
