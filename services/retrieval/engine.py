@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -238,27 +238,41 @@ class RetrievalEngine:
         self, index: Index, q: np.ndarray, n: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """``index.query(q, n)``; an ANN query runs in the ANN threads, off the event loop."""
+        return await self.start_query(index, q, n)
+
+    def start_query(
+        self, index: Index, q: np.ndarray, n: int
+    ) -> asyncio.Future[tuple[np.ndarray, np.ndarray]]:
+        """Submit ``index.query(q, n)`` to the ANN threads now; await the future for the answer.
+
+        Without ANN threads (or for exact search) the query runs here and the future is
+        already done.
+        """
         if self._ann_pool is None or isinstance(index, ExactSearch):
-            return index.query(q, n)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._ann_pool, index.query, q, n)
+            done: asyncio.Future[tuple[np.ndarray, np.ndarray]] = (
+                asyncio.get_running_loop().create_future()
+            )
+            done.set_result(index.query(q, n))
+            return done
+        return asyncio.get_running_loop().run_in_executor(self._ann_pool, index.query, q, n)
 
     async def search(
         self,
         index: Index,
+        pending: Awaitable[tuple[np.ndarray, np.ndarray]],
         q: np.ndarray,
         first: int,
         full: int,
         exclude: np.ndarray,
         allowed: np.ndarray | None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``first`` neighbours, or top ``full`` when fewer than ``depth`` of those are usable.
+        """The first query's answer (``pending``), or top ``full`` if it leaves < ``depth`` usable.
 
         An ANN query's cost grows with the neighbours asked for; most users' excluded
         items are a small part of their nearest neighbours, so a first, smaller query
         usually leaves ``depth`` candidates and the larger one runs only when it does not.
         """
-        ids, scores = await self.ann_query(index, q, first)
+        ids, scores = await pending
         if first < full and len(ids) == first:
             valid = ids >= 0
             ok = valid & ~exclude[np.where(valid, ids, 0)]
@@ -271,7 +285,14 @@ class RetrievalEngine:
     async def source_lists(
         self, vec: np.ndarray, hist_pos: np.ndarray, exclude: np.ndarray, allowed: np.ndarray | None
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Per source, ``(item positions, scores)`` best first (catalogue items only)."""
+        """Per source, ``(item positions, scores)`` best first (catalogue items only).
+
+        The ANN queries are submitted to the ANN threads first; the neighbour-table and
+        popularity lists are computed on this thread while they run (hnswlib and Annoy
+        release the GIL), so a request costs about the longer of the two, not their sum.
+        The ``ann`` stage is therefore the time spent *waiting* for the ANN answers after
+        the other sources were done (the part on the request's critical path).
+        """
         n_excluded = int(np.count_nonzero(exclude))
         extra = n_excluded if len(hist_pos) else 0
         widen = 4 if allowed is not None else 1
@@ -280,33 +301,43 @@ class RetrievalEngine:
         full = min((self.depth + min(extra, 5 * self.depth)) * widen, self.n_items)
         first = min((self.depth + min(extra, self.depth // 2)) * widen, full)
         lists: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        queries: dict[str, Coroutine[Any, Any, tuple[np.ndarray, np.ndarray]]] = {}
         with stage("ann"):
-            queries: dict[str, Awaitable[tuple[np.ndarray, np.ndarray]]] = {}
-            if "two_tower" in self.source_names:
-                queries["two_tower"] = self.search(
-                    self.item_index, vec.astype(np.float32), first, full, exclude, allowed
-                )
-            if "content" in self.source_names and len(hist_pos):
-                window = self.content_vectors[hist_pos[-self.history_window :]]
-                q = normalise(window.mean(axis=0)).astype(np.float32)
-                queries["content"] = self.search(
-                    self.content_index, q, first, full, exclude, allowed
-                )
-            # Both queries at once: in the ANN threads they overlap, and the event loop
-            # serves other requests meanwhile.
-            found = await asyncio.gather(*queries.values())
-            lists.update(zip(queries, found, strict=True))
-        with stage("sources"):
-            for name, (nb, w) in self.tables.items():
-                if len(hist_pos):
-                    lists[name] = score_from_history(hist_pos, nb, w, self.n_items, k=self.depth)
-        if "popularity" in self.source_names:
+            for name, index, q in self._ann_queries(vec, hist_pos):
+                pending = self.start_query(index, q, first)
+                queries[name] = self.search(index, pending, q, first, full, exclude, allowed)
+        try:
             with stage("sources"):
-                top = most_popular(
-                    self.popular_order, self.depth, exclude, allowed, n_excluded
-                )
-                lists["popularity"] = (top, self.catalogue.popularity[top].astype(np.float32))
-        return lists
+                for name, (nb, w) in self.tables.items():
+                    if len(hist_pos):
+                        lists[name] = score_from_history(
+                            hist_pos, nb, w, self.n_items, k=self.depth
+                        )
+                if "popularity" in self.source_names:
+                    top = most_popular(
+                        self.popular_order, self.depth, exclude, allowed, n_excluded
+                    )
+                    lists["popularity"] = (top, self.catalogue.popularity[top].astype(np.float32))
+        except BaseException:
+            for waiting in queries.values():
+                waiting.close()
+            raise
+        with stage("ann"):
+            found = await asyncio.gather(*queries.values())
+        return {**dict(zip(queries, found, strict=True)), **lists}
+
+    def _ann_queries(
+        self, vec: np.ndarray, hist_pos: np.ndarray
+    ) -> list[tuple[str, Index, np.ndarray]]:
+        """``(source, index, query vector)`` of each ANN source this request uses."""
+        out: list[tuple[str, Index, np.ndarray]] = []
+        if "two_tower" in self.source_names:
+            out.append(("two_tower", self.item_index, vec.astype(np.float32)))
+        if "content" in self.source_names and len(hist_pos):
+            window = self.content_vectors[hist_pos[-self.history_window :]]
+            q = normalise(window.mean(axis=0)).astype(np.float32)
+            out.append(("content", self.content_index, q))
+        return out
 
     def merge(
         self,

@@ -4,13 +4,15 @@ the index kind (exact, Annoy, HNSW) each setting serves from."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from services.retrieval.engine import RetrievalEngine
+from services.retrieval import engine as engine_module
+from services.retrieval.engine import Index, RetrievalEngine
 from services.retrieval.lists import most_popular
 from services.retrieval.settings import RetrievalSettings
 from shared import bundle_layout as L
@@ -103,6 +105,38 @@ def test_threaded_annoy_queries_give_the_inline_lists(small_bundle: Path, tmp_pa
             np.testing.assert_array_equal(a[name][1], b[name][1])
 
 
+def test_table_sources_run_while_the_ann_queries_are_in_flight(
+    small_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = _engine(small_bundle, tmp_path, threads=2)
+    tables_done = threading.Event()
+    plain_scores = engine_module.score_from_history
+
+    def scores_then_signal(*args, **kwargs):  # type: ignore[no-untyped-def]
+        out = plain_scores(*args, **kwargs)
+        tables_done.set()
+        return out
+
+    class WaitsForTables:
+        """An index whose answer needs the table sources finished first (else it fails)."""
+
+        def __init__(self, inner: Index) -> None:
+            self.inner = inner
+
+        def query(self, q: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+            if not tables_done.wait(timeout=10.0):
+                raise AssertionError("the table sources waited for the ANN query")
+            return self.inner.query(q, n)
+
+    monkeypatch.setattr(engine_module, "score_from_history", scores_then_signal)
+    engine.item_index = WaitsForTables(engine.item_index)  # type: ignore[assignment]
+    engine.content_index = WaitsForTables(engine.content_index)  # type: ignore[assignment]
+    hist, vec, exclude = _user_request(engine, 0, np.random.default_rng(4))
+    lists = asyncio.run(engine.source_lists(vec, hist, exclude, None))
+    assert tables_done.is_set() and {"two_tower", "content"} <= lists.keys()
+    assert set(engine.tables) <= lists.keys()
+
+
 def test_backend_setting_picks_the_index_kind(small_bundle: Path, tmp_path: Path) -> None:
     exact = _engine_with(small_bundle, tmp_path)  # small catalogue: exact search
     assert isinstance(exact.item_index, ExactSearch) and exact._ann_pool is None
@@ -168,13 +202,18 @@ def test_smaller_first_query_keeps_the_full_querys_candidates(
     engine.depth = 20  # the slice's catalogue is small: leave room for both paths
     rng = np.random.default_rng(3)
     asked: list[int] = []
-    plain_query = engine.ann_query
+    plain_start = engine.start_query
 
-    async def counting(index, q, n):  # type: ignore[no-untyped-def]
+    def counting(index, q, n):  # type: ignore[no-untyped-def]
         asked.append(n)
-        return await plain_query(index, q, n)
+        return plain_start(index, q, n)
 
-    engine.ann_query = counting  # type: ignore[method-assign]
+    engine.start_query = counting  # type: ignore[method-assign]
+
+    async def search(vec, first, full, exclude, allowed):  # type: ignore[no-untyped-def]
+        pending = engine.start_query(engine.item_index, vec, first)
+        return await engine.search(engine.item_index, pending, vec, first, full, exclude, allowed)
+
     allowed = rng.random(engine.n_items) < 0.5 if filtered else None
     requeried = 0
     for u in rng.choice(len(engine.user_ids), size=30, replace=False):
@@ -185,7 +224,7 @@ def test_smaller_first_query_keeps_the_full_querys_candidates(
         full = min((engine.depth + min(len(hist), 5 * engine.depth)) * widen, engine.n_items)
         first = min((engine.depth + min(len(hist), engine.depth // 2)) * widen, full)
         asked.clear()
-        got = asyncio.run(engine.search(engine.item_index, vec, first, full, exclude, allowed))
+        got = asyncio.run(search(vec, first, full, exclude, allowed))
         want = engine.item_index.query(vec, full)
         assert _usable_top(got[0], exclude, allowed, engine.depth) == _usable_top(
             want[0], exclude, allowed, engine.depth
