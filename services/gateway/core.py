@@ -122,9 +122,12 @@ class GatewayCore:
         self.result_cache = result_cache
         self.max_in_flight = max_in_flight
         self.in_flight = 0  # recommendations being computed now
+        self.cache_writes: set[asyncio.Task[None]] = set()  # answers being stored
 
     async def close(self) -> None:
-        """Close pools."""
+        """Finish storing answers, then close pools."""
+        if self.cache_writes:
+            await asyncio.gather(*self.cache_writes, return_exceptions=True)
         await self.retrieval.close()
         await self.ranking.close()
         if self.redis is not None:
@@ -165,7 +168,12 @@ class GatewayCore:
         if slot is None or self.result_cache is None:
             return with_request_id(body, request_id), "off"
         if not rec.degraded and rec.model_version == version:
-            await self.result_cache.put(slot, body)
+            # Stored while the answer goes out: the write is off the request's critical
+            # path, and its stamp (read before computing) keeps a late write from being
+            # served after an event or a new item.
+            write = asyncio.create_task(self.result_cache.put(slot, body))
+            self.cache_writes.add(write)
+            write.add_done_callback(self.cache_writes.discard)
         return with_request_id(body, request_id), "miss"
 
     async def catalogue_changed(self) -> None:

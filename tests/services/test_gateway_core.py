@@ -1,19 +1,22 @@
-"""GatewayCore's own rules that need no running dependency: how many candidates it asks for."""
+"""GatewayCore's own rules without running dependencies: candidates asked for, overload, caching."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from pathlib import Path
 
 import pytest
 
 from services.gateway.core import DEFAULT_CANDIDATES, GatewayCore, PopularFallback
 from services.gateway.reload import load_popular
+from services.gateway.result_cache import CacheSlot, ResultCache
 from shared.clients import RankingClient, RetrievalClient
 from shared.errors import DependencyUnavailableError
-from shared.schemas.v1 import RecommendationRequest
+from shared.schemas.v1 import RecommendationRequest, Recommendations
 from shared.stores.events import EventLog
+from shared.stores.redis_conn import RedisGuard
 
 
 def _core(tmp_path: Path, popular: PopularFallback | None, n: int | None) -> GatewayCore:
@@ -67,3 +70,54 @@ def test_at_the_in_flight_limit_answers_popular_items_without_computing(
     bare.max_in_flight, bare.in_flight = 1, 1
     with pytest.raises(DependencyUnavailableError, match="HYBRIDREC_MAX_IN_FLIGHT"):
         asyncio.run(bare.recommend_body(req, "r3"))
+
+
+def test_a_computed_answer_goes_out_before_it_is_stored(
+    small_bundle: Path, tmp_path: Path, redis_url: str
+) -> None:
+    popular, _ = load_popular(str(small_bundle))
+    req = RecommendationRequest(user_id=1, k=3)
+
+    async def main() -> None:
+        guard = RedisGuard(redis_url, timeout_s=2.0)
+        cache = ResultCache(guard, prefix=f"hrgc-{uuid.uuid4().hex[:8]}", ttl_s=60)
+        core = _core(tmp_path, popular, None)
+        core.result_cache, core.redis = cache, guard
+        answer = Recommendations(user_id=1, items=[], model_version=popular.version)
+
+        async def computed(req: RecommendationRequest, request_id: str | None) -> Recommendations:
+            return answer
+
+        release = asyncio.Event()
+        plain_put = cache.put
+
+        async def held_put(slot: CacheSlot, body: bytes) -> None:
+            await release.wait()
+            await plain_put(slot, body)
+
+        core.recommend = computed  # type: ignore[method-assign]
+        cache.put = held_put  # type: ignore[method-assign]
+        # An answer that waited for its write would time out here.
+        body, status = await asyncio.wait_for(core.recommend_body(req, "r1"), 10.0)
+        assert status == "miss" and json.loads(body)["request_id"] == "r1"
+        assert len(core.cache_writes) == 1  # answered while the write waits
+        assert (await cache.get(req, popular.version))[0] is None
+        release.set()
+        await asyncio.gather(*core.cache_writes)
+        assert not core.cache_writes  # a finished write leaves the set
+        stored, _ = await cache.get(req, popular.version)
+        assert stored is not None and json.loads(stored) == json.loads(
+            answer.model_dump_json(exclude={"request_id"})
+        )
+        again, status = await core.recommend_body(req, "r2")
+        assert status == "hit" and json.loads(again)["request_id"] == "r2"
+        release.clear()
+        _, status = await asyncio.wait_for(
+            core.recommend_body(req, "r3", use_cached=False), 10.0
+        )  # computed again
+        assert status == "miss" and len(core.cache_writes) == 1
+        release.set()
+        await core.close()  # waits for the write in flight
+        assert not core.cache_writes
+
+    asyncio.run(main())
