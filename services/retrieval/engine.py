@@ -302,11 +302,11 @@ class RetrievalEngine:
         first = min((self.depth + min(extra, self.depth // 2)) * widen, full)
         lists: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         queries: dict[str, Coroutine[Any, Any, tuple[np.ndarray, np.ndarray]]] = {}
-        with stage("ann"):
-            for name, index, q in self._ann_queries(vec, hist_pos):
-                pending = self.start_query(index, q, first)
-                queries[name] = self.search(index, pending, q, first, full, exclude, allowed)
         try:
+            with stage("ann"):
+                for name, index, q in self._ann_queries(vec, hist_pos):
+                    pending = self.start_query(index, q, first)
+                    queries[name] = self.search(index, pending, q, first, full, exclude, allowed)
             with stage("sources"):
                 for name, (nb, w) in self.tables.items():
                     if len(hist_pos):
@@ -320,7 +320,7 @@ class RetrievalEngine:
                     lists["popularity"] = (top, self.catalogue.popularity[top].astype(np.float32))
         except BaseException:
             for waiting in queries.values():
-                waiting.close()
+                waiting.close()  # never awaited: no "coroutine was never awaited" warning
             raise
         with stage("ann"):
             found = await asyncio.gather(*queries.values())

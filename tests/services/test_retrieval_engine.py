@@ -4,7 +4,9 @@ the index kind (exact, Annoy, HNSW) each setting serves from."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from services.retrieval.settings import RetrievalSettings
 from shared import bundle_layout as L
 from shared.ann import AnnIndex
 from shared.artifacts import load_bundle
-from shared.errors import ConfigError
+from shared.errors import ConfigError, ValidationError
 from shared.exact_search import ExactSearch
 from shared.hnsw import HnswIndex
 from shared.stores.fresh_items import FreshItemStore
@@ -135,6 +137,24 @@ def test_table_sources_run_while_the_ann_queries_are_in_flight(
     lists = asyncio.run(engine.source_lists(vec, hist, exclude, None))
     assert tables_done.is_set() and {"two_tower", "content"} <= lists.keys()
     assert set(engine.tables) <= lists.keys()
+
+
+def test_a_failing_table_source_leaves_no_query_unawaited(
+    small_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = _engine(small_bundle, tmp_path, threads=2)
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ValidationError("table broken")
+
+    monkeypatch.setattr(engine_module, "score_from_history", broken)
+    hist, vec, exclude = _user_request(engine, 0, np.random.default_rng(5))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(ValidationError, match="table broken"):
+            asyncio.run(engine.source_lists(vec, hist, exclude, None))
+        gc.collect()
+    assert not [w for w in seen if "never awaited" in str(w.message)], seen
 
 
 def test_backend_setting_picks_the_index_kind(small_bundle: Path, tmp_path: Path) -> None:
