@@ -38,9 +38,9 @@ class RetrievalSettings(ServiceSettings):
         ge=0,
         le=16,
         description="Threads that run ANN queries off the event loop (Annoy and hnswlib "
-        "release the GIL): the two-tower and content queries of one request overlap, and "
-        "other requests are served meanwhile. 0 queries on the event loop. Unused with exact "
-        "search.",
+        "release the GIL): the two-tower and content queries of one request overlap each "
+        "other and its neighbour-table sources, and other requests are served meanwhile. 0 "
+        "queries on the event loop. Unused with exact search.",
     )
     two_tower_candidates: int = Field(300, ge=1, le=5000, description="ANN candidates per query.")
     knn_candidates: int = Field(200, ge=0, le=5000, description="Item-kNN candidates per query.")
