@@ -49,13 +49,15 @@ def test_hnsw_matches_exact_search_and_survives_reload(tmp_path: Path) -> None:
 
 def test_a_wider_beam_finds_at_least_as_much() -> None:
     vectors, queries = clustered(seed=3, n=4000, centers=8)
-    index = HnswIndex.build(vectors, m=4, ef_construction=10, ef=10, seed=1)
+    # One build thread: the graph is then fixed by the seed (threads vary the insertion
+    # order, and this deliberately weak graph's recall with it, 0.89-0.94 at ef=400).
+    index = HnswIndex.build(vectors, m=4, ef_construction=20, ef=10, seed=1, n_threads=1)
     truth, _ = exact_topk(vectors, queries, 50)
     narrow = recall_at_k(index.query_batch(queries, 50)[0], truth)
     index.set_ef(400)
     assert index.params["ef"] == 400
     wide = recall_at_k(index.query_batch(queries, 50)[0], truth)
-    assert wide >= narrow and wide >= 0.9, (narrow, wide)
+    assert narrow < 0.85 and wide >= 0.95, (narrow, wide)  # 0.79 -> 0.99 here
 
 
 def test_more_neighbours_than_items_returns_every_item() -> None:
