@@ -18,6 +18,8 @@ import urllib.error
 import urllib.request
 from urllib.parse import urlparse
 
+from shared.process_tuning import with_huge_pages
+
 APPS = {
     "gateway": "services.gateway.app:create_app",
     "retrieval": "services.retrieval.app:create_app",
@@ -49,7 +51,9 @@ def _env_from_flags(args: argparse.Namespace) -> dict[str, str]:
     # per call). A value already set in the environment wins.
     env.setdefault("TF_NUM_INTRAOP_THREADS", "1")
     env.setdefault("TF_NUM_INTEROP_THREADS", "1")
-    return env
+    # Transparent huge pages for malloc's large blocks (the HNSW graphs): glibc reads
+    # the tunable when a process starts, so it is set here, before the exec.
+    return with_huge_pages(env)
 
 
 def _uvicorn_cmd(service: str, host: str, port: int) -> list[str]:

@@ -12,6 +12,15 @@ long-lived Python objects; every full collection walked them all and stopped the
 event loop for 100-600 ms every few seconds under load (requests queued behind it).
 :func:`freeze_heap` moves what exists after a model load into the collector's
 permanent generation, so collections only look at what requests allocate.
+
+Huge pages. An HNSW search visits thousands of graph nodes scattered over gigabytes
+(1.7 GB for 1M x 384 content vectors); with 4 KiB pages nearly every visit misses the
+TLB. :func:`with_huge_pages` asks glibc's malloc to back its large allocations with
+transparent huge pages (``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``, read once when a
+process starts, so ``hybridrec serve`` sets it for the processes it starts). Measured
+by ``bench.huge_pages`` on the 1M bundle's graphs, top-300 service queries, each variant
+in its own process: content graph 1.72 -> 1.27 ms median (p99 2.93 -> 1.95 ms), item
+graph 0.26 -> 0.24 ms. :func:`huge_page_report` reads back how much of the heap got them.
 """
 
 from __future__ import annotations
@@ -22,7 +31,13 @@ import os
 import sys
 import time
 
+from shared.errors import ConfigError
+
 log = logging.getLogger("hybridrec.threads")
+
+HUGETLB_TUNABLE = "glibc.malloc.hugetlb"
+HUGE_PAGES_ENV = "HYBRIDREC_HUGE_PAGES"
+THP_MODE_FILE = "/sys/kernel/mm/transparent_hugepage/enabled"
 
 _ENV = (
     "OMP_NUM_THREADS",
@@ -91,3 +106,68 @@ def freeze_heap() -> int:
         (time.perf_counter() - start) * 1000.0,
     )
     return count
+
+
+def with_huge_pages(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with glibc's malloc asked for transparent huge pages, unless opted out.
+
+    Adds ``glibc.malloc.hugetlb=1`` to ``GLIBC_TUNABLES`` (keeping the tunables already
+    there) unless ``HYBRIDREC_HUGE_PAGES`` is ``0``/``false``/``no``/``off`` or the
+    tunable is already set. Harmless where it cannot apply: the kernel's THP mode
+    ``never`` ignores the advice, and other C libraries ignore the variable.
+
+    Returns:
+        A new mapping; ``env`` is not changed.
+
+    Raises:
+        ConfigError: ``HYBRIDREC_HUGE_PAGES`` is neither a true nor a false word.
+    """
+    out = dict(env)
+    flag = out.get(HUGE_PAGES_ENV, "1").strip().lower()
+    if flag in ("0", "false", "no", "off"):
+        return out
+    if flag not in ("1", "true", "yes", "on"):
+        raise ConfigError(
+            f"{HUGE_PAGES_ENV} must be 1/true/yes/on or 0/false/no/off, got {flag!r}; "
+            "set one of those, or unset it (default: on)"
+        )
+    current = out.get("GLIBC_TUNABLES", "")
+    names = {part.split("=", 1)[0] for part in current.split(":") if part}
+    if HUGETLB_TUNABLE not in names:
+        out["GLIBC_TUNABLES"] = ":".join(p for p in (current, f"{HUGETLB_TUNABLE}=1") if p)
+    return out
+
+
+def thp_mode() -> str:
+    """The kernel's transparent-huge-page mode (always, madvise, never), or unknown."""
+    try:
+        with open(THP_MODE_FILE, encoding="ascii") as f:
+            text = f.read()
+    except OSError:
+        return "unknown"
+    start, end = text.find("["), text.find("]")
+    return text[start + 1 : end] if 0 <= start < end else "unknown"
+
+
+def huge_page_report(pid: int | str = "self") -> dict[str, object]:
+    """How much of a process's anonymous memory is in transparent huge pages.
+
+    Returns:
+        ``anon_mb`` and ``anon_huge_mb`` (from ``/proc/<pid>/smaps_rollup``, None where
+        unreadable), the kernel's ``thp_mode`` and the ``GLIBC_TUNABLES`` in effect.
+    """
+    fields: dict[str, float | None] = {"Anonymous": None, "AnonHugePages": None}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as f:
+            for line in f:
+                name, _, rest = line.partition(":")
+                if name in fields:
+                    fields[name] = round(int(rest.split()[0]) / 1024.0, 1)
+    except OSError:
+        pass
+    return {
+        "anon_mb": fields["Anonymous"],
+        "anon_huge_mb": fields["AnonHugePages"],
+        "thp_mode": thp_mode(),
+        "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
+    }

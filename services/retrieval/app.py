@@ -18,7 +18,7 @@ from shared.artifacts import Bundle, load_bundle
 from shared.bundle_reload import BundleReloader, reload_metrics
 from shared.exact_search import ExactSearch
 from shared.hnsw import HnswIndex
-from shared.process_tuning import freeze_heap, limit_compute_threads
+from shared.process_tuning import freeze_heap, huge_page_report, limit_compute_threads
 from shared.schemas.v1 import Health
 from shared.service_app import bundle_check, load_engine, ready_response, stop_task
 from shared.service_app import create_app as create_base_app
@@ -118,6 +118,7 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
         ],
     )
     app.state.engine = None
+    app.state.huge_pages = None
     app.state.load_error = None
     app.state.reloader = None
     app.state.admin_key = settings.admin_key
@@ -146,6 +147,8 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
                 f"ok (two_tower: {_kind(engine.item_index)}, "
                 f"content: {_kind(engine.content_index)})"
             )
+        if request.app.state.huge_pages is not None:
+            checks["huge_pages"] = request.app.state.huge_pages
         return ready_response("retrieval", engine.version if engine else None, checks)
 
     return app
@@ -161,3 +164,15 @@ def _swap(app: FastAPI, engine: RetrievalEngine) -> None:
     app.state.engine = engine  # one assignment; in-flight requests keep the old engine
     app.state.load_error = None
     freeze_heap()
+    app.state.huge_pages = _huge_pages_check()
+
+
+def _huge_pages_check() -> str:
+    """One line on how much of the heap (the HNSW graphs) is in huge pages, for readiness."""
+    r = huge_page_report()
+    line = (
+        f"{r['anon_huge_mb']} of {r['anon_mb']} MB anonymous memory in huge pages "
+        f"(THP {r['thp_mode']}, GLIBC_TUNABLES={r['glibc_tunables'] or 'unset'})"
+    )
+    log.info("retrieval memory: %s", line)
+    return f"ok ({line})"

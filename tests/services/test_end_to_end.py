@@ -54,6 +54,7 @@ def test_every_service_is_ready_and_exports_metrics(stack: dict[str, ServiceProc
         assert ready["status"] == "ok", ready
         if proc.name == "retrieval":  # the small catalogue is searched exactly
             assert ready["checks"]["search"] == "ok (two_tower: exact, content: exact)", ready
+            assert "MB anonymous memory in huge pages (THP " in ready["checks"]["huge_pages"]
         metrics = httpx.get(f"{proc.url}/metrics").text
         assert "hybridrec_http_request_seconds" in metrics
 

@@ -33,6 +33,7 @@ class ServiceProcess:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
     _log: object = field(default=None, repr=False)
+    cmd: list[str] | None = None  # None: uvicorn on the service's app factory
 
     @property
     def url(self) -> str:
@@ -40,7 +41,7 @@ class ServiceProcess:
 
     def start(self) -> ServiceProcess:
         self._log = self.log_path.open("ab")
-        cmd = [
+        cmd = self.cmd or [
             sys.executable,
             "-m",
             "uvicorn",
