@@ -160,14 +160,25 @@ def summarise(res: dict[str, Any]) -> list[tuple[str, str, str]]:
             if g:
                 rows.append(("ann", f"content HNSW graph (ef {g['ef']}) vs exact",
                              f"recall {g['recall']:.3f}, p50 {g['p50_ms']:.2f} ms"))
+    hp = (res.get("ann_content") or {}).get("huge_pages")
+    if hp:
+        for name, st in hp["graphs"].items():
+            rows.append(("ann", f"{name} HNSW graph p50 / p99, with / without huge pages",
+                         f"{st['with']['p50_ms']:.2f} / {st['with']['p99_ms']:.2f} vs "
+                         f"{st['without']['p50_ms']:.2f} / {st['without']['p99_ms']:.2f} ms "
+                         f"(x{st['ratio_p50']:.2f} median)"))
     sv = res.get("service")
     if sv:
         rows.append(("service", "retrieval start-up to ready / RSS after traffic",
                      f"{sv['startup_s']:.1f} s / {sv['rss_after_traffic_mb']:,.0f} MB"))
         base = sv.get("annoy_baseline")
+        no_huge = sv.get("no_huge_pages_baseline")
         for key in ("cold_known_users", "warm_known_users", "paced_mix"):
             st = sv[key]
             value = f"{st['p50_ms']:.1f} / {st['p99_ms']:.1f} ms"
+            if no_huge:
+                b = no_huge[key]
+                value += f" (no huge pages: {b['p50_ms']:.1f} / {b['p99_ms']:.1f} ms)"
             if base:
                 b = base[key]
                 value += f" (Annoy: {b['p50_ms']:.1f} / {b['p99_ms']:.1f} ms)"
@@ -303,6 +314,17 @@ def main(argv: list[str] | None = None) -> int:
         res["ann_content"]["bundle_search_k"] = c_sk
         if c_graph:
             res["ann_content"]["hnsw"]["bundle_ef"] = int(c_graph["ef"])
+            # Both graphs, as retrieval holds them, without and with huge pages.
+            from bench.huge_pages import run_huge_pages_bench
+            from bench.workload import user_queries
+
+            i_graph = res["synthetic_bundle"]["hnsw"]["item_tower"]
+            res["ann_content"]["huge_pages"] = run_huge_pages_bench({
+                "content": (bundle / L.CONTENT_HNSW, int(content.shape[1]), int(c_graph["ef"]),
+                            content_queries(bundle, int(size["content_q"]))),
+                "item_tower": (bundle / L.ITEM_HNSW, int(i_graph["dim"]), int(i_graph["ef"]),
+                               user_queries(base, int(size["content_q"])))},
+                rounds=1 if args.smoke else 2)
         del content
         write_json("ann_content", res["ann_content"], out)
         done("ann_content", t0)
@@ -311,17 +333,22 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         from bench.service_bench import run_service_bench
 
-        # Annoy first (the baseline), then what the service serves by default (auto: the
-        # bundle's HNSW graphs), same traffic, one after the other.
+        # Two baselines, then what the service serves by default (auto: the bundle's HNSW
+        # graphs, with huge pages), same traffic, one after the other: Annoy, and the
+        # graphs without huge pages (HYBRIDREC_HUGE_PAGES=false).
         runs = {}
-        for backend in ("annoy", "auto"):
+        variants = {"annoy": ("annoy", True), "no_huge_pages": ("auto", False),
+                    "auto": ("auto", True)}
+        for name, (backend, huge) in variants.items():
             with tempfile.TemporaryDirectory(prefix="svc-") as tmp:
-                runs[backend] = run_service_bench(
+                runs[name] = run_service_bench(
                     bundle.parent, Path(tmp), users=int(size["users"]),
-                    paced=int(size["paced"]), rate=float(size["rate"]), backend=backend)
+                    paced=int(size["paced"]), rate=float(size["rate"]), backend=backend,
+                    huge_pages=huge)
                 shutil.copyfile(Path(tmp) / "retrieval.log",
-                                out / f"service_retrieval_{backend}.log")
-        res["service"] = {**runs["auto"], "annoy_baseline": runs["annoy"]}
+                                out / f"service_retrieval_{name}.log")
+        res["service"] = {**runs["auto"], "annoy_baseline": runs["annoy"],
+                          "no_huge_pages_baseline": runs["no_huge_pages"]}
         write_json("service", res["service"], out)
         done("service", t0)
 

@@ -79,15 +79,17 @@ def _paced(client: httpx.Client, bodies: list[dict[str, Any]], rate: float) -> t
 
 def run_service_bench(artifacts: Path, workdir: Path, *, users: int = 300, paced: int = 600,
                       rate: float = 20.0, k: int = 300, verify: bool = True,
-                      seed: int = 0, backend: str = "auto") -> dict[str, Any]:
+                      seed: int = 0, backend: str = "auto",
+                      huge_pages: bool = True) -> dict[str, Any]:
     """Start retrieval on ``artifacts``, drive it, stop it; returns JSON-ready results.
 
     ``backend`` is the service's ``HYBRIDREC_ANN_BACKEND`` (auto: the bundle's HNSW
-    graphs when it has them).
+    graphs when it has them); ``huge_pages`` its ``HYBRIDREC_HUGE_PAGES``.
     """
     redis_url = DEFAULT_REDIS_URL if redis_available() else None
     env = {"HYBRIDREC_VERIFY_BUNDLE": "true" if verify else "false",
-           "HYBRIDREC_ANN_BACKEND": backend}
+           "HYBRIDREC_ANN_BACKEND": backend,
+           "HYBRIDREC_HUGE_PAGES": "true" if huge_pages else "false"}
     t0 = time.perf_counter()
     with running_services(
         artifacts, workdir, redis_url=redis_url, names=("retrieval",), env_extra=env
@@ -108,9 +110,11 @@ def run_service_bench(artifacts: Path, workdir: Path, *, users: int = 300, paced
             bodies = candidate_requests(artifacts, paced, seed=seed + 1, k=k)
             mixed, achieved = _paced(client, bodies, rate)
             sample = client.post("/v1/candidates", json=known[0]).json()
-            search = client.get("/health/ready").json().get("checks", {}).get("search")
+            checks = client.get("/health/ready").json().get("checks", {})
+            search = checks.get("search")
         result: dict[str, Any] = {
             "ann_backend": backend, "search": search,
+            "huge_pages": huge_pages, "memory_check": checks.get("huge_pages"),
             "startup_s": round(startup, 2), "verify_bundle": verify,
             "redis": bool(redis_url), "k": k,
             "rss_ready_mb": rss_ready, "rss_after_traffic_mb": rss_mb(svc.pid),

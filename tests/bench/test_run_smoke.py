@@ -62,6 +62,13 @@ def test_figures_are_consistent(smoke: Path) -> None:
     content = json.loads((smoke / "ann_content.json").read_text())
     assert [r["ef"] for r in content["hnsw"]["search"]] == [100, 250, 500, 1000]
     assert max(r["recall"] for r in content["hnsw"]["search"]) > 0.5
+    # Both graphs timed in child processes without and with huge pages, same queries.
+    huge = content["huge_pages"]
+    assert set(huge["graphs"]) == {"content", "item_tower"}
+    for st in huge["graphs"].values():
+        assert st["with"]["n"] == st["without"]["n"] > 0 and st["ratio_p50"] > 0
+    assert [m["glibc_tunables"] for m in huge["memory"]["with"]] == ["glibc.malloc.hugetlb=1"]
+    assert [m["glibc_tunables"] for m in huge["memory"]["without"]] == [""]
     svc = json.loads((smoke / "service.json").read_text())
     for phase in ("cold_known_users", "warm_known_users", "paced_mix"):
         assert svc[phase]["errors"] == 0, phase
@@ -71,6 +78,12 @@ def test_figures_are_consistent(smoke: Path) -> None:
     # The same traffic against the Annoy backend, in the same run.
     assert svc["ann_backend"] == "auto" and svc["annoy_baseline"]["ann_backend"] == "annoy"
     assert svc["annoy_baseline"]["paced_mix"]["errors"] == 0
+    # And against the graphs without huge pages: the service reports what it got.
+    no_huge = svc["no_huge_pages_baseline"]
+    assert svc["huge_pages"] is True and no_huge["huge_pages"] is False
+    assert no_huge["ann_backend"] == "auto" and no_huge["paced_mix"]["errors"] == 0
+    assert "GLIBC_TUNABLES=glibc.malloc.hugetlb=1" in svc["memory_check"]
+    assert "GLIBC_TUNABLES=unset" in no_huge["memory_check"]
     ranker = json.loads((smoke / "ranker.json").read_text())
     for r in ranker["sizes"]:
         assert r["max_abs_diff_numpy_vs_tf"] < 1e-3  # same weights, same scores
