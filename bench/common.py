@@ -99,9 +99,10 @@ def cpu_speed() -> dict[str, float]:
     """Fixed CPU work timed on this machine (best of 5, ms), measured once per process.
 
     Machines of one kind differ (seen here: the same e2e run took 1.5x the CPU per
-    request on another session's machine). These two figures say how fast this one
-    runs the interpreter and numpy, so results from two sittings can be set side by
-    side; within one run, compare only with the run's own baseline.
+    request on another session's machine). These figures say how fast this one runs
+    the interpreter, numpy over cached data (``numpy_scan_ms``) and random reads from
+    memory (``random_rows_ms``), so results from two sittings can be set side by side;
+    within one run, compare only with the run's own baseline.
     """
 
     def best(fn: Callable[[], Any]) -> float:
@@ -126,7 +127,16 @@ def cpu_speed() -> dict[str, float]:
         for _ in range(10):
             np.argpartition(-(mat @ vec), 100)[:100]
 
-    return {"python_loop_ms": best(python_loop), "numpy_scan_ms": best(numpy_scan)}
+    # Memory latency, which the two above miss: a row gather over 512 MB (far beyond the
+    # caches), the access pattern of ANN graphs and per-candidate table lookups. Seen
+    # here: a machine whose loop was faster than another's took 2x the CPU per request.
+    def random_rows_ms() -> float:
+        table = np.ones((1 << 21, 64), dtype=np.float32)  # freed on return
+        rows = rng.integers(0, len(table), size=200_000)
+        return best(lambda: table.take(rows, axis=0))
+
+    return {"python_loop_ms": best(python_loop), "numpy_scan_ms": best(numpy_scan),
+            "random_rows_ms": random_rows_ms()}
 
 
 def machine() -> dict[str, Any]:

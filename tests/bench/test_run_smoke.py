@@ -38,6 +38,7 @@ def test_every_section_writes_json_and_plots(smoke: Path) -> None:
         assert data["machine"]["cpus"] >= 1
         speed = data["machine"]["cpu_speed"]
         assert speed["python_loop_ms"] > 0 and speed["numpy_scan_ms"] > 0
+        assert speed["random_rows_ms"] > 0
     for png in ("training_stages", "ranker", "ann_recall_latency"):
         head = (smoke / f"{png}.png").read_bytes()[:8]
         assert head == PNG_MAGIC, png
