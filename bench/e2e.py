@@ -268,7 +268,7 @@ def _print_row(label: str, row: dict[str, Any]) -> None:
         f"p99 {lat.get('p99_ms', 0):7.2f} ms  errors {row['load']['errors']['total']}  "
         f"degraded {row['load']['degraded']['total']}  "
         f"cache hits {row['load'].get('result_cache', {}).get('hit_rate', 0):.0%}  "
-        f"CPU ms/req {_cpu_cells(row)}  "
+        f"CPU ms/req {_cpu_cells(row)}  major faults/s {_fault_cells(row)}  "
         f"(baseline /health/live p50 {base.get('p50_ms', 0):.2f} p99 {base.get('p99_ms', 0):.2f})",
         file=sys.stderr,
         flush=True,
@@ -291,6 +291,14 @@ def _cpu_cells(row: dict[str, Any]) -> str:
     cpu = row["load"].get("cpu", {})
     return "/".join(
         f"{cpu.get(n, {}).get('cpu_ms_per_request') or float('nan'):.1f}"
+        for n in ("gateway", "retrieval", "ranking")
+    )
+
+
+def _fault_cells(row: dict[str, Any]) -> str:
+    kernel = row["load"].get("kernel", {})
+    return "/".join(
+        f"{kernel.get(n, {}).get('major_faults_per_s', float('nan')):.1f}"
         for n in ("gateway", "retrieval", "ranking")
     )
 

@@ -47,7 +47,15 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from bench.procstats import cpu_report, cpu_s, memory_report, percentiles, rss_mb
+from bench.procstats import (
+    cpu_report,
+    cpu_s,
+    kernel_report,
+    memory_report,
+    percentiles,
+    proc_counters,
+    rss_mb,
+)
 
 MAX_DURATION_S = 3600.0
 MAX_RATE = 5000.0
@@ -207,6 +215,7 @@ async def _run(spec: LoadSpec) -> dict[str, Any]:
     done_times: list[float] = []
     memory: dict[str, list[tuple[float, float]]] = {name: [] for name in spec.pids}
     cpu: dict[str, list[tuple[float, float]]] = {name: [] for name in spec.pids}
+    counters: dict[str, list[tuple[float, float, float, int]]] = {n: [] for n in spec.pids}
     tasks: set[asyncio.Task[None]] = set()
 
     async def one(kind: str, method: str, path: str, body: bytes | None, due: float) -> None:
@@ -272,6 +281,9 @@ async def _run(spec: LoadSpec) -> dict[str, Any]:
                 if mb is not None and used is not None:
                     memory[name].append((round(now, 2), round(mb, 2)))
                     cpu[name].append((now, used))
+                got = proc_counters(pid)
+                if got is not None:
+                    counters[name].append((now, *got))
             await asyncio.sleep(spec.sample_every_s)
 
     cpu0 = time.process_time()
@@ -346,6 +358,7 @@ async def _run(spec: LoadSpec) -> dict[str, Any]:
         },
         "memory": memory_report(memory, spec.warmup_s),
         "cpu": cpu_report(cpu, spec.warmup_s, [d - t0 for d in done_times]),
+        "kernel": kernel_report(counters, spec.warmup_s),
         "timeline": [
             {
                 "t_s": round(b * spec.timeline_bucket_s, 1),

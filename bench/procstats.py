@@ -18,6 +18,44 @@ def cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def proc_counters(pid: int) -> tuple[float, float, int] | None:
+    """User CPU s, system CPU s and major page faults of a process so far; None when gone.
+
+    A major fault is a page read back from disk (a memory-mapped bundle page that the
+    kernel had reclaimed): the thread that touched it waits for the read.
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick, int(fields[7])
+
+
+def kernel_report(
+    counters: dict[str, list[tuple[float, float, float, int]]], warmup_s: float
+) -> dict[str, Any]:
+    """Per process after the warm-up: major faults (count, per s) and the kernel's CPU share.
+
+    Args:
+        counters: name -> samples ``(t_s, user_s, system_s, major_faults)``.
+        warmup_s: Samples before this are ignored.
+    """
+    out: dict[str, Any] = {}
+    for name, samples in counters.items():
+        after = [s for s in samples if s[0] >= warmup_s]
+        if len(after) < 2:
+            continue
+        (t0, u0, s0, f0), (t1, u1, s1, f1) = after[0], after[-1]
+        cpu = (u1 - u0) + (s1 - s0)
+        out[name] = {
+            "major_faults": f1 - f0,
+            "major_faults_per_s": round((f1 - f0) / max(1e-9, t1 - t0), 2),
+            "system_cpu_share": round((s1 - s0) / cpu, 3) if cpu > 0 else None,
+        }
+    return out
+
+
 def rss_mb(pid: int) -> float | None:
     """Resident memory of a process in MiB (``VmRSS``), None when it is gone."""
     try:

@@ -93,6 +93,8 @@ def test_low_rate_load_report(stack: dict[str, ServiceProcess], small_bundle: Pa
         mem = report["memory"][name]
         assert mem["rss_after_warmup_mb"] > 0 and isinstance(mem["growth_pct"], float)
         assert report["cpu"][name]["cores"] >= 0
+        kernel = report["kernel"][name]
+        assert kernel["major_faults"] >= 0 and 0.0 <= kernel["system_cpu_share"] <= 1.0
     assert {"cpu_s", "send_lag_p99_ms", "dropped"} <= set(report["generator"])
     per_request = breakdown_per_request(report["stage_samples"])
     assert per_request["n"] > 0 and set(per_request["median_ms"]) == set(BREAKDOWN)

@@ -6,13 +6,32 @@ import os
 
 import pytest
 
-from bench.procstats import cpu_report, cpu_s, memory_report, percentiles, rss_mb
+from bench.procstats import (
+    cpu_report,
+    cpu_s,
+    kernel_report,
+    memory_report,
+    percentiles,
+    proc_counters,
+    rss_mb,
+)
 
 
 def test_proc_readers_on_this_process_and_a_missing_one() -> None:
     assert (rss_mb(os.getpid()) or 0) > 1.0
     assert (cpu_s(os.getpid()) or 0) > 0.0
     assert rss_mb(2**22 + 12345) is None and cpu_s(2**22 + 12345) is None
+    user, system, major = proc_counters(os.getpid()) or (0.0, 0.0, -1)
+    assert user > 0.0 and system >= 0.0 and major >= 0
+    assert proc_counters(2**22 + 12345) is None
+
+
+def test_major_faults_and_kernel_share_after_the_warm_up() -> None:
+    samples = [(0.0, 0.0, 0.0, 0), (2.0, 1.0, 0.1, 50), (12.0, 3.0, 0.6, 80)]
+    got = kernel_report({"svc": samples, "short": samples[:1]}, warmup_s=1.0)
+    assert set(got) == {"svc"}  # one sample after the warm-up says nothing
+    assert got["svc"]["major_faults"] == 30 and got["svc"]["major_faults_per_s"] == 3.0
+    assert got["svc"]["system_cpu_share"] == pytest.approx(0.5 / 2.5)
 
 
 def test_percentiles_in_ms() -> None:
