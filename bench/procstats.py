@@ -29,7 +29,8 @@ def proc_counters(pid: int) -> tuple[float, float, int] | None:
     except OSError:
         return None
     tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick, int(fields[7])
+    # fields[0] is field 3 of proc(5): majflt is field 12, utime 14, stime 15.
+    return int(fields[11]) / tick, int(fields[12]) / tick, int(fields[9])
 
 
 def kernel_report(
