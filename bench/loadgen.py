@@ -49,7 +49,6 @@ import numpy as np
 
 from bench.procstats import (
     cpu_report,
-    cpu_s,
     kernel_report,
     memory_report,
     percentiles,
@@ -277,12 +276,10 @@ async def _run(spec: LoadSpec) -> dict[str, Any]:
         while True:
             now = time.perf_counter() - t0
             for name, pid in spec.pids.items():
-                mb, used = rss_mb(pid), cpu_s(pid)
-                if mb is not None and used is not None:
+                mb, got = rss_mb(pid), proc_counters(pid)
+                if mb is not None and got is not None:
                     memory[name].append((round(now, 2), round(mb, 2)))
-                    cpu[name].append((now, used))
-                got = proc_counters(pid)
-                if got is not None:
+                    cpu[name].append((now, got[0] + got[1]))
                     counters[name].append((now, *got))
             await asyncio.sleep(spec.sample_every_s)
 

@@ -11,11 +11,8 @@ import numpy as np
 
 def cpu_s(pid: int) -> float | None:
     """User + system CPU seconds of a process so far, None when it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    got = proc_counters(pid)
+    return None if got is None else got[0] + got[1]
 
 
 def proc_counters(pid: int) -> tuple[float, float, int] | None:
