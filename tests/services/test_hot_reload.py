@@ -223,13 +223,20 @@ def _wait_for(cond: Any, timeout: float = 120.0) -> None:
 
 
 def test_user_vectors_are_cached_per_version(env: Env, gw: httpx.Client) -> None:
-    uid = env.users[1]  # the traffic's first user: asked for under A, then under B
-    r = gw.get(f"/v1/users/{uid}/recommendations", params={"k": 5})
-    assert r.status_code == 200 and r.json()["model_version"] == env.b
+    uid = env.users[1]  # the traffic's first user: asked for under A, now under B
+    for _ in range(5):
+        r = gw.get(f"/v1/users/{uid}/recommendations", params={"k": 5})
+        assert r.status_code == 200 and r.json()["model_version"] == env.b, r.text
+        # A Redis command slower than HYBRIDREC_REDIS_TIMEOUT_S (a stalled machine) is
+        # bypassed and the answer says so; such an answer is not cached, so ask again.
+        if "cache" not in r.json()["degraded"]:
+            break
+    assert r.json()["degraded"] == [], r.text
     client = redis.Redis.from_url(env.redis_url)
     try:
-        assert client.exists(f"{env.prefix}:uvec:{env.b}:u{uid}") == 1
-        assert client.exists(f"{env.prefix}:uvec:{env.a}:u{uid}") == 1  # A's stays apart
+        keys = sorted(k.decode() for k in client.scan_iter(f"{env.prefix}:uvec:*:u{uid}"))
+        assert client.exists(f"{env.prefix}:uvec:{env.b}:u{uid}") == 1, (keys, r.text)
+        assert client.exists(f"{env.prefix}:uvec:{env.a}:u{uid}") == 1, keys  # A's stays apart
     finally:
         client.close()
 
