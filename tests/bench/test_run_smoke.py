@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -121,3 +122,41 @@ def test_synthetic_bundle_is_a_real_bundle(smoke: Path) -> None:
         for r, i in enumerate(new_ids + old_ids[2:])])
     ranked = engine.rank(req)
     assert sorted(x.item_id for x in ranked.items) == sorted(new_ids + old_ids[2:])
+
+
+def _e2e_report(label: str, p99s: dict[float, float]) -> dict[str, Any]:
+    """A report in the shape :func:`bench.e2e.run_e2e` writes (two rates)."""
+    runs = []
+    for rate, p99 in p99s.items():
+        runs.append({
+            "rate": rate,
+            "baseline": {"latency": {"p99_ms": 1.5}},
+            "load": {
+                "achieved_rps": rate, "errors": {"total": 0},
+                "latency": {"p50_ms": p99 / 5, "p95_ms": p99 / 2, "p99_ms": p99},
+                "result_cache": {"hit_rate": 0.8, "latency_by_outcome": {
+                    "hit": {"p99_ms": 5.0}, "miss": {"p99_ms": p99 * 1.3}}},
+            },
+        })  # fmt: skip
+    goal = {"rate": 200.0, "p99_ms": 25.0}
+    return {"label": label, "goal": goal, "runs": runs, "machine": {"cpu_speed": {"x": 1}},
+            "goal_met": p99s[200.0] <= goal["p99_ms"]}
+
+
+def test_e2e_rows_name_each_catalogue_and_its_goal() -> None:
+    res = {
+        "e2e": run.e2e_summary(_e2e_report("ml-latest-small", {50.0: 12.0, 200.0: 14.0})),
+        "e2e_synthetic": run.e2e_summary(_e2e_report("synthetic-1000000",
+                                                     {50.0: 16.0, 200.0: 31.0})),
+    }
+    syn = res["e2e_synthetic"]["runs"][1]
+    assert syn["miss_p99_ms"] == pytest.approx(40.3) and syn["hit_rate"] == 0.8
+    assert syn["floor_p99_ms"] == 1.5 and syn["p95_ms"] == 15.5
+    rows = [r for r in run.summarise(res) if r[0] == "e2e"]
+    assert len(rows) == 6
+    by_measure = {m: v for _, m, v in rows}
+    assert by_measure["ml-latest-small: goal p99 <= 25 ms at 200 req/s, no errors"] == "True"
+    assert by_measure["synthetic-1000000: goal p99 <= 25 ms at 200 req/s, no errors"] == "False"
+    at200 = next(v for m, v in by_measure.items() if m.startswith("synthetic-1000000, ")
+                 and " 200 req/s" in m)
+    assert at200 == "6.2 / 31 ms (40 ms, 80 % hits; 1.5 ms), 0"
