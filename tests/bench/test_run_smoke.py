@@ -2,7 +2,8 @@
 
 Uses the session's small real bundle as the base; the synthetic bundle it
 builds is loaded by the real retrieval service (the service section) and by the
-real ranking engine here.
+real ranking engine here. The end-to-end sections are not in smoke mode; their summary
+rows are checked on a report in the shape ``bench.e2e.run_e2e`` writes.
 """
 
 from __future__ import annotations
