@@ -1,9 +1,12 @@
 """Recent history and cached user vectors, in Redis or in process.
 
-Keys (Redis): ``{prefix}:uvec:{model_version}:{user_key}`` holds a float32 vector
-(raw bytes) with a TTL; ``{prefix}:hist:{user_id}`` is a list of recent item ids,
+Keys (Redis): ``<prefix>:uvec:<model_version>:<user_key>`` holds a float32 vector
+(raw bytes) with a TTL; ``<prefix>:hist:<user_id>`` is a list of recent item ids,
 most recent last, trimmed to ``max_history``. Because the model version is part
 of the vector key, a vector cached under one bundle is never used with another.
+On Redis Cluster the user part of both keys is the hash tag ``{u<user_id>}``
+(``<prefix>:hist:{u42}``, ``<prefix>:uvec:<version>:{u42}``; a user's vector key is
+``u<user_id>``), so the one-round-trip read of both stays in one slot.
 When Redis is down every read is a miss and every write is skipped
 (``status == "bypass"``); the service keeps answering without the cache.
 """
@@ -16,8 +19,8 @@ from typing import Literal
 
 import numpy as np
 
-from shared.errors import ConfigError
-from shared.stores.redis_conn import RedisGuard, RedisUnavailable, key
+from shared.contracts.errors import ConfigError
+from shared.stores.redis_conn import RedisGuard, RedisUnavailable, key, slot_tag
 
 CacheStatus = Literal["hit", "miss", "bypass"]
 
@@ -44,6 +47,7 @@ class UserStateStore:
             # LTRIM key -0 -1 would keep the whole list, so 0 cannot mean "keep none".
             raise ConfigError(f"max_history must be >= 1, got {max_history}")
         self.guard = guard
+        self.cluster = guard is not None and guard.cluster
         self.prefix = prefix
         self.max_history = max_history
         self.vector_ttl_s = vector_ttl_s
@@ -57,10 +61,10 @@ class UserStateStore:
         return "redis" if self.guard is not None else "memory"
 
     def _vkey(self, version: str, user_key: str) -> str:
-        return key(self.prefix, "uvec", version, user_key)
+        return key(self.prefix, "uvec", version, slot_tag(user_key, user_key, self.cluster))
 
     def _hkey(self, user_id: int) -> str:
-        return key(self.prefix, "hist", user_id)
+        return key(self.prefix, "hist", slot_tag(f"u{user_id}", user_id, self.cluster))
 
     async def get_vector(
         self, version: str, user_key: str
