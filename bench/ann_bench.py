@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from bench.common import file_mb, log, rss_mb, stats_ms
-from shared import hnsw as H
-from shared.ann import AnnIndex, exact_topk, params_for_catalogue, recall_at_k
-from shared.hnsw import HnswIndex
+from shared.model.search import hnsw as H
+from shared.model.search.annoy_index import AnnIndex, exact_topk, params_for_catalogue, recall_at_k
+from shared.model.search.hnsw import HnswIndex
 
 
 @dataclass

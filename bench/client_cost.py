@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 
 from bench.stack import Service, base_env, free_port, hybridrec_service, uvicorn_app
-from shared import bundle_layout as L
-from shared.http1 import ConnectionPool
+from shared.contracts import bundle_layout as L
+from shared.serving.http1 import ConnectionPool
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CLIENTS = ("httpx", "aiohttp", "raw_asyncio")

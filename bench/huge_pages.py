@@ -3,7 +3,7 @@
 glibc reads ``GLIBC_TUNABLES`` once, when a process starts, so the two variants
 cannot share a process: each round starts one child without the tunable (the
 baseline) and one with it (what ``hybridrec serve`` gives the services, see
-:func:`shared.process_tuning.with_huge_pages`), alternated ``rounds`` times. Every
+:func:`shared.serving.process_tuning.with_huge_pages`), alternated ``rounds`` times. Every
 child loads the same graph files, as the retrieval service does, runs the same
 queries after a warm-up and reports its latencies and how much of its memory got
 huge pages. The report gives, per graph and variant, the latency over all rounds
@@ -28,14 +28,14 @@ from typing import Any
 import numpy as np
 
 from bench.common import PROJECT_ROOT, log, stats_ms, write_json
-from shared.process_tuning import HUGE_PAGES_ENV, huge_page_report, with_huge_pages
+from shared.serving.process_tuning import HUGE_PAGES_ENV, huge_page_report, with_huge_pages
 
 WARMUP = 50
 
 
 def _child(specs: list[str], k: int) -> dict[str, Any]:
     """Load every graph, then time its queries; ``specs`` are ``name=path:dim:ef:queries.npy``."""
-    from shared.hnsw import HnswIndex
+    from shared.model.search.hnsw import HnswIndex
 
     loaded = []
     for spec in specs:
@@ -126,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.bundle:
         ap.error("--bundle is required")
     from bench.workload import content_queries, user_queries
-    from shared import bundle_layout as L
-    from shared.artifacts import load_bundle
+    from shared.contracts import bundle_layout as L
+    from shared.contracts.bundle import load_bundle
 
     bundle = load_bundle(args.bundle, verify=False)
     hnsw = bundle.manifest["components"]["hnsw"]

@@ -5,7 +5,7 @@ or not earlier ones have answered (open loop); each latency is measured from the
 request's *intended* send time, so a stalled server is charged for the requests
 that queued behind it (no coordinated omission). The generator runs in a process
 of its own (:func:`run_load` starts ``python -m bench.loadgen``) on uvloop with
-the raw asyncio HTTP/1.1 client of :mod:`shared.http1`, so it costs well under a
+the raw asyncio HTTP/1.1 client of :mod:`shared.serving.http1`, so it costs well under a
 millisecond of CPU per request and is not the bottleneck.
 
 Request kinds (weights configurable, ``--mix user_recs=0.6,anon_recs=0.2,...``):
@@ -188,8 +188,8 @@ def _degraded(body: bytes) -> list[str]:
 
 
 async def _run(spec: LoadSpec) -> dict[str, Any]:
-    from shared.http1 import ConnectionPool, HTTPError
-    from shared.timing import parse_header
+    from shared.serving.http1 import ConnectionPool, HTTPError
+    from shared.serving.timing import parse_header
 
     rng = random.Random(spec.seed)
     user_pick, item_pick = _Picker(spec.user_ids, spec.skew), _Picker(spec.item_ids, spec.skew)
@@ -405,7 +405,7 @@ def ids_from_bundle(artifacts: Path, n: int = 2000, seed: int = 0) -> tuple[list
     """
     import pandas as pd
 
-    from shared import bundle_layout as L
+    from shared.contracts import bundle_layout as L
 
     folder = artifacts / "latest" if (artifacts / "latest").exists() else artifacts
     users = pd.read_parquet(folder / L.USERS, columns=["user_id", "history"])

@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 
 from bench.common import log, stats_ms, time_calls
-from shared import bundle_layout as L
-from shared.artifacts import load_bundle
-from shared.candidates import CandidateSet
+from shared.contracts import bundle_layout as L
+from shared.contracts.bundle import load_bundle
+from shared.model.candidates import CandidateSet
 
 SIZES = (50, 200, 500, 1000)
 
@@ -56,7 +56,7 @@ def _candidates(engine: Any, m: int, rng: np.random.Generator) -> CandidateSet:
 
 
 def _request(engine: Any, user_id: int, history: list[int], cs: CandidateSet) -> Any:
-    from shared.schemas.internal_v1 import Candidate, RankRequest
+    from shared.contracts.internal_v1 import Candidate, RankRequest
 
     cands = []
     for j, p in enumerate(cs.item_idx.tolist()):

@@ -50,7 +50,7 @@ FULL: dict[str, Any] = {
 
 def _base_bundle(args: argparse.Namespace) -> tuple[Path, float | None]:
     """The base bundle, and the wall seconds of its training when trained in this run."""
-    from shared.artifacts import resolve_bundle
+    from shared.contracts.bundle import resolve_bundle
 
     if args.base_bundle:
         return resolve_bundle(args.base_bundle), None
@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         from bench.ann_bench import AnnBenchConfig, plot_ann, run_ann_bench
         from bench.workload import user_queries
-        from shared import bundle_layout as L
+        from shared.contracts import bundle_layout as L
 
         queries = user_queries(base, int(size["queries"]))
         vectors = np.load(bundle / L.ITEM_VECTORS, mmap_mode="r")
@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         from bench.ann_bench import run_index_check
         from bench.workload import content_queries
-        from shared import bundle_layout as L
+        from shared.contracts import bundle_layout as L
 
         c_sk = int(res["synthetic_bundle"]["annoy"]["content"]["search_k"])
         c_graph = (res["synthetic_bundle"].get("hnsw") or {}).get("content")

@@ -28,7 +28,7 @@ import numpy as np
 from bench.common import log, peak_rss_mb, rss_mb, stats_ms
 from bench.stack import DEFAULT_REDIS_URL, redis_available, running_services
 from bench.workload import candidate_requests, user_histories
-from shared.timing import parse_header
+from shared.serving.timing import parse_header
 
 
 class Phase:

@@ -22,7 +22,8 @@ tower's user vectors live in the same space. The towers' ID tables are extended
 (new item rows = the "unknown item" row; history rows = the parent's row), the
 feature encoder, neighbour tables and ranker feature tables get one row per
 item, both Annoy indexes are built over the whole catalogue with
-:func:`shared.ann.params_for_catalogue`, and :class:`~shared.artifacts.BundleWriter`
+:func:`shared.model.search.annoy_index.params_for_catalogue`, and
+:class:`~shared.contracts.bundle.BundleWriter`
 writes the manifest with real checksums. Build times are recorded in the
 manifest under ``components.synthetic.timings_s``.
 """
@@ -42,11 +43,18 @@ import pandas as pd
 
 from bench import synthetic_items as S
 from bench.common import peak_rss_mb
-from shared import bundle_layout as L
-from shared import hnsw as H
-from shared.ann import LARGE_CATALOGUE, AnnIndex, exact_topk, params_for_catalogue, recall_at_k
-from shared.artifacts import Bundle, BundleWriter, load_bundle, resolve_bundle, sha256_file
-from shared.errors import ConfigError
+from shared.contracts import bundle_layout as L
+from shared.contracts.bundle import Bundle, BundleWriter, load_bundle, resolve_bundle, sha256_file
+from shared.contracts.errors import ConfigError
+from shared.model.search import VectorIndex
+from shared.model.search import hnsw as H
+from shared.model.search.annoy_index import (
+    LARGE_CATALOGUE,
+    AnnIndex,
+    exact_topk,
+    params_for_catalogue,
+    recall_at_k,
+)
 from training.bundle_export import build_hnsw_indexes
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -84,7 +92,7 @@ def ensure_base_bundle(cache_dir: Path | None = None, *, progress: bool = True,
     root = cache / BASE_NAME
     if (root / "latest").exists() and not retrain:
         return resolve_bundle(root)
-    from shared.artifacts import prune
+    from shared.contracts.bundle import prune
     from training.pipeline import run_train
 
     cache.mkdir(parents=True, exist_ok=True)
@@ -124,7 +132,7 @@ def _extend_model(src: Path, dst: Path, extra_rows: dict[str, np.ndarray]) -> No
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras
 
-    import shared.layers  # noqa: F401  (registers the custom layers)
+    import shared.model.layers  # noqa: F401  (registers the custom layers)
 
     model = keras.saving.load_model(src, safe_mode=True, compile=False)
     present = {layer.name for layer in model.layers}
@@ -149,7 +157,7 @@ def _extend_model(src: Path, dst: Path, extra_rows: dict[str, np.ndarray]) -> No
 def _embedding_table(path: Path, name: str) -> np.ndarray | None:
     import keras
 
-    import shared.layers  # noqa: F401
+    import shared.model.layers  # noqa: F401
 
     model = keras.saving.load_model(path, safe_mode=True, compile=False)
     names = {layer.name for layer in model.layers}
@@ -159,8 +167,8 @@ def _embedding_table(path: Path, name: str) -> np.ndarray | None:
 def _item_vectors(base: Bundle, content: np.ndarray, items: pd.DataFrame, n_real: int,
                   out: np.ndarray, progress: bool) -> None:
     """Real rows from the base bundle; synthetic rows from the real candidate tower."""
-    from shared.features import FeatureEncoder
-    from shared.query_serving import CandidateTowerRunner
+    from shared.model.features import FeatureEncoder
+    from shared.model.query_serving import CandidateTowerRunner
 
     out[:n_real] = base.load_npy(L.ITEM_VECTORS)
     encoder = FeatureEncoder.load(base.path(L.FEATURES))
@@ -176,7 +184,7 @@ def _item_vectors(base: Bundle, content: np.ndarray, items: pd.DataFrame, n_real
 
 
 def _encoder_json(base: Bundle, items: pd.DataFrame, n_real: int) -> dict[str, Any]:
-    from shared.features import FeatureEncoder
+    from shared.model.features import FeatureEncoder
 
     enc = FeatureEncoder.load(base.path(L.FEATURES))
     d = enc.to_dict()
@@ -193,7 +201,7 @@ def _encoder_json(base: Bundle, items: pd.DataFrame, n_real: int) -> dict[str, A
 
 def _ranker_tables(base: Bundle, writer: BundleWriter, content: np.ndarray,
                    items: pd.DataFrame, n_real: int, rng: np.random.Generator) -> None:
-    from shared.ranker_features import TABLES_ARRAYS, TABLES_META, RankerFeatureTables
+    from shared.model.ranker_features import TABLES_ARRAYS, TABLES_META, RankerFeatureTables
 
     folder = base.path(L.RANKER).parent
     t = RankerFeatureTables.load(folder)
@@ -217,7 +225,7 @@ def _ranker_tables(base: Bundle, writer: BundleWriter, content: np.ndarray,
     shutil.copyfile(folder / TABLES_META, writer.path(f"{L.RANKER_DIR}/{TABLES_META}"))
 
 
-def _recall(index: AnnIndex | H.HnswIndex, vectors: np.ndarray, rng: np.random.Generator) -> float:
+def _recall(index: VectorIndex, vectors: np.ndarray, rng: np.random.Generator) -> float:
     q = np.asarray(vectors[np.sort(rng.choice(len(vectors), RECALL_QUERIES, replace=False))])
     q = q + rng.normal(0, 0.05, q.shape).astype(np.float32)  # near, not on, an item
     k = min(100, len(vectors))
@@ -237,7 +245,7 @@ def build_synthetic_bundle(out_root: Path, n_items: int, *, seed: int = 0,
             :func:`ensure_base_bundle`.
         progress: Log stages to stderr.
         hnsw: Also build HNSW graphs over both vector sets (None: for catalogues above
-            :data:`shared.ann.LARGE_CATALOGUE` items).
+            :data:`shared.model.search.annoy_index.LARGE_CATALOGUE` items).
 
     Raises:
         ConfigError: ``n_items`` is smaller than the base catalogue.

@@ -3,7 +3,7 @@
 The stage times are the ones :func:`training.pipeline.run_train` records in the
 bundle manifest (``components.timings_s``) of the base bundle the other
 benchmarks use; BERT throughput is measured here by encoding item texts of that
-bundle with the real :class:`~shared.text.TextEncoder` (after a warm-up).
+bundle with the real :class:`~shared.model.text.TextEncoder` (after a warm-up).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import log
-from shared import bundle_layout as L
-from shared.artifacts import load_bundle
+from shared.contracts import bundle_layout as L
+from shared.contracts.bundle import load_bundle
 
 LAST_STAGE = "annoy indexes + bundle"
 
@@ -49,7 +49,7 @@ def train_stages(bundle_path: Path, *, wall_s: float | None = None) -> dict[str,
 
 def bert_throughput(bundle_path: Path, n: int = 1000) -> dict[str, Any]:
     """Items per second of the real text encoder over ``n`` item texts of the bundle."""
-    from shared.text import TextEncoder, item_text
+    from shared.model.text import TextEncoder, item_text
 
     items = load_bundle(bundle_path, verify=False).load_parquet(L.ITEMS)
     rows = items.sample(n=min(n, len(items)), random_state=0, replace=False)

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from shared import bundle_layout as L
-from shared.artifacts import load_bundle
+from shared.contracts import bundle_layout as L
+from shared.contracts.bundle import load_bundle
 
 
 def user_histories(bundle_path: Path) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -25,8 +25,8 @@ def user_queries(bundle_path: Path, n: int, seed: int = 0) -> np.ndarray:
     random run of 3-30 consecutive items of a random known user's history, until
     there are ``n`` queries.
     """
-    from shared.features import FeatureEncoder
-    from shared.query_serving import QueryTowerRunner
+    from shared.model.features import FeatureEncoder
+    from shared.model.query_serving import QueryTowerRunner
 
     bundle = load_bundle(bundle_path, verify=False)
     encoder = FeatureEncoder.load(bundle.path(L.FEATURES))

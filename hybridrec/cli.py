@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from shared.errors import HybridrecError
+from shared.contracts.errors import HybridrecError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -123,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="offline evaluation against strong baselines")
     ev.add_argument("--data", default=default_data_path(), help="MovieLens folder or .zip")
-    ev.add_argument("--split", choices=["random", "temporal", "cold-items"], default="random")
+    ev.add_argument(
+        "--split", choices=["random", "temporal", "temporal-user", "cold-items"], default="random"
+    )
     ev.add_argument("--out", default="reports", help="folder for report.json/.md/.png")
     ev.add_argument("--item-text", default=None, help="CSV with an overview column")
     ev.add_argument("--seed", type=int, default=42)

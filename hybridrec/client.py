@@ -1,7 +1,7 @@
 """A small typed Python client for hybridrec's public gateway (``/v1``).
 
 :class:`HybridrecClient` (sync) and :class:`AsyncHybridrecClient` (async) have the
-same methods and return the shared pydantic models of :mod:`shared.schemas.v1`.
+same methods and return the shared pydantic models of :mod:`shared.contracts.public_v1`.
 Both build requests and parse answers through :class:`_Call`, so they differ only
 in how a request is sent. Every error (an error answer of the gateway, a network
 failure, a malformed answer) raises :class:`HybridrecClientError`.
@@ -26,8 +26,8 @@ import httpx
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from shared.errors import HybridrecError
-from shared.schemas.v1 import (
+from shared.contracts.errors import HybridrecError
+from shared.contracts.public_v1 import (
     EventAccepted,
     Health,
     ItemDetail,

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from urllib.parse import urlparse
 
-from shared.process_tuning import with_huge_pages
+from shared.serving.process_tuning import with_huge_pages
 
 APPS = {
     "gateway": "services.gateway.app:create_app",

@@ -1,6 +1,6 @@
 """Write the trained components into one versioned artifact bundle.
 
-The layout is :mod:`shared.bundle_layout`; each component saves itself into its
+The layout is :mod:`shared.contracts.bundle_layout`; each component saves itself into its
 folder and this module checks the files landed where the services look for them.
 """
 
@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shared import bundle_layout as L
-from shared.ann import AnnIndex, exact_topk, recall_at_k
-from shared.artifacts import BundleWriter
-from shared.errors import BundleError
-from shared.hnsw import HnswIndex
+from shared.contracts import bundle_layout as L
+from shared.contracts.bundle import BundleWriter
+from shared.contracts.errors import BundleError
+from shared.model.search import VectorIndex
+from shared.model.search.annoy_index import AnnIndex, exact_topk, recall_at_k
+from shared.model.search.hnsw import HnswIndex
 from training.data.dataset import Dataset
 from training.evaluation.base import EvalData
 from training.models.ranking_sources import user_histories
@@ -51,7 +52,7 @@ def _histories(edata: EvalData, ds: Dataset, max_len: int) -> list[list[int]]:
 
 
 def _ann_recall(
-    index: AnnIndex | HnswIndex, vectors: np.ndarray, queries: np.ndarray
+    index: VectorIndex, vectors: np.ndarray, queries: np.ndarray
 ) -> float:
     k = min(RECALL_K, len(vectors))
     ann_ids, _ = index.query_batch(queries, k)
@@ -192,7 +193,8 @@ def export_bundle(
         ]
         if missing:
             raise BundleError(
-                f"the training components did not write {missing}; shared/bundle_layout.py and "
+                f"the training components did not write {missing}; "
+                "shared/contracts/bundle_layout.py and "
                 "the components' save methods disagree"
             )
         return writer.finalize(

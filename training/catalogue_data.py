@@ -4,7 +4,9 @@ Evaluation splits index only the items that appear in a split; a serving bundle
 needs the whole catalogue (items nobody rated yet get content-only vectors). This
 module builds the same :class:`~training.evaluation.base.EvalData` structure over
 the full catalogue, with a per-user temporal holdout as validation (for early
-stopping and ranker selection) and an empty test part.
+stopping and ranker selection) and an empty test part. Item text follows the rule of
+evaluation (:mod:`training.data.view`): user tags count only for training (user, item)
+pairs, written no later than the tagging user's latest training interaction.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from shared.errors import DataError
+from shared.contracts.errors import DataError
 from training.data.dataset import Dataset
+from training.data.view import training_items
 from training.evaluation.base import EvalData
 
 
@@ -50,15 +53,18 @@ def catalogue_eval_data(
     """EvalData over every item of ``ds.items`` and every user with interactions.
 
     Args:
-        ds: The dataset (its items table is the catalogue).
+        ds: The dataset (its items table is the catalogue; its tag events give the
+            training pairs' user tags).
         train: Training interactions (canonical columns).
         valid: Validation interactions.
         seed: Recorded seed.
 
     Returns:
-        EvalData with ``item_ids`` = all catalogue ids (sorted), an empty test part.
+        EvalData with ``item_ids`` = all catalogue ids (sorted), an empty test part and
+        items whose user tags come from ``train`` pairs only.
     """
-    items = ds.items.sort_values("item_id", kind="stable").reset_index(drop=True)
+    items = training_items(ds, train, per_user_cutoff=True)
+    items = items.sort_values("item_id", kind="stable").reset_index(drop=True)
     item_ids = items["item_id"].to_numpy(np.int64)
     user_ids = np.unique(
         np.concatenate([train["user_id"].to_numpy(np.int64), valid["user_id"].to_numpy(np.int64)])

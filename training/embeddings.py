@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from shared.errors import DataError
-from shared.text import item_text
+from shared.contracts.errors import DataError
+from shared.model.text import item_text
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ DEFAULT_CHUNK = 512
 
 
 class Encoder(Protocol):
-    """What :func:`embed_items` needs from an encoder (``shared.text.TextEncoder``)."""
+    """What :func:`embed_items` needs from an encoder (``shared.model.text.TextEncoder``)."""
 
     @property
     def model_id(self) -> str: ...
@@ -57,7 +57,7 @@ def item_texts(items: pd.DataFrame) -> list[str]:
             used when present.
 
     Returns:
-        One text per row, in row order (see :func:`shared.text.item_text`).
+        One text per row, in row order (see :func:`shared.model.text.item_text`).
     """
     if "title" not in items.columns:
         raise DataError(
@@ -166,7 +166,7 @@ def embed_items(
     Args:
         items: Canonical items table (``item_id``, ``title``, ``year``,
             ``genres``, ``tags``, ``overview``), n rows.
-        encoder: A :class:`shared.text.TextEncoder` (or anything with
+        encoder: A :class:`shared.model.text.TextEncoder` (or anything with
             ``model_id`` and ``encode``).
         cache_dir: Cache parent folder; None disables caching.
         chunk_size: Texts handed to the encoder per call (progress granularity).

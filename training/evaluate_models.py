@@ -4,40 +4,134 @@ They need the split's item content (BERT vectors of ``data.items``), so they are
 made by factories that receive the :class:`EvalData`, unlike the baselines.
 Names: ``content`` (history vs BERT vectors), ``twotower`` (retrieval model alone;
 cold items use its content-only path), ``twostage`` (the full system: retrieval
-sources + ranker, reported beside its own retrieval-only order).
+sources + ranker, reported beside its own retrieval-only order), and the
+``contentpopularity`` peer (it needs the same content vectors).
+
+Every choice of the two-stage system is made on validation (never on test):
+
+* the EASE source's λ: the dense EASE grid on validation NDCG@10;
+* the variants in :data:`TWO_STAGE_VARIANTS` (candidate sources, ranker ID
+  embeddings, candidate count): :class:`ValidationChoice` fits each, keeps the
+  best on validation NDCG@10 and records every variant's validation score;
+* inside each fit, the ranker's epoch (early stopping on validation).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from training.evaluation.base import EvalData
+from training.evaluation.harness import evaluate
 
 HYBRID_MODELS = ("content", "twotower", "twostage")
 DEFAULT_HYBRID: dict[str, tuple[str, ...]] = {
     "random": ("content", "twostage"),
     "temporal": ("content", "twostage"),
+    "temporal-user": ("content", "twostage"),
     "cold-items": ("content", "twotower"),
 }
+
+#: Two-stage variants tried on validation: label -> (sources, ranker overrides,
+#: pipeline overrides). ``sources`` None = the split's default (the two-tower
+#: source only on time splits).
+Variant = tuple[Sequence[str] | None, dict[str, Any], dict[str, Any]]
+TWO_STAGE_VARIANTS: dict[str, Variant] = {
+    "default": (None, {}, {}),
+    "ids": (None, {"use_ids": True}, {}),
+}
+#: A quick variant set for ``--quick-choice`` runs and tests.
+QUICK_VARIANTS: dict[str, Variant] = {"default": (None, {}, {})}
 
 
 def content_vectors(data: EvalData, cache_dir: str | Path | None = None) -> np.ndarray:
     """[n_items, 384] BERT vectors of the split's items (cached on disk)."""
-    from shared.text import TextEncoder
+    from shared.model.text import TextEncoder
     from training.embeddings import embed_items
 
     cache = Path(cache_dir or os.environ.get("HYBRIDREC_CACHE_DIR", ".cache/hybridrec"))
     return embed_items(data.items, TextEncoder(), cache / "embeddings")
 
 
-def build_hybrid(names: tuple[str, ...], data: EvalData, seed: int) -> list[Any]:
-    """Unfitted hybridrec models for ``data``."""
+class ValidationChoice:
+    """Fits every variant and keeps the one with the best validation NDCG@10.
+
+    Args:
+        variants: Label -> factory of an unfitted Recommender.
+        name: Report name.
+        chosen_before: Choices made before (recorded with the variant scores).
+    """
+
+    def __init__(self, variants: dict[str, Callable[[], Any]], name: str,
+                 chosen_before: dict[str, Any] | None = None) -> None:
+        self.name = name
+        self.variants = dict(variants)
+        self.chosen: Any = None
+        self.chosen_before = dict(chosen_before or {})
+        self.hyperparameters: dict[str, Any] = dict(self.chosen_before)
+
+    def fit(self, data: EvalData) -> None:
+        """Fit each variant on ``data`` (train + valid only); keep the best on validation."""
+        scores: dict[str, float] = {}
+        best: tuple[str, Any] | None = None
+        for label, factory in self.variants.items():
+            model = factory()
+            model.fit(data)
+            scores[label] = evaluate(model, data, stage="valid", ks=(10,),
+                                     progress=False)["ndcg@10"]
+            if best is None or scores[label] > scores[best[0]]:
+                best = (label, model)
+        assert best is not None
+        self.chosen = best[1]
+        self.hyperparameters = {
+            **self.chosen_before, "chosen_variant": best[0], "valid_ndcg@10_by_variant": scores,
+            **dict(getattr(self.chosen, "hyperparameters", {}) or {})}
+
+    def score(self, user_idx: np.ndarray) -> np.ndarray:
+        """The chosen variant's scores."""
+        return np.asarray(self.chosen.score(user_idx), dtype=np.float32)
+
+
+class ChosenRetrievalOnly:
+    """The chosen two-stage variant's candidates in retrieval order (no ranker)."""
+
+    def __init__(self, choice: ValidationChoice, name: str) -> None:
+        self.name = name
+        self.choice = choice
+        self.hyperparameters: dict[str, Any] = {"order": "fused reciprocal rank"}
+
+    def fit(self, data: EvalData) -> None:
+        """Fit the choice unless it already is fitted."""
+        if self.choice.chosen is None:
+            self.choice.fit(data)
+        self.hyperparameters["sources"] = list(self.choice.chosen.source_names)
+
+    def score(self, user_idx: np.ndarray) -> np.ndarray:
+        """Candidates in fused order above the rest."""
+        return np.asarray(self.choice.chosen.score(user_idx, use_ranker=False), np.float32)
+
+
+def ease_lambda_on_valid(data: EvalData) -> tuple[float, dict[str, Any]]:
+    """λ of the EASE source: the dense EASE's validation grid search."""
+    from training.evaluation.baselines import EASE
+
+    ease = EASE(name="EASE source")
+    ease.fit(data)
+    return float(ease.hyperparameters["lambda"]), ease.hyperparameters["search"]
+
+
+def build_hybrid(names: tuple[str, ...], data: EvalData, seed: int,
+                 variants: dict[str, Variant] | None = None) -> list[Any]:
+    """Unfitted hybridrec models (and the content-based peers) for ``data``."""
     if not names:
         return []
+    from training.evaluation.peers import ContentPopularity
     from training.models.ranking_sources import ContentRecommender, default_sources
     from training.models.retrieval_recommenders import TwoTowerRecommender
     from training.models.towers import TwoTowerConfig
@@ -51,16 +145,29 @@ def build_hybrid(names: tuple[str, ...], data: EvalData, seed: int) -> list[Any]
             out.append(ContentRecommender(content, name="Content (BERT)"))
         elif name == "twotower":
             out.append(TwoTowerRecommender(tt_cfg, content, name="TwoTower"))
+        elif name == "contentpopularity":
+            out.append(ContentPopularity(content, seed=seed))
         elif name == "twostage":
-            # The two-tower source helps the temporal protocol (next items) and was
-            # slower and worse on validation for the random one, so it is left out there.
-            ts = TwoStageRecommender(
-                default_sources(
-                    content, two_tower=data.split == "temporal", two_tower_config=tt_cfg
-                ),
-                content,
-                TwoStageConfig(seed=seed),
+            lam, search = ease_lambda_on_valid(data)
+            time_split = str(data.split).startswith("temporal")
+
+            def factory(v: Variant, lam: float = lam, time_split: bool = time_split
+                        ) -> TwoStageRecommender:
+                sources, ranker_over, cfg_over = v
+                base = TwoStageConfig(seed=seed)
+                cfg = dataclasses.replace(
+                    base, ranker=dataclasses.replace(base.ranker, **ranker_over), **cfg_over)
+                specs = default_sources(content, two_tower=time_split,
+                                        two_tower_config=tt_cfg, ease_lambda=lam,
+                                        names=sources)
+                return TwoStageRecommender(specs, content, cfg, name="hybridrec two-stage")
+
+            makers: dict[str, Callable[[], Any]] = {
+                label: functools.partial(factory, v)
+                for label, v in (variants or TWO_STAGE_VARIANTS).items()}
+            choice = ValidationChoice(
+                makers,
                 name="hybridrec two-stage",
-            )
-            out += [ts, ts.retrieval_only("hybridrec retrieval only")]
+                chosen_before={"ease_source_lambda": lam, "ease_source_search": search})
+            out += [choice, ChosenRetrievalOnly(choice, "hybridrec retrieval only")]
     return out

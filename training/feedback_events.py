@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from shared.errors import DataError
+from shared.contracts.errors import DataError
 from shared.stores.export import COLUMNS
 from training.data.dataset import INTERACTION_COLUMNS, Dataset
 

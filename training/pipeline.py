@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from shared.errors import ConfigError
+from shared.contracts.errors import ConfigError
 from training.catalogue_data import catalogue_eval_data, serving_interactions, temporal_holdout
 from training.feedback_events import DEFAULT_IMPLICIT_RATING, fold_events, read_events
 from training.models.ranker import RankerConfig
@@ -34,11 +34,12 @@ class TrainConfig:
         valid_frac: Latest share of each user's interactions held out for early stopping.
         text_model: Sentence-transformers model name or path (None = bundled MiniLM).
         ann_n_trees: Annoy trees of both indexes (None: by catalogue size and vector
-            width, :func:`shared.ann.params_for_catalogue`).
+            width, :func:`shared.model.search.annoy_index.params_for_catalogue`).
         ann_search_k: Annoy search_k recorded for serving (None: likewise).
         hnsw: Also build HNSW graphs over both vector sets; retrieval serves from them
             for catalogues too large for exact search (None: above
-            :data:`shared.ann.LARGE_CATALOGUE` items; ``--hnsw`` / ``--no-hnsw``).
+            :data:`shared.model.search.annoy_index.LARGE_CATALOGUE` items;
+            ``--hnsw`` / ``--no-hnsw``).
         ease_max_items: The EASE source is used only up to this catalogue size (O(n^2) memory).
         popular_size: Items in the gateway's popular fallback list.
         two_tower: Overrides of :class:`TwoTowerConfig`.
@@ -79,14 +80,14 @@ class TrainConfig:
 
     def ann_params(self, n_items: int, dim: int) -> tuple[int, int]:
         """``(n_trees, search_k)`` of an index over ``n_items`` vectors of width ``dim``."""
-        from shared.ann import params_for_catalogue
+        from shared.model.search.annoy_index import params_for_catalogue
 
         n_trees, search_k = params_for_catalogue(n_items, dim)
         return self.ann_n_trees or n_trees, self.ann_search_k or search_k
 
     def wants_hnsw(self, n_items: int) -> bool:
         """Whether the bundle gets HNSW graphs: as configured, else above 100k items."""
-        from shared.ann import LARGE_CATALOGUE
+        from shared.model.search.annoy_index import LARGE_CATALOGUE
 
         return self.hnsw if self.hnsw is not None else n_items > LARGE_CATALOGUE
 
@@ -135,7 +136,7 @@ def run_train(
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import keras
 
-    from shared.text import TextEncoder
+    from shared.model.text import TextEncoder
     from training.bundle_export import export_bundle
     from training.data import load_dataset
     from training.embeddings import embed_items

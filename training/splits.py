@@ -1,25 +1,38 @@
 """Deterministic train/valid/test splits of a :class:`~training.data.dataset.Dataset`.
 
-Every kind first preprocesses the interactions the same way:
-
-1. keep ratings ``>= min_rating`` (``None`` keeps all) – implicit feedback;
-2. iterated k-core: drop users and items with fewer than ``k_core`` interactions,
-   again and again until nothing changes (``k_core=0`` turns it off).
-
-Then:
+Every kind first keeps ratings ``>= min_rating`` (``None`` keeps all): implicit
+feedback. The iterated k-core filter (drop users and items with fewer than ``k_core``
+interactions, again and again until nothing changes; ``k_core=0`` turns it off) runs
+on all the data for ``random`` and ``temporal-user``, and on the training side only
+for ``temporal`` and ``cold-items``, so that no future or held-out interaction decides
+what stays in training.
 
 * ``random`` – per user, a seeded shuffle, then train/valid/test by ratio
   (80/10/10 by default: RecBole's published ML-1M protocol). Counts follow
   RecBole's ``split_by_ratio``: ``int(frac * n)`` per part, bumped to 1 when the
   fraction is between 0 and 1 and the user keeps at least two train rows, so
   every user keeps at least one train interaction.
-* ``temporal`` – per user, sorted by ``(timestamp, item_id)`` (ties broken by item
-  id): the last 20% are test, the last 10% of the rest are validation.
+* ``temporal`` – one global time cutoff. Test is every interaction after the
+  ``1 - test_frac`` (0.9) quantile of all timestamps, validation the ``valid_frac``
+  (0.1) slice of all interactions just before it, train everything earlier. k-core
+  runs on train; validation and test keep only users and items that have training
+  interactions (users with training history; items a model can have learnt).
+  :attr:`Split.cutoff` is the first second of the test period: nothing a model
+  sees (interactions, tags) is from then on.
+* ``temporal-user`` – the per-user variant: each user's interactions sorted by
+  ``(timestamp, item_id)``; the last 20% are test, the last 10% of the rest are
+  validation. Training data of one user can postdate another user's test
+  interactions, so it is not a time cut; it is kept for comparison.
 * ``cold-items`` – ``cold_frac`` (10%) of the items with at least
-  ``cold_min_ratings`` (5) ratings are drawn with the seed and held out of
-  training entirely: all their interactions are test. The other interactions are
-  split per user into train/valid as in ``random`` (90/10 by default, for
-  tuning). Evaluation then ranks only the held-out items.
+  ``cold_min_ratings`` (5) ratings (at or above ``min_rating``) are drawn with the
+  seed and held out BEFORE any k-core filter: all their interactions are test. The
+  other interactions are k-cored, then split per user into train/valid as in
+  ``random`` (90/10 by default, for tuning). Test keeps the held-out items'
+  interactions of users with training history. Evaluation then ranks only the
+  held-out items.
+
+Whatever the kind, features and item text come from the split's training view
+(:func:`training.data.view.split_view`).
 """
 
 from __future__ import annotations
@@ -30,16 +43,17 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from shared.errors import ConfigError, DataError
+from shared.contracts.errors import ConfigError, DataError
 from training.data.dataset import INTERACTION_COLUMNS, Dataset
 
-SplitKind = Literal["random", "temporal", "cold-items"]
-SPLIT_KINDS: tuple[str, ...] = ("random", "temporal", "cold-items")
+SplitKind = Literal["random", "temporal", "temporal-user", "cold-items"]
+SPLIT_KINDS: tuple[str, ...] = ("random", "temporal", "temporal-user", "cold-items")
 
 #: Default (valid_frac, test_frac) per kind; ``test_frac`` is unused by cold-items.
 _DEFAULT_FRACS: dict[str, tuple[float, float]] = {
     "random": (0.1, 0.1),
-    "temporal": (0.1, 0.2),
+    "temporal": (0.1, 0.1),
+    "temporal-user": (0.1, 0.2),
     "cold-items": (0.1, 0.0),
 }
 
@@ -53,11 +67,14 @@ class Split:
             ``rating``, ``timestamp``), sorted by user then time.
         valid: Validation interactions, for tuning hyperparameters.
         test: Test interactions; never read while fitting.
-        kind: ``random``, ``temporal`` or ``cold-items``.
+        kind: ``random``, ``temporal``, ``temporal-user`` or ``cold-items``.
         seed: Seed used for shuffles and the cold-item draw.
         params: Every setting that produced the split (resolved defaults included)
             plus row counts, for reports.
         cold_items: Held-out item ids (sorted int64) for ``cold-items``, else None.
+        cutoff: For ``temporal``, the first timestamp of the test period: every test
+            interaction is at or after it, every train and validation interaction and
+            every tag a model may see is before it. None for the other kinds.
     """
 
     train: pd.DataFrame
@@ -67,6 +84,7 @@ class Split:
     seed: int
     params: dict[str, Any] = field(default_factory=dict)
     cold_items: np.ndarray | None = None
+    cutoff: int | None = None
 
     def summary(self) -> dict[str, Any]:
         """Row, user and item counts per part, for logs and reports."""
@@ -97,6 +115,11 @@ def preprocess(
         The filtered rows (canonical columns, fresh index), every user and item
         with at least ``k_core`` interactions.
     """
+    return k_core_filter(threshold(interactions, min_rating), k_core)
+
+
+def threshold(interactions: pd.DataFrame, min_rating: float | None) -> pd.DataFrame:
+    """The canonical columns of the rows with ``rating >= min_rating`` (None keeps all)."""
     missing = [c for c in INTERACTION_COLUMNS if c not in interactions.columns]
     if missing:
         raise DataError(
@@ -106,6 +129,11 @@ def preprocess(
     df = interactions.loc[:, list(INTERACTION_COLUMNS)]
     if min_rating is not None:
         df = df[df["rating"] >= min_rating]
+    return df.reset_index(drop=True)
+
+
+def k_core_filter(df: pd.DataFrame, k_core: int) -> pd.DataFrame:
+    """Iterated k-core: users and items with fewer than ``k_core`` rows go, until stable."""
     if k_core < 0:
         raise ConfigError(f"k_core must be >= 0, got {k_core}; use 0 to turn the filter off.")
     if k_core > 1:
@@ -200,17 +228,19 @@ def make_split(
 
     Args:
         ds: The dataset.
-        kind: ``random``, ``temporal`` or ``cold-items`` (see module docstring).
+        kind: ``random``, ``temporal``, ``temporal-user`` or ``cold-items`` (see
+            module docstring).
         seed: Seed for the per-user shuffle and the cold-item draw.
         min_rating: Keep ratings ``>=`` this (None keeps all).
         k_core: Iterated k-core threshold for users and items (0 = off).
         valid_frac: Validation fraction; default 0.1 for every kind (for
-            ``temporal``, 10% of what remains after the test part).
-        test_frac: Test fraction; default 0.1 (random), 0.2 (temporal); unused by
-            cold-items, whose test part is the held-out items' interactions.
+            ``temporal-user``, 10% of what remains after the test part).
+        test_frac: Test fraction; default 0.1 (random, temporal), 0.2
+            (temporal-user); unused by cold-items, whose test part is the held-out
+            items' interactions.
         cold_frac: Fraction of eligible items held out (cold-items only).
-        cold_min_ratings: Items need at least this many ratings (after
-            preprocessing) to be eligible for hold-out (cold-items only).
+        cold_min_ratings: Items need at least this many ratings ``>= min_rating``
+            (before any k-core filter) to be eligible for hold-out (cold-items only).
 
     Returns:
         The :class:`Split`.
@@ -230,7 +260,11 @@ def make_split(
         )
     if not 0 < cold_frac < 1:
         raise ConfigError(f"cold_frac must be in (0, 1), got {cold_frac}.")
-    df = preprocess(ds.interactions, min_rating=min_rating, k_core=k_core)
+    if k_core < 0:
+        raise ConfigError(f"k_core must be >= 0, got {k_core}; use 0 to turn the filter off.")
+    df = threshold(ds.interactions, min_rating)
+    if kind in ("random", "temporal-user"):
+        df = k_core_filter(df, k_core)
     if df.empty:
         raise DataError(
             f"no interactions left in {ds.name!r} after min_rating={min_rating} and "
@@ -239,16 +273,15 @@ def make_split(
     params: dict[str, Any] = {
         "min_rating": min_rating,
         "k_core": k_core,
+        "k_core_on": "all" if kind in ("random", "temporal-user") else "train",
         "valid_frac": vf,
-        "n_interactions_after_filter": len(df),
-        "n_users_after_filter": int(df["user_id"].nunique()),
-        "n_items_after_filter": int(df["item_id"].nunique()),
     }
     cold: np.ndarray | None = None
+    cutoff: int | None = None
     if kind == "random":
         params["test_frac"] = tf
         labels = _assign_by_position(df, _random_order(df, seed), vf, tf)
-    elif kind == "temporal":
+    elif kind == "temporal-user":
         params["test_frac"] = tf
         users = df["user_id"].to_numpy()
         order = np.lexsort((df["item_id"].to_numpy(), df["timestamp"].to_numpy(), users))
@@ -257,23 +290,22 @@ def make_split(
         out = np.empty_like(labels)
         out[order] = labels
         labels = out
+    elif kind == "temporal":
+        params["test_frac"] = tf
+        df, labels, cutoff = _global_time_cut(df, vf, tf, k_core, params)
     else:
-        params.update(cold_frac=cold_frac, cold_min_ratings=cold_min_ratings)
-        counts = df.groupby("item_id").size()
-        eligible = np.sort(counts.index[counts >= cold_min_ratings].to_numpy(np.int64))
-        n_cold = round(cold_frac * len(eligible))
-        if n_cold < 1:
-            raise DataError(
-                f"cold-items split needs items with >= {cold_min_ratings} ratings; "
-                f"{len(eligible)} qualify, too few to hold out {cold_frac:.0%}. "
-                "Use a larger dataset or lower cold_min_ratings."
-            )
-        rng = np.random.default_rng(seed)
-        cold = np.sort(rng.choice(eligible, size=n_cold, replace=False)).astype(np.int64)
-        is_cold = df["item_id"].isin(cold).to_numpy()
-        warm = df[~is_cold]
-        labels = np.full(len(df), 2, dtype=np.int8)
-        labels[~is_cold] = _assign_by_position(warm, _random_order(warm, seed), vf, 0.0)
+        df, labels, cold = _hold_out_items(df, seed, vf, k_core, cold_frac, cold_min_ratings,
+                                           params)
+    if not (labels == 0).any():
+        raise DataError(
+            f"the {kind} split of {ds.name!r} left no training interactions after "
+            f"min_rating={min_rating} and k_core={k_core}; lower them or use more data."
+        )
+    params.update(
+        n_interactions_after_filter=len(df),
+        n_users_after_filter=int(df["user_id"].nunique()),
+        n_items_after_filter=int(df["item_id"].nunique()),
+    )
     split = Split(
         train=_finish(df, labels == 0),
         valid=_finish(df, labels == 1),
@@ -282,9 +314,83 @@ def make_split(
         seed=seed,
         params=params,
         cold_items=cold,
+        cutoff=cutoff,
     )
     split.params["counts"] = split.summary()
     return split
+
+
+def _time_quantile(ts: np.ndarray, q: float) -> int:
+    """The timestamp at quantile ``q`` (an observed value; ``q >= 1`` gives the last)."""
+    ordered = np.sort(ts)
+    return int(ordered[min(len(ordered) - 1, max(0, int(np.ceil(q * len(ordered))) - 1))])
+
+
+def _global_time_cut(
+    df: pd.DataFrame, vf: float, tf: float, k_core: int, params: dict[str, Any]
+) -> tuple[pd.DataFrame, np.ndarray, int]:
+    """One time cutoff for everybody; k-core on train; held-out rows of known users/items.
+
+    Returns:
+        The kept rows, their labels (0 train, 1 valid, 2 test) and the test cutoff.
+    """
+    ts = df["timestamp"].to_numpy(np.int64)
+    q_test = _time_quantile(ts, 1.0 - tf)
+    q_valid = _time_quantile(ts, 1.0 - tf - vf)
+    cutoff, valid_cutoff = q_test + 1, q_valid + 1
+    train = k_core_filter(df[ts < valid_cutoff], k_core)
+    held = df[ts >= valid_cutoff]
+    known = held["user_id"].isin(train["user_id"]) & held["item_id"].isin(train["item_id"])
+    held_ts = held["timestamp"].to_numpy(np.int64)
+    is_test = held_ts >= cutoff
+    params.update(
+        cutoff=cutoff,
+        valid_cutoff=valid_cutoff,
+        test_dropped_unknown_user_or_item=int((~known.to_numpy() & is_test).sum()),
+        valid_dropped_unknown_user_or_item=int((~known.to_numpy() & ~is_test).sum()),
+    )
+    held = held[known.to_numpy()]
+    out = pd.concat([train, held], ignore_index=True)
+    labels = np.concatenate([
+        np.zeros(len(train), dtype=np.int8),
+        np.where(held["timestamp"].to_numpy(np.int64) >= cutoff, 2, 1).astype(np.int8),
+    ])
+    return out, labels, cutoff
+
+
+def _hold_out_items(
+    df: pd.DataFrame, seed: int, vf: float, k_core: int, cold_frac: float,
+    cold_min_ratings: int, params: dict[str, Any],
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Draw the cold items before any k-core, k-core the rest, split it per user.
+
+    Returns:
+        The kept rows, their labels and the held-out item ids that have test rows.
+    """
+    params.update(cold_frac=cold_frac, cold_min_ratings=cold_min_ratings)
+    counts = df.groupby("item_id").size()
+    eligible = np.sort(counts.index[counts >= cold_min_ratings].to_numpy(np.int64))
+    n_cold = round(cold_frac * len(eligible))
+    if n_cold < 1:
+        raise DataError(
+            f"cold-items split needs items with >= {cold_min_ratings} ratings; "
+            f"{len(eligible)} qualify, too few to hold out {cold_frac:.0%}. "
+            "Use a larger dataset or lower cold_min_ratings."
+        )
+    rng = np.random.default_rng(seed)
+    drawn = np.sort(rng.choice(eligible, size=n_cold, replace=False)).astype(np.int64)
+    is_cold = df["item_id"].isin(drawn).to_numpy()
+    warm = k_core_filter(df[~is_cold], k_core)
+    warm_labels = _assign_by_position(warm, _random_order(warm, seed), vf, 0.0)
+    train_users = warm["user_id"].to_numpy()[warm_labels == 0]
+    test = df[is_cold]
+    test = test[test["user_id"].isin(train_users).to_numpy()]
+    cold = np.unique(test["item_id"].to_numpy(np.int64))
+    params.update(n_cold_drawn=int(n_cold), n_cold_with_test=len(cold),
+                  n_eligible_items=len(eligible))
+    out = pd.concat([warm, test], ignore_index=True)
+    labels = np.concatenate([warm_labels, np.full(len(test), 2, dtype=np.int8)])
+    return out, labels, cold
 
 
 def _temporal_labels(users_sorted: np.ndarray, valid_frac: float, test_frac: float) -> np.ndarray:

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 
 from services.gateway.deps import AdminKeyDep, StackReloadDep
-from shared.admin_deps import RELOAD_EXAMPLES
-from shared.schemas.admin_v1 import ReloadRequest, StackBundles, StackReloadResult
-from shared.schemas.v1 import ErrorResponse
-from shared.service_app import ERROR_RESPONSES, request_id_of
+from shared.contracts.admin_v1 import ReloadRequest, StackBundles, StackReloadResult
+from shared.contracts.public_v1 import ErrorResponse
+from shared.serving.admin_deps import RELOAD_EXAMPLES
+from shared.serving.app_factory import ERROR_RESPONSES, request_id_of
 
 ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,

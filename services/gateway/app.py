@@ -13,19 +13,20 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Gauge
 
+from services.gateway import status, ui
 from services.gateway.admin import router as admin_router
 from services.gateway.core import GatewayCore, PopularFallback
 from services.gateway.reload import StackReload, load_popular, popular_reloader
 from services.gateway.result_cache import ResultCache
 from services.gateway.routes import router
 from services.gateway.settings import GatewaySettings, get_settings
-from shared.bundle_reload import reload_metrics
-from shared.clients import RankingClient, RetrievalClient
-from shared.errors import HybridrecError
-from shared.process_tuning import freeze_heap
-from shared.schemas.v1 import Health
-from shared.service_app import create_app as create_base_app
-from shared.service_app import ready_response, stop_task
+from shared.contracts.errors import HybridrecError
+from shared.contracts.public_v1 import Health
+from shared.serving.app_factory import create_app as create_base_app
+from shared.serving.app_factory import ready_response, stop_task
+from shared.serving.clients import RankingClient, RetrievalClient
+from shared.serving.process_tuning import freeze_heap
+from shared.serving.reload import reload_metrics
 from shared.stores.events import EventLog
 from shared.stores.redis_conn import RedisGuard
 
@@ -144,6 +145,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
     app.include_router(router)
     app.include_router(admin_router)
+    status.install(app)  # /v1/status, /v1/users/{user_id}/history
+    ui.install(app)  # the dashboard at /ui
 
     @app.get(
         "/health/ready",

@@ -17,15 +17,14 @@ from typing import Any
 
 from services.gateway.history import PendingHistory
 from services.gateway.result_cache import CacheStatus, ResultCache, with_request_id
-from shared.artifacts import load_bundle
-from shared.clients import RankingClient, RetrievalClient
-from shared.errors import DependencyUnavailableError, NotFoundError
-from shared.schemas.internal_v1 import (
+from shared.contracts.bundle import load_bundle
+from shared.contracts.errors import DependencyUnavailableError, NotFoundError
+from shared.contracts.internal_v1 import (
     CandidateColumns,
     CandidatesRequest,
     RankRequest,
 )
-from shared.schemas.v1 import (
+from shared.contracts.public_v1 import (
     MAX_IDS,
     Degraded,
     EventAccepted,
@@ -34,9 +33,10 @@ from shared.schemas.v1 import (
     Recommendations,
     ScoredItem,
 )
+from shared.serving.clients import RankingClient, RetrievalClient
+from shared.serving.timing import stage
 from shared.stores.events import EventLog
 from shared.stores.redis_conn import RedisGuard
-from shared.timing import stage
 
 log = logging.getLogger("hybridrec.gateway")
 

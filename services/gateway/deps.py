@@ -11,7 +11,7 @@ from fastapi.security import APIKeyHeader
 from services.gateway.core import GatewayCore
 from services.gateway.reload import StackReload
 from services.gateway.settings import GatewaySettings, get_settings
-from shared.errors import NotReadyError, UnauthorizedError
+from shared.contracts.errors import NotReadyError, UnauthorizedError
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
 

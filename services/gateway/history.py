@@ -17,9 +17,9 @@ import logging
 from collections import OrderedDict
 from typing import Any
 
-from shared.clients import RetrievalClient
-from shared.errors import DependencyUnavailableError, NotFoundError
-from shared.schemas.v1 import MAX_IDS
+from shared.contracts.errors import DependencyUnavailableError, NotFoundError
+from shared.contracts.public_v1 import MAX_IDS
+from shared.serving.clients import RetrievalClient
 
 log = logging.getLogger("hybridrec.gateway")
 

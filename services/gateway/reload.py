@@ -25,17 +25,17 @@ import httpx
 
 from services.gateway.core import GatewayCore, PopularFallback
 from services.gateway.settings import GatewaySettings
-from shared import bundle_layout as L
-from shared.artifacts import Bundle, load_bundle, resolve_bundle, sha256_file
-from shared.bundle_reload import BundleReloader, ReloadInProgressError, ReloadMetrics
-from shared.errors import BundleError, DependencyUnavailableError, HybridrecError
-from shared.schemas.admin_v1 import (
+from shared.contracts import bundle_layout as L
+from shared.contracts.admin_v1 import (
     BundleStatus,
     ReloadRequest,
     ReloadResult,
     StackBundles,
     StackReloadResult,
 )
+from shared.contracts.bundle import Bundle, load_bundle, resolve_bundle, sha256_file
+from shared.contracts.errors import BundleError, DependencyUnavailableError, HybridrecError
+from shared.serving.reload import BundleReloader, ReloadInProgressError, ReloadMetrics
 
 log = logging.getLogger("hybridrec.gateway")
 ADMIN_TIMEOUT_S = 600.0  # a reload hashes and loads a whole bundle

@@ -31,7 +31,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from shared.schemas.v1 import RecommendationRequest
+from shared.contracts.public_v1 import RecommendationRequest
 from shared.stores.redis_conn import RedisGuard, RedisUnavailable, key
 
 log = logging.getLogger("hybridrec.gateway")

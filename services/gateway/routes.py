@@ -11,7 +11,8 @@ from pydantic import ValidationError as PydanticValidationError
 
 from services.gateway.core import GatewayCore
 from services.gateway.deps import ApiKeyDep, CoreDep
-from shared.schemas.v1 import (
+from services.gateway.traffic import count_degraded
+from shared.contracts.public_v1 import (
     MAX_K,
     EventAccepted,
     EventIn,
@@ -22,7 +23,7 @@ from shared.schemas.v1 import (
     Recommendations,
     SimilarItems,
 )
-from shared.service_app import ERROR_RESPONSES, request_id_of
+from shared.serving.app_factory import ERROR_RESPONSES, request_id_of
 
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,
@@ -108,6 +109,7 @@ async def _answer(core: GatewayCore, req: RecommendationRequest, request: Reques
     no_cache = "no-cache" in request.headers.get("cache-control", "").lower()
     body, status = await core.recommend_body(req, request_id_of(request), use_cached=not no_cache)
     request.app.state.result_cache_answers.labels(status).inc()
+    count_degraded(request.app, body)
     return Response(body, media_type="application/json", headers={CACHE_HEADER: status})
 
 

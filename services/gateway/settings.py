@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from shared.config import ServiceSettings
+from shared.serving.settings import ServiceSettings
 
 
 class GatewaySettings(ServiceSettings):

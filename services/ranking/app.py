@@ -13,14 +13,14 @@ from fastapi.responses import JSONResponse
 from services.ranking.engine import RankingEngine
 from services.ranking.routes import router
 from services.ranking.settings import RankingSettings, get_settings
-from shared.admin_routes import admin_router
-from shared.bundle_reload import BundleReloader, reload_metrics
-from shared.json_body import register_schemas
-from shared.process_tuning import freeze_heap, limit_compute_threads
-from shared.schemas.internal_v1 import RankRequest
-from shared.schemas.v1 import Health
-from shared.service_app import bundle_check, load_engine, ready_response, stop_task
-from shared.service_app import create_app as create_base_app
+from shared.contracts.internal_v1 import RankRequest
+from shared.contracts.public_v1 import Health
+from shared.serving.admin_routes import admin_router
+from shared.serving.app_factory import bundle_check, load_engine, ready_response, stop_task
+from shared.serving.app_factory import create_app as create_base_app
+from shared.serving.json_body import register_schemas
+from shared.serving.process_tuning import freeze_heap, limit_compute_threads
+from shared.serving.reload import BundleReloader, reload_metrics
 
 log = logging.getLogger("hybridrec.ranking")
 

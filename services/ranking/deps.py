@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 
 from services.ranking.engine import RankingEngine
 from services.ranking.settings import RankingSettings, get_settings
-from shared.errors import NotReadyError
+from shared.contracts.errors import NotReadyError
 
 SettingsDep = Annotated[RankingSettings, Depends(get_settings)]
 

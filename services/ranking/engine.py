@@ -1,10 +1,10 @@
 """The ranking service's state: the ranker, its feature tables, the catalogue.
 
 A request's candidates arrive with every retrieval source's score and rank; the
-engine rebuilds the :class:`~shared.candidates.CandidateSet` exactly as training
-saw it, computes the features with :func:`shared.ranker_features.candidate_features`
+engine rebuilds the :class:`~shared.model.candidates.CandidateSet` exactly as training
+saw it, computes the features with :func:`shared.model.ranker_features.candidate_features`
 and scores them with a fixed numpy forward pass, BLAS single-threaded (no
-``model.predict``; see :mod:`shared.ranker_serving`). Fresh items
+``model.predict``; see :mod:`shared.model.ranker_serving`). Fresh items
 (added after the bundle was built) have no learned features: they keep their
 retrieval position, scored just above the catalogue candidate they displaced.
 """
@@ -16,14 +16,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from services.ranking.settings import RankingSettings
-from shared import bundle_layout as L
-from shared.artifacts import Bundle, load_bundle
-from shared.candidates import CandidateSet
-from shared.catalogue import Catalogue
-from shared.ranker_features import RankerFeatureTables
-from shared.ranker_serving import RankerScorer
-from shared.schemas.internal_v1 import RankRequest, RankResponse
-from shared.timing import stage
+from shared.contracts import bundle_layout as L
+from shared.contracts.bundle import Bundle, load_bundle
+from shared.contracts.internal_v1 import RankRequest, RankResponse
+from shared.model.candidates import CandidateSet
+from shared.model.catalogue import Catalogue
+from shared.model.ranker_features import RankerFeatureTables
+from shared.model.ranker_serving import RankerScorer
+from shared.serving.timing import stage
 
 
 class RankingEngine:

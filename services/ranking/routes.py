@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 
 from services.ranking.deps import EngineDep
-from shared.json_body import documented_body, json_body
-from shared.schemas.internal_v1 import RankRequest, RankResponse
-from shared.service_app import ERROR_RESPONSES
+from shared.contracts.internal_v1 import RankRequest, RankResponse
+from shared.serving.app_factory import ERROR_RESPONSES
+from shared.serving.json_body import documented_body, json_body
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
-#: Parsed from the raw bytes in one pass (see shared.json_body).
+#: Parsed from the raw bytes in one pass (see shared.serving.json_body).
 RankBody = Annotated[RankRequest, Depends(json_body(RankRequest))]
 
 

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 from pydantic import Field
 
-from shared.config import ServiceSettings
+from shared.serving.settings import ServiceSettings
 
 
 class RankingSettings(ServiceSettings):

@@ -13,15 +13,13 @@ from fastapi.responses import JSONResponse
 from services.retrieval.engine import RetrievalEngine
 from services.retrieval.routes import router
 from services.retrieval.settings import RetrievalSettings, get_settings
-from shared.admin_routes import admin_router
-from shared.artifacts import Bundle, load_bundle
-from shared.bundle_reload import BundleReloader, reload_metrics
-from shared.exact_search import ExactSearch
-from shared.hnsw import HnswIndex
-from shared.process_tuning import freeze_heap, huge_page_report, limit_compute_threads
-from shared.schemas.v1 import Health
-from shared.service_app import bundle_check, load_engine, ready_response, stop_task
-from shared.service_app import create_app as create_base_app
+from shared.contracts.bundle import Bundle, load_bundle
+from shared.contracts.public_v1 import Health
+from shared.serving.admin_routes import admin_router
+from shared.serving.app_factory import bundle_check, load_engine, ready_response, stop_task
+from shared.serving.app_factory import create_app as create_base_app
+from shared.serving.process_tuning import freeze_heap, huge_page_report, limit_compute_threads
+from shared.serving.reload import BundleReloader, reload_metrics
 from shared.stores.fresh_items import FreshItemStore
 from shared.stores.redis_conn import RedisGuard, RedisUnavailable
 from shared.stores.user_state import UserStateStore
@@ -144,20 +142,14 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
             checks["redis"] = "ok (not configured: in-process cache)"
         if engine is not None:
             checks["search"] = (
-                f"ok (two_tower: {_kind(engine.item_index)}, "
-                f"content: {_kind(engine.content_index)})"
+                f"ok (two_tower: {engine.item_index.kind}, "
+                f"content: {engine.content_index.kind})"
             )
         if request.app.state.huge_pages is not None:
             checks["huge_pages"] = request.app.state.huge_pages
         return ready_response("retrieval", engine.version if engine else None, checks)
 
     return app
-
-
-def _kind(index: object) -> str:
-    if isinstance(index, ExactSearch):
-        return "exact"
-    return "hnsw" if isinstance(index, HnswIndex) else "annoy"
 
 
 def _swap(app: FastAPI, engine: RetrievalEngine) -> None:

@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 
 from services.retrieval.engine import RetrievalEngine
 from services.retrieval.settings import RetrievalSettings, get_settings
-from shared.errors import NotReadyError
+from shared.contracts.errors import NotReadyError
 
 SettingsDep = Annotated[RetrievalSettings, Depends(get_settings)]
 

@@ -4,7 +4,7 @@ Everything is loaded once from a verified bundle. A request becomes a user
 vector (query tower, cached in Redis per model version), then candidate lists
 from every source the ranker was trained with - two-tower ANN, EASE and item-kNN
 neighbour tables over the history, content (BERT) neighbours of the recent
-items, popularity - merged exactly as in training (:mod:`shared.candidates`).
+items, popularity - merged exactly as in training (:mod:`shared.model.candidates`).
 Fresh items added at run time are searched exactly beside the ANN indexes
 (Annoy, or HNSW graphs when the bundle has them).
 """
@@ -22,26 +22,26 @@ import numpy as np
 from services.retrieval.fresh import FreshItems
 from services.retrieval.lists import dedupe_keep_last, most_popular, normalise
 from services.retrieval.settings import RetrievalSettings
-from shared import bundle_layout as L
-from shared.ann import AnnIndex
-from shared.artifacts import Bundle, load_bundle
-from shared.candidates import CandidateSet, merge_candidates
-from shared.catalogue import Catalogue
-from shared.errors import ConfigError, NotFoundError
-from shared.exact_search import ExactSearch, use_exact
-from shared.features import FeatureEncoder
-from shared.hnsw import HnswIndex
-from shared.item_knn import score_from_history
-from shared.query_serving import CandidateTowerRunner, QueryTowerRunner
+from shared.contracts import bundle_layout as L
+from shared.contracts.bundle import Bundle, load_bundle
+from shared.contracts.errors import ConfigError, NotFoundError
+from shared.model.candidates import CandidateSet, merge_candidates
+from shared.model.catalogue import Catalogue
+from shared.model.features import FeatureEncoder
+from shared.model.item_knn import score_from_history
+from shared.model.query_serving import CandidateTowerRunner, QueryTowerRunner
+from shared.model.search import VectorIndex
+from shared.model.search.annoy_index import AnnIndex
+from shared.model.search.exact import ExactSearch, use_exact
+from shared.model.search.hnsw import HnswIndex
+from shared.model.text import TextEncoder
+from shared.serving.timing import stage
 from shared.stores.fresh_items import FreshItemStore
 from shared.stores.user_state import UserStateStore
-from shared.text import TextEncoder
-from shared.timing import stage
 
 log = logging.getLogger("hybridrec.retrieval")
 
 #: A top-k search over item vectors: exact, Annoy or HNSW (one query interface).
-Index = AnnIndex | ExactSearch | HnswIndex
 
 
 class RetrievalEngine:
@@ -89,9 +89,7 @@ class RetrievalEngine:
         self.popular_order = np.argsort(-self.catalogue.popularity, kind="stable")
         # ANN queries (milliseconds each at 1M items) run in a few threads: Annoy and
         # hnswlib release the GIL, so the two sources overlap and the event loop stays free.
-        any_ann = not (
-            isinstance(self.item_index, ExactSearch) and isinstance(self.content_index, ExactSearch)
-        )
+        any_ann = self.item_index.offload or self.content_index.offload
         self._ann_pool = (
             ThreadPoolExecutor(settings.ann_threads, thread_name_prefix="ann")
             if settings.ann_threads > 0 and any_ann
@@ -102,7 +100,9 @@ class RetrievalEngine:
         self._text_lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ loading
-    def _index(self, vectors: np.ndarray, name: str, annoy_path: str, hnsw_path: str) -> Index:
+    def _index(
+        self, vectors: np.ndarray, name: str, annoy_path: str, hnsw_path: str
+    ) -> VectorIndex:
         """The search over ``vectors``: exact when small, else HNSW or Annoy per the settings."""
         settings, bundle = self.settings, self.bundle
         if use_exact(*vectors.shape) and not settings.force_ann:
@@ -235,20 +235,20 @@ class RetrievalEngine:
 
     # ------------------------------------------------------------------ candidates
     async def ann_query(
-        self, index: Index, q: np.ndarray, n: int
+        self, index: VectorIndex, q: np.ndarray, n: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """``index.query(q, n)``; an ANN query runs in the ANN threads, off the event loop."""
         return await self.start_query(index, q, n)
 
     def start_query(
-        self, index: Index, q: np.ndarray, n: int
+        self, index: VectorIndex, q: np.ndarray, n: int
     ) -> asyncio.Future[tuple[np.ndarray, np.ndarray]]:
         """Submit ``index.query(q, n)`` to the ANN threads now; await the future for the answer.
 
         Without ANN threads (or for exact search) the query runs here and the future is
         already done.
         """
-        if self._ann_pool is None or isinstance(index, ExactSearch):
+        if self._ann_pool is None or not index.offload:
             done: asyncio.Future[tuple[np.ndarray, np.ndarray]] = (
                 asyncio.get_running_loop().create_future()
             )
@@ -258,7 +258,7 @@ class RetrievalEngine:
 
     async def search(
         self,
-        index: Index,
+        index: VectorIndex,
         pending: Awaitable[tuple[np.ndarray, np.ndarray]],
         q: np.ndarray,
         first: int,
@@ -328,9 +328,9 @@ class RetrievalEngine:
 
     def _ann_queries(
         self, vec: np.ndarray, hist_pos: np.ndarray
-    ) -> list[tuple[str, Index, np.ndarray]]:
+    ) -> list[tuple[str, VectorIndex, np.ndarray]]:
         """``(source, index, query vector)`` of each ANN source this request uses."""
-        out: list[tuple[str, Index, np.ndarray]] = []
+        out: list[tuple[str, VectorIndex, np.ndarray]] = []
         if "two_tower" in self.source_names:
             out.append(("two_tower", self.item_index, vec.astype(np.float32)))
         if "content" in self.source_names and len(hist_pos):

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.catalogue import Catalogue
+from shared.model.catalogue import Catalogue
 from shared.stores.fresh_items import decode_vector
 
 

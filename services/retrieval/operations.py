@@ -9,9 +9,8 @@ import numpy as np
 
 from services.retrieval.engine import RetrievalEngine
 from services.retrieval.lists import normalise
-from shared.candidates import CandidateSet
-from shared.errors import DependencyUnavailableError, NotFoundError
-from shared.schemas.internal_v1 import (
+from shared.contracts.errors import DependencyUnavailableError, NotFoundError
+from shared.contracts.internal_v1 import (
     CandidateColumns,
     CandidatesRequest,
     CandidatesResponse,
@@ -20,10 +19,11 @@ from shared.schemas.internal_v1 import (
     Explanation,
     NewItemRequest,
 )
-from shared.schemas.v1 import ItemDetail, ScoredItem, SimilarItems
+from shared.contracts.public_v1 import ItemDetail, ScoredItem, SimilarItems
+from shared.model.candidates import CandidateSet
+from shared.model.text import TextEncoder, item_text
+from shared.serving.timing import stage
 from shared.stores.fresh_items import decode_vector, encode_vector
-from shared.text import TextEncoder, item_text
-from shared.timing import stage
 
 
 def _meta(engine: RetrievalEngine, item_id: int, pos: int) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from services.retrieval import operations as ops
 from services.retrieval.deps import EngineDep
-from shared.schemas.internal_v1 import (
+from shared.contracts.internal_v1 import (
     CandidatesRequest,
     CandidatesResponse,
     ExplainRequest,
@@ -17,8 +17,8 @@ from shared.schemas.internal_v1 import (
     HistoryUpdate,
     NewItemRequest,
 )
-from shared.schemas.v1 import MAX_K, ItemDetail, ItemList, SimilarItems
-from shared.service_app import ERROR_RESPONSES
+from shared.contracts.public_v1 import MAX_K, ItemDetail, ItemList, SimilarItems
+from shared.serving.app_factory import ERROR_RESPONSES
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 ItemIdPath = Annotated[int, Path(ge=1, le=2**53)]

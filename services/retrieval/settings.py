@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from shared.config import ServiceSettings
+from shared.serving.settings import ServiceSettings
 
 
 class RetrievalSettings(ServiceSettings):

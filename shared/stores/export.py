@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from shared.errors import DataError, DependencyUnavailableError
+from shared.contracts.errors import DataError, DependencyUnavailableError
 from shared.stores.events import EventLog
 from shared.stores.redis_conn import RedisGuard, RedisUnavailable
 

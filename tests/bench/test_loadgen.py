@@ -23,7 +23,7 @@ from bench.loadgen import (
     ids_from_bundle,
     run_load,
 )
-from shared.timing import parse_header
+from shared.serving.timing import parse_header
 from tests.support.processes import ServiceProcess, running_stack
 
 pytestmark = pytest.mark.slow

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from bench import run
-from shared import bundle_layout as L
-from shared.artifacts import load_bundle
+from shared.contracts import bundle_layout as L
+from shared.contracts.bundle import load_bundle
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -99,8 +99,8 @@ def test_figures_are_consistent(smoke: Path) -> None:
 def test_synthetic_bundle_is_a_real_bundle(smoke: Path) -> None:
     from services.ranking.engine import RankingEngine
     from services.ranking.settings import RankingSettings
-    from shared.features import FeatureEncoder
-    from shared.schemas.internal_v1 import Candidate, RankRequest
+    from shared.model.features import FeatureEncoder
+    from shared.contracts.internal_v1 import Candidate, RankRequest
 
     report = json.loads((smoke / "synthetic_bundle.json").read_text())
     bundle = load_bundle(report["bundle"], verify=True)  # every checksum

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from bench import synthetic_items as S
-from shared.ann import (
+from shared.model.search.annoy_index import (
     DEFAULT_N_TREES,
     DEFAULT_SEARCH_K,
     LARGE_CATALOGUE,

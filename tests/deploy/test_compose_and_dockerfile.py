@@ -27,13 +27,20 @@ def compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
+DEFAULT = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*:-([^}]*)\}")
+
+
+def _resolve(value: object) -> str:
+    """A compose value as compose reads it with nothing exported (``${X:-d}`` -> d)."""
+    return DEFAULT.sub(r"\1", str(value))
+
+
 def _env(service: dict) -> dict[str, str]:
-    """The service's environment as compose sets it with nothing exported (``${X:-d}`` -> d)."""
+    """The service's environment as compose sets it with nothing exported."""
     env = service.get("environment", {})
     if isinstance(env, list):
         env = dict(item.split("=", 1) for item in env)
-    default = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*:-([^}]*)\}")
-    return {k: default.sub(r"\1", str(v)) for k, v in env.items()}
+    return {k: _resolve(v) for k, v in env.items()}
 
 
 def test_services_and_only_gateway_publishes(compose: dict) -> None:
@@ -41,7 +48,9 @@ def test_services_and_only_gateway_publishes(compose: dict) -> None:
     assert set(services) == {"redis", "trainer", "retrieval", "ranking", "gateway"}
     published = {name for name, svc in services.items() if svc.get("ports")}
     assert published == {"gateway"}
-    assert services["gateway"]["ports"] == ["8000:8000"]
+    assert [_resolve(p) for p in services["gateway"]["ports"]] == ["8000:8000"]
+    # the host side can move (make compose-test publishes on a free loopback port)
+    assert services["gateway"]["ports"] == ["${GATEWAY_PUBLISH:-8000}:8000"]
 
 
 def test_redis_persists_with_append_only(compose: dict) -> None:
@@ -50,6 +59,8 @@ def test_redis_persists_with_append_only(compose: dict) -> None:
     assert "--appendonly yes" in cmd
     assert any(v.endswith(":/data") for v in redis["volumes"])
     assert redis["healthcheck"]["test"][-1] == "ping"
+    assert "--dir /data" in cmd  # where the volume is, whatever the image's workdir
+    assert _resolve(redis["image"]) == "redis:7-alpine"  # REDIS_IMAGE overrides it
 
 
 @pytest.mark.parametrize("name", ["gateway", "retrieval", "ranking"])
@@ -115,14 +126,38 @@ def test_volumes_are_declared_and_mounted(compose: dict) -> None:
 
 def test_dockerfile_is_slim_multistage_non_root_cpu_only() -> None:
     text = (ROOT / "Dockerfile").read_text()
+    # One base for both stages: python:3.11-slim unless BASE_IMAGE names another
+    # (make compose-test's debootstrap image where no registry is reachable).
+    assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim$", text, flags=re.M)
     stages = re.split(r"^FROM ", text, flags=re.M)[1:]
-    assert len(stages) == 2 and all(s.startswith("python:3.11-slim") for s in stages)
+    assert len(stages) == 2 and all(s.startswith("${BASE_IMAGE} AS ") for s in stages)
     final = stages[-1]
+    assert "COPY --from=build /opt/venv /opt/venv" in final
     assert "build-essential" not in final and "apt-get install" not in final
     assert re.search(r"^USER hybridrec$", final, flags=re.M)
     assert "torch==2.13.0" in text and "whl/cpu" in text
+    build = stages[0]
+    assert re.search(r"^ARG PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu$", build, re.M)
     assert "COPY data/ml-latest-small.zip" in final
     for var in re.findall(r"(HYBRIDREC_[A-Z_]+)=", final):
         assert var in CLI_ONLY_VARS or any(
             var.removeprefix("HYBRIDREC_").lower() in s.model_fields for s in SETTINGS.values()
         ), var
+
+
+def test_services_share_one_build_with_the_base_image_argument(compose: dict) -> None:
+    services = compose["services"]
+    builds = {name: svc["build"] for name, svc in services.items() if "build" in svc}
+    assert set(builds) == {"trainer", "retrieval", "ranking", "gateway"}
+    for build in builds.values():
+        assert build["context"] == "."
+        assert _resolve(build["args"]["BASE_IMAGE"]) == "python:3.11-slim"
+    assert {svc.get("image") for name, svc in services.items() if name in builds} == {
+        "hybridrec:latest"
+    }
+
+
+def test_trainer_uses_the_bundled_data() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert "HYBRIDREC_DATA=/app/data/ml-latest-small.zip" in text
+    assert (ROOT / "data" / "ml-latest-small.zip").exists()

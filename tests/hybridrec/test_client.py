@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from hybridrec.client import AsyncHybridrecClient, HybridrecClient, HybridrecClientError
-from shared.errors import HybridrecError
-from shared.schemas.v1 import (
+from shared.contracts.errors import HybridrecError
+from shared.contracts.public_v1 import (
     EventAccepted,
     Health,
     ItemDetail,

@@ -17,7 +17,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from shared.schemas.v1 import MAX_IDS, MAX_K
+from shared.contracts.public_v1 import MAX_IDS, MAX_K
 from tests.support.processes import ServiceProcess, running_stack
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from shared.schemas.internal_v1 import CandidateColumns
+from shared.contracts.internal_v1 import CandidateColumns
 from tests.support.processes import ServiceProcess, running_stack
 
 pytestmark = pytest.mark.slow

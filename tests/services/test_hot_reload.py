@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 import redis
 
-from shared.artifacts import MANIFEST, BundleWriter, resolve_bundle, switch_latest
+from shared.contracts.bundle import MANIFEST, BundleWriter, resolve_bundle, switch_latest
 from tests.support.processes import ServiceProcess, running_stack
 
 pytestmark = pytest.mark.slow

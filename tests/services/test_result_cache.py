@@ -12,7 +12,7 @@ from typing import TypeVar
 import redis
 
 from services.gateway.result_cache import ResultCache, with_request_id
-from shared.schemas.v1 import RecommendationRequest
+from shared.contracts.public_v1 import RecommendationRequest
 from shared.stores.redis_conn import RedisGuard
 from tests.support.redis_server import free_port
 

@@ -17,12 +17,12 @@ from services.retrieval import engine as engine_module
 from services.retrieval.engine import Index, RetrievalEngine
 from services.retrieval.lists import most_popular
 from services.retrieval.settings import RetrievalSettings
-from shared import bundle_layout as L
-from shared.ann import AnnIndex
-from shared.artifacts import load_bundle
-from shared.errors import ConfigError, ValidationError
-from shared.exact_search import ExactSearch
-from shared.hnsw import HnswIndex
+from shared.contracts import bundle_layout as L
+from shared.model.search.annoy_index import AnnIndex
+from shared.contracts.bundle import load_bundle
+from shared.contracts.errors import ConfigError, ValidationError
+from shared.model.search.exact import ExactSearch
+from shared.model.search.hnsw import HnswIndex
 from shared.stores.fresh_items import FreshItemStore
 from shared.stores.user_state import UserStateStore
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared.artifacts import (
+from shared.contracts.bundle import (
     LATEST_FILE,
     LATEST_LINK,
     MANIFEST,
@@ -25,7 +25,7 @@ from shared.artifacts import (
     sha256_file,
     switch_latest,
 )
-from shared.errors import BundleError, ConfigError
+from shared.contracts.errors import BundleError, ConfigError
 
 VECTORS = np.arange(24, dtype=np.float32).reshape(6, 4) / 7.0
 ITEMS = pd.DataFrame({"item_id": [10, 20, 30], "title": ["A", "B", "C"]})

@@ -17,9 +17,9 @@ from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
-from shared.admin_deps import require_admin_key
-from shared.artifacts import MANIFEST, Bundle, BundleWriter, switch_latest
-from shared.bundle_reload import (
+from shared.serving.admin_deps import require_admin_key
+from shared.contracts.bundle import MANIFEST, Bundle, BundleWriter, switch_latest
+from shared.serving.reload import (
     BundleRefusedError,
     BundleReloader,
     ReloadInProgressError,
@@ -27,8 +27,8 @@ from shared.bundle_reload import (
     artifacts_root,
     latest_name,
 )
-from shared.errors import NotFoundError, NotReadyError, ValidationError
-from shared.service_app import create_app
+from shared.contracts.errors import NotFoundError, NotReadyError, ValidationError
+from shared.serving.app_factory import create_app
 
 DATASET = {"name": "toy", "sha256": "ab" * 32}
 

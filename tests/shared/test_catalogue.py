@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared.catalogue import Catalogue, normalise_title
-from shared.errors import NotFoundError
+from shared.model.catalogue import Catalogue, normalise_title
+from shared.contracts.errors import NotFoundError
 
 ROWS = [
     # item_id, title, year, genres, tags, overview, popularity
@@ -214,7 +214,7 @@ def test_genre_mask(cat: Catalogue) -> None:
 def test_position_table_answers_as_the_binary_search(
     seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import shared.catalogue as catalogue_module
+    import shared.model.catalogue as catalogue_module
 
     rng = np.random.default_rng(seed)
     ids = rng.choice(5_000, size=800, replace=False)

@@ -15,10 +15,15 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
-from shared import timing
-from shared.clients import RankingClient, RetrievalClient, ServiceClient, UpstreamClientError
-from shared.errors import DependencyUnavailableError, NotFoundError, ValidationError
-from shared.schemas.internal_v1 import (
+from shared.serving import timing
+from shared.serving.clients import (
+    RankingClient,
+    RetrievalClient,
+    ServiceClient,
+    UpstreamClientError,
+)
+from shared.contracts.errors import DependencyUnavailableError, NotFoundError, ValidationError
+from shared.contracts.internal_v1 import (
     Candidate,
     CandidatesRequest,
     CandidatesResponse,
@@ -26,7 +31,7 @@ from shared.schemas.internal_v1 import (
     RankRequest,
     RankResponse,
 )
-from shared.service_app import create_app
+from shared.serving.app_factory import create_app
 from tests.support.redis_server import free_port
 
 T = TypeVar("T")

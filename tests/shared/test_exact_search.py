@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shared.ann import AnnIndex, exact_topk, recall_at_k
-from shared.errors import ConfigError
-from shared.exact_search import EXACT_MAX_ELEMENTS, ExactSearch, use_exact
+from shared.model.search.annoy_index import AnnIndex, exact_topk, recall_at_k
+from shared.contracts.errors import ConfigError
+from shared.model.search.exact import EXACT_MAX_ELEMENTS, ExactSearch, use_exact
 
 
 def _clustered(n: int, d: int, seed: int = 0) -> np.ndarray:

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared.errors import BundleError, ValidationError
-from shared.features import FeatureEncoder, feature_value
+from shared.contracts.errors import BundleError, ValidationError
+from shared.model.features import FeatureEncoder, feature_value
 
 
 def _items() -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""shared.http1.ConnectionPool against small asyncio servers of the test's own (loopback)."""
+"""shared.serving.http1.ConnectionPool against small asyncio servers of the test's own (loopback)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.http1 import ConnectError, ConnectionPool, HTTPError
+from shared.serving.http1 import ConnectError, ConnectionPool, HTTPError
 from tests.support.redis_server import free_port
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, dict[str, Any]], Awaitable[None]]

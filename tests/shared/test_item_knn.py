@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from shared.errors import ValidationError
-from shared.item_knn import build_item_knn, knn_matrix, score_from_history
+from shared.contracts.errors import ValidationError
+from shared.model.item_knn import build_item_knn, knn_matrix, score_from_history
 
 # users x items; item 3 is never co-rated with item 0
 X = sp.csr_matrix(
@@ -125,7 +125,7 @@ def _dense_reference(hist, nb, w, n, k, exclude):  # type: ignore[no-untyped-def
 def test_sparse_and_dense_paths_equal_the_reference(
     seed: int, factor: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import shared.item_knn as knn
+    import shared.model.item_knn as knn
 
     monkeypatch.setattr(knn, "SPARSE_FACTOR", factor)  # 0: always sparse; 1e9: always dense
     rng = np.random.default_rng(seed)

@@ -9,7 +9,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import keras
 import numpy as np
 
-from shared.layers import IdDropout, L2Normalize, MaskedMeanPooling
+from shared.model.layers import IdDropout, L2Normalize, MaskedMeanPooling
 
 
 def test_l2_normalize() -> None:

@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
-from shared.errors import ConfigError
-from shared.process_tuning import with_huge_pages
+from shared.contracts.errors import ConfigError
+from shared.serving.process_tuning import with_huge_pages
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = """
 import gc, json, os
 import numpy as np
 from threadpoolctl import threadpool_info
-from shared.process_tuning import freeze_heap, limit_compute_threads
+from shared.serving.process_tuning import freeze_heap, limit_compute_threads
 before = [p["num_threads"] for p in threadpool_info()]
 applied = limit_compute_threads(1, import_tensorflow=True)
 import tensorflow as tf
@@ -84,7 +84,7 @@ def test_with_huge_pages_rejects_a_value_it_does_not_know() -> None:
 
 CHILD = """
 import json
-from shared.process_tuning import huge_page_report
+from shared.serving.process_tuning import huge_page_report
 block = bytearray(96 << 20)  # one malloc'd block, zero-filled: every page touched
 print(json.dumps(huge_page_report()))
 """

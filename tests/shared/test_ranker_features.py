@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared.candidates import CandidateSet, merge_candidates
-from shared.errors import ValidationError
-from shared.ranker_features import (
+from shared.model.candidates import CandidateSet, merge_candidates
+from shared.contracts.errors import ValidationError
+from shared.model.ranker_features import (
     RankerFeatureTables,
     build_tables,
     candidate_features,

@@ -12,10 +12,10 @@ from fastapi import Body, FastAPI
 from fastapi.testclient import TestClient
 from pydantic import Field
 
-from shared import errors
-from shared.errors import HybridrecError
-from shared.schemas.v1 import ErrorResponse, StrictModel
-from shared.service_app import create_app, ready_response
+from shared.contracts import errors
+from shared.contracts.errors import HybridrecError
+from shared.contracts.public_v1 import ErrorResponse, StrictModel
+from shared.serving.app_factory import create_app, ready_response
 
 MAX_BODY = 256
 ERROR_CLASSES = [

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared.errors import ConfigError
-from shared.text import TextEncoder, default_model_path, item_text
+from shared.contracts.errors import ConfigError
+from shared.model.text import TextEncoder, default_model_path, item_text
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""shared.timing: stages add up per request, nothing happens outside one, headers round-trip."""
+"""shared.serving.timing: stages add up per request, none outside one, headers round-trip."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from shared import timing
-from shared.timing import stage
+from shared.serving import timing
+from shared.serving.timing import stage
 
 
 def test_stages_outside_a_request_do_nothing() -> None:

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared.errors import DataError
-from shared.text import TextEncoder
+from shared.contracts.errors import DataError
+from shared.model.text import TextEncoder
 from training.embeddings import KEYS_FILE, VECTORS_FILE, embed_items, item_texts
 
 

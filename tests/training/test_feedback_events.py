@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared.errors import DataError
+from shared.contracts.errors import DataError
 from shared.stores.events import EventLog
 from shared.stores.export import export_events
 from training.data import load_dataset

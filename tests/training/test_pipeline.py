@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared import bundle_layout as L
-from shared.artifacts import SCHEMA_VERSION, load_bundle, sha256_file
-from shared.errors import BundleError
-from shared.features import FeatureEncoder
-from shared.query_serving import QueryTowerRunner
+from shared.contracts import bundle_layout as L
+from shared.contracts.bundle import SCHEMA_VERSION, load_bundle, sha256_file
+from shared.contracts.errors import BundleError
+from shared.model.features import FeatureEncoder
+from shared.model.query_serving import QueryTowerRunner
 from tests.support.small_bundle import FEEDBACK_EVENTS
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared.errors import ConfigError, DataError
+from shared.contracts.errors import ConfigError, DataError
 from training.data.dataset import Dataset
 from training.splits import SPLIT_KINDS, make_split, preprocess, ratio_counts
 

@@ -7,11 +7,17 @@ Every reader (MovieLens CSV, ml-1m ``.dat``, ml-100k ``u.*``) returns a
   ``timestamp`` int64 (seconds since the epoch). One row per (user, item):
   duplicates keep the latest timestamp.
 * ``items``: ``item_id`` int64, ``title`` str, ``year`` Int64 (nullable),
-  ``genres`` list[str], ``tags`` list[str] (most frequent first), ``overview``
-  str or None.
+  ``genres`` list[str], ``tags`` list[str], ``overview`` str or None. ``tags`` holds
+  only the item's own metadata (for example the tags of an item added at run time);
+  user-generated tags are NOT in it: they live in ``tags`` below and reach an item's
+  text only through :mod:`training.data.view`, which keeps those of training pairs.
 * ``users``: ``user_id`` int64 plus optional ``gender`` str, ``age`` Int64,
   ``occupation`` str columns (present only when the release has them).
 * ``links``: ``item_id`` int64, ``imdb_id`` Int64, ``tmdb_id`` Int64, or None.
+* ``tags``: user tag events, ``user_id`` int64, ``item_id`` int64, ``tag`` str
+  (lower-cased, stripped, non-empty), ``timestamp`` int64; or None when the release
+  has none. One row per tag application, so a view can keep the tags of training
+  (user, item) pairs created before a cutoff.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import pandas as pd
 
 INTERACTION_COLUMNS = ("user_id", "item_id", "rating", "timestamp")
 ITEM_COLUMNS = ("item_id", "title", "year", "genres", "tags", "overview")
+TAG_COLUMNS = ("user_id", "item_id", "tag", "timestamp")
 USER_FEATURE_COLUMNS = ("gender", "age", "occupation")
 
 
@@ -35,6 +42,8 @@ class Dataset:
         items: Item catalogue (see module docstring).
         users: One row per user id seen in ``interactions``.
         links: Optional external ids used for text enrichment.
+        tags: Optional user tag events (see module docstring); read them only
+            through :func:`training.data.view.training_items`.
         source_sha256: sha256 of the source file (zip) or of the folder's files.
         source_path: Where the data was read from.
         info: Free-form notes, for example how many items got an overview.
@@ -45,6 +54,7 @@ class Dataset:
     items: pd.DataFrame
     users: pd.DataFrame
     links: pd.DataFrame | None = None
+    tags: pd.DataFrame | None = None
     source_sha256: str = ""
     source_path: str = ""
     info: dict[str, object] = field(default_factory=dict)
@@ -64,5 +74,6 @@ class Dataset:
             "n_rated_items": int(self.interactions["item_id"].nunique()),
             "user_features": self.user_feature_columns,
             "items_with_overview": int(self.items["overview"].notna().sum()),
+            "n_tag_events": 0 if self.tags is None else len(self.tags),
             **self.info,
         }

@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 import httpx
 from tqdm import tqdm
 
-from shared.errors import ConfigError, DownloadError
+from shared.contracts.errors import ConfigError, DownloadError
 
 log = logging.getLogger(__name__)
 

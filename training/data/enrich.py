@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from shared.errors import DataError
+from shared.contracts.errors import DataError
 from training.data.dataset import Dataset
 
 log = logging.getLogger(__name__)

@@ -10,10 +10,13 @@ Rules: ratings must be on the release's scale (0.5..5.0 in half stars; 1..5 for 
 and name known items (and users, where a users file exists). Duplicate (user, item) pairs keep
 the latest timestamp (the later line on a tie), counted in ``info["duplicates_dropped"]``;
 interactions otherwise keep file order. Titles lose their trailing ``(YYYY)``, which becomes
-``year``; ``(no genres listed)`` and ml-100k's ``unknown`` genre give ``[]``. Tags are
-lower-cased and stripped, most frequent first (ties alphabetical), at most :data:`MAX_TAGS`.
-Bad input raises :class:`shared.errors.DataError` naming the file and 1-based line (a header
-is line 1). pandas' C parser with explicit dtypes reads the tables: no Python loop over ratings.
+``year``; ``(no genres listed)`` and ml-100k's ``unknown`` genre give ``[]``. ``tags.csv``
+becomes ``Dataset.tags``: one row per tag event (user, item, lower-cased and stripped tag,
+timestamp; empty tags and tags of unknown items dropped). Items' ``tags`` stay empty here:
+user tags are only turned into item text by :mod:`training.data.view`, from training pairs.
+Bad input raises :class:`shared.contracts.errors.DataError` naming the file and 1-based
+line (a header is line 1). pandas' C parser with explicit dtypes reads the tables: no Python loop
+over ratings.
 """
 
 from __future__ import annotations
@@ -32,13 +35,10 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
-from shared.errors import DataError
-from training.data.dataset import ITEM_COLUMNS, Dataset
+from shared.contracts.errors import DataError
+from training.data.dataset import ITEM_COLUMNS, TAG_COLUMNS, Dataset
 
 log = logging.getLogger(__name__)
-
-MAX_TAGS = 20
-"""Most tags kept per item."""
 
 ML1M_OCCUPATIONS: dict[int, str] = {
     0: "other", 1: "academic/educator", 2: "artist", 3: "clerical/admin",
@@ -226,9 +226,9 @@ def _check(bad: pd.Series | np.ndarray, label: str, header: bool,
 
 
 def _items_frame(item_id: pd.Series, raw_title: pd.Series, genres: list[list[str]],
-                 tags: pd.DataFrame | None, label: str, header: bool,
+                 label: str, header: bool,
                  year_fallback: pd.Series | None = None) -> pd.DataFrame:
-    """Build the canonical items table (title/year split, genre and tag lists)."""
+    """Build the canonical items table (title/year split, genre lists, no tags)."""
     _check(item_id.duplicated(), label, header,
            lambda i: f"item id {item_id.iloc[i]} appears twice")
     raw_title = raw_title.fillna("").astype(str)
@@ -243,39 +243,38 @@ def _items_frame(item_id: pd.Series, raw_title: pd.Series, genres: list[list[str
         "genres": pd.Series([[g for g in gs if g not in _NO_GENRES] for gs in genres],
                             dtype=object).to_numpy(),
     })
-    by_item = _tag_lists(tags) if tags is not None else pd.Series(dtype=object)
-    mapped = items["item_id"].map(by_item)
-    items["tags"] = pd.Series([v if isinstance(v, list) else [] for v in mapped], dtype=object)
+    items["tags"] = pd.Series([[] for _ in range(len(items))], dtype=object)
     items["overview"] = pd.Series([None] * len(items), dtype=object)
     return items.sort_values("item_id", kind="stable").reset_index(drop=True)[list(ITEM_COLUMNS)]
 
 
-def _tag_lists(tags: pd.DataFrame) -> pd.Series:
-    """item_id -> up to MAX_TAGS normalised tags, most frequent first, ties alphabetical."""
-    tag = tags["tag"].fillna("").astype(str).str.strip().str.lower()
-    frame = pd.DataFrame({"item_id": tags["item_id"], "tag": tag})[tag != ""]
-    counts = frame.groupby(["item_id", "tag"], sort=False).size().reset_index(name="n")
-    counts = counts.sort_values(["item_id", "n", "tag"], ascending=[True, False, True])
-    top = counts.groupby("item_id", sort=False).head(MAX_TAGS)
-    if top.empty:
-        return pd.Series(dtype=object)
-    ids, starts = np.unique(top["item_id"].to_numpy(), return_index=True)
-    chunks = np.split(top["tag"].to_numpy(dtype=object), starts[1:])
-    return pd.Series([c.tolist() for c in chunks], index=ids, dtype=object)
+def _tag_events(raw: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
+    """The canonical tag events: normalised tags of known items, empty tags dropped."""
+    tag = raw["tag"].fillna("").astype(str).str.strip().str.lower()
+    keep = (tag != "") & raw["item_id"].isin(items["item_id"])
+    out = pd.DataFrame({"user_id": raw["user_id"], "item_id": raw["item_id"], "tag": tag,
+                        "timestamp": raw["timestamp"]})[keep]
+    return out.reset_index(drop=True)[list(TAG_COLUMNS)]
 
 
-def _read_csv_release(src: _Source) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None,
-                                             pd.DataFrame | None]:
+_Tables = tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None,
+                pd.DataFrame | None]
+"""ratings, items, users, links, tags (None where the release has no such file)."""
+
+
+def _read_csv_release(src: _Source) -> _Tables:
     ratings = _read_table(src, "ratings.csv", {
         "userId": "int64", "movieId": "int64", "rating": "float32", "timestamp": "int64"})
     movies = _read_table(src, "movies.csv", {"movieId": "int64", "title": "str", "genres": "str"})
+    genres = movies["genres"].fillna("").astype(str).str.split("|").tolist()
+    items = _items_frame(movies["movieId"], movies["title"], genres,
+                         src.label("movies.csv"), True)
     tags = None
     if "tags.csv" in src.files:
-        tags = _read_table(src, "tags.csv", {"movieId": "int64", "tag": "str"})
-        tags = tags.rename(columns={"movieId": "item_id"})
-    genres = movies["genres"].fillna("").astype(str).str.split("|").tolist()
-    items = _items_frame(movies["movieId"], movies["title"], genres, tags,
-                         src.label("movies.csv"), True)
+        raw = _read_table(src, "tags.csv", {"userId": "int64", "movieId": "int64", "tag": "str",
+                                            "timestamp": "int64"})
+        raw.columns = ["user_id", "item_id", "tag", "timestamp"]
+        tags = _tag_events(raw, items)
     links = None
     if "links.csv" in src.files:
         raw = _read_table(src, "links.csv", {"movieId": "int64", "imdbId": "Int64",
@@ -283,17 +282,17 @@ def _read_csv_release(src: _Source) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
         raw.columns = ["item_id", "imdb_id", "tmdb_id"]
         links = raw[raw["item_id"].isin(items["item_id"])].reset_index(drop=True)
     ratings.columns = ["user_id", "item_id", "rating", "timestamp"]
-    return ratings, items, None, links
+    return ratings, items, None, links, tags
 
 
-def _read_ml1m(src: _Source) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None, None]:
+def _read_ml1m(src: _Source) -> _Tables:
     ratings = _read_table(src, "ratings.dat", {
         "user_id": "int64", "item_id": "int64", "rating": "float32", "timestamp": "int64"},
         names=["user_id", "item_id", "rating", "timestamp"], sep="::", encoding="latin-1")
     movies = _read_table(src, "movies.dat", {"item_id": "int64", "title": "str", "genres": "str"},
                          names=["item_id", "title", "genres"], sep="::", encoding="latin-1")
     genres = movies["genres"].fillna("").astype(str).str.split("|").tolist()
-    items = _items_frame(movies["item_id"], movies["title"], genres, None,
+    items = _items_frame(movies["item_id"], movies["title"], genres,
                          src.label("movies.dat"), False)
     users = _read_table(src, "users.dat", {
         "user_id": "int64", "gender": "str", "age": "int64", "occupation": "int64"},
@@ -301,10 +300,10 @@ def _read_ml1m(src: _Source) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame |
     _check(~users["occupation"].isin(list(ML1M_OCCUPATIONS)), src.label("users.dat"), False,
            lambda i: f"occupation code {users['occupation'].iloc[i]} is not one of 0..20")
     users["occupation"] = users["occupation"].map(ML1M_OCCUPATIONS).astype(str)
-    return ratings, items, users, None
+    return ratings, items, users, None, None
 
 
-def _read_ml100k(src: _Source) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None, None]:
+def _read_ml100k(src: _Source) -> _Tables:
     ratings = _read_table(src, "u.data", {
         "user_id": "int64", "item_id": "int64", "rating": "float32", "timestamp": "int64"},
         names=["user_id", "item_id", "rating", "timestamp"], sep="\t")
@@ -320,12 +319,12 @@ def _read_ml100k(src: _Source) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame
         names=names, sep="|", encoding="latin-1")
     on = movies[flags].to_numpy() != 0
     genres = [[genre_names[j] for j in np.flatnonzero(row)] for row in on]
-    items = _items_frame(movies["item_id"], movies["title"], genres, None, src.label("u.item"),
+    items = _items_frame(movies["item_id"], movies["title"], genres, src.label("u.item"),
                          False, year_fallback=movies["release_date"])
     users = _read_table(src, "u.user", {
         "user_id": "int64", "age": "int64", "gender": "str", "occupation": "str"},
         names=["user_id", "age", "gender", "occupation", "zip"], sep="|", encoding="latin-1")
-    return ratings, items, users, None
+    return ratings, items, users, None, None
 
 
 def _drop_duplicates(ratings: pd.DataFrame) -> tuple[pd.DataFrame, int]:
@@ -385,7 +384,7 @@ def load_dataset(path: str | Path, item_text: str | Path | None = None, *,
     src = _Source(path)
     reader = {"csv": _read_csv_release, "ml-1m": _read_ml1m, "ml-100k": _read_ml100k}[src.fmt]
     try:
-        ratings, items, users, links = reader(src)
+        ratings, items, users, links, tags = reader(src)
         sha256 = src.sha256()
     finally:
         src.close()
@@ -425,7 +424,7 @@ def load_dataset(path: str | Path, item_text: str | Path | None = None, *,
                               "gender": users["gender"].astype(str).to_numpy(),
                               "age": users["age"].astype("Int64").array,
                               "occupation": users["occupation"].astype(str).to_numpy()})
-    ds = Dataset(name=name, interactions=ratings, items=items, users=users, links=links,
+    ds = Dataset(name=name, interactions=ratings, items=items, users=users, links=links, tags=tags,
                  source_sha256=sha256, source_path=str(path), info=info)
     log.info("loaded %s from %s: %d ratings, %d users, %d items", name, path, len(ratings),
              len(users), len(items))

@@ -16,6 +16,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from training.data.dataset import ITEM_COLUMNS, Dataset
+from training.data.view import split_view
 from training.splits import Split
 
 
@@ -33,7 +34,8 @@ class EvalData:
         test: [n_users, n_items] float32 CSR, 1.0 per test interaction.
         train_interactions: Train rows with ``user_id``, ``item_id``, ``rating``,
             ``timestamp``, ``user_idx``, ``item_idx``.
-        items: Canonical item rows aligned to ``item_idx`` (row i <-> item_ids[i]).
+        items: Canonical item rows aligned to ``item_idx`` (row i <-> item_ids[i]),
+            from the split's training view (user tags of training pairs only).
         users: Canonical user rows aligned to ``user_idx``.
         candidate_items: item_idx the test evaluation ranks (cold-items: the
             held-out items); None = all items.
@@ -106,7 +108,7 @@ class EvalData:
             valid=matrix(split.valid),
             test=matrix(split.test),
             train_interactions=train_inter,
-            items=_align_items(ds.items, item_ids),
+            items=_align_items(split_view(ds, split).items, item_ids),
             users=_align_users(ds.users, user_ids),
             candidate_items=cand,
             split=split.kind,

@@ -2,8 +2,11 @@
 
 * :class:`Popularity` – train interaction counts.
 * :class:`ItemKNN` – cosine item-item similarity, top-k neighbours per item
-  (k tuned on validation NDCG@10).
+  (k and shrink tuned on validation NDCG@10).
 * :class:`EASE` – Steck's closed-form shallow autoencoder (λ tuned on validation).
+
+Grids are searched with :func:`training.evaluation.tuning.grid_search`, which
+widens an axis whose end is picked.
 * :class:`GenrePopularity` – for cold items: the user's train counts of the item's
   genres, ties broken by train popularity.
 * :class:`RandomRecommender` – seeded, batch-independent random scores.
@@ -15,7 +18,7 @@ and land in the report.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -24,12 +27,10 @@ import scipy.linalg.lapack
 import scipy.sparse as sp
 from tqdm import tqdm
 
-from shared.errors import ConfigError
+from shared.contracts.errors import ConfigError
 from training.evaluation.base import EvalData
-from training.evaluation.harness import evaluate
 from training.evaluation.metrics import topk_indices
-
-TUNE_METRIC = "ndcg@10"
+from training.evaluation.tuning import geometric, grid_search
 
 
 class _MatScorer:
@@ -51,33 +52,6 @@ class _MatScorer:
         """[B, n_items] float32 ``X_u W``."""
         s = self.x[user_idx] @ self.w
         return np.asarray(s.toarray() if sp.issparse(s) else s, dtype=np.float32)
-
-
-def tune_on_valid(
-    grid: Sequence[Any], make: Callable[[Any], _MatScorer], data: EvalData
-) -> tuple[Any, _MatScorer, dict[str, float]]:
-    """Pick the grid value with the best validation NDCG@10 (first one wins ties).
-
-    Args:
-        grid: Candidate values.
-        make: Value -> scorer.
-        data: The indexed split (only ``train`` and ``valid`` are read).
-
-    Returns:
-        (best value, its scorer, {str(value): validation NDCG@10}).
-    """
-    results: dict[str, float] = {}
-    best: tuple[Any, _MatScorer] | None = None
-    best_val = -1.0
-    for value in tqdm(grid, desc="tuning on valid", file=sys.stderr, leave=False):
-        scorer = make(value)
-        val = evaluate(scorer, data, stage="valid", ks=(10,), progress=False)[TUNE_METRIC]
-        results[str(value)] = val
-        if val > best_val:
-            best, best_val = (value, scorer), val
-        del scorer
-    assert best is not None
-    return best[0], best[1], results
 
 
 def _train_counts(data: EvalData) -> np.ndarray:
@@ -111,8 +85,10 @@ class ItemKNN:
 
     Args:
         k: Neighbours per item; None tunes it on validation over ``k_grid``.
-        k_grid: Candidates for ``k``.
-        shrink: Shrinkage added to the cosine denominator.
+        k_grid: Candidates for ``k`` (widened by x2 / ÷2 when an end wins).
+        shrink: Shrinkage added to the cosine denominator; None tunes it over
+            ``shrink_grid`` (widened by x4 at the top; 0 is a natural bound).
+        shrink_grid: Candidates for ``shrink``.
         block_size: Items per block when computing similarities (memory:
             ``n_items * block_size`` float32).
         name: Report name.
@@ -122,8 +98,9 @@ class ItemKNN:
         self,
         k: int | None = None,
         *,
-        k_grid: Sequence[int] = (50, 100, 200),
-        shrink: float = 0.0,
+        k_grid: Sequence[int] = (25, 50, 100, 200),
+        shrink: float | None = None,
+        shrink_grid: Sequence[float] = (0.0, 10.0, 50.0),
         block_size: int = 1024,
         name: str = "ItemKNN",
     ) -> None:
@@ -132,13 +109,15 @@ class ItemKNN:
         self.name = name
         self.k = k
         self.k_grid = tuple(int(v) for v in k_grid)
-        self.shrink = float(shrink)
+        self.shrink = shrink
+        self.shrink_grid = tuple(float(v) for v in shrink_grid)
         self.block_size = int(block_size)
         self.hyperparameters: dict[str, Any] = {}
         self._x = sp.csr_matrix((0, 0), dtype=np.float32)
         self._w = sp.csr_matrix((0, 0), dtype=np.float32)
 
-    def _neighbours(self, x: sp.csr_matrix, kmax: int) -> tuple[np.ndarray, np.ndarray]:
+    def _neighbours(self, x: sp.csr_matrix, kmax: int, shrink: float
+                    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``kmax`` neighbours per item: ([n_items, kmax] int64, [n_items, kmax] float32)."""
         n = x.shape[1]
         xc = sp.csc_matrix(x)
@@ -151,7 +130,7 @@ class ItemKNN:
                           leave=False, disable=len(starts) < 4):
             cols = np.arange(start, min(start + self.block_size, n))
             co = (xt @ xc[:, cols]).toarray().T.astype(np.float32)  # [b, n_items]
-            denom = norms[cols][:, None] * norms[None, :] + self.shrink
+            denom = norms[cols][:, None] * norms[None, :] + shrink
             sim = np.divide(co, denom, out=np.zeros_like(co), where=denom > 0)
             sim[np.arange(len(cols)), cols] = 0.0
             top = topk_indices(sim, kmax)
@@ -169,24 +148,34 @@ class ItemKNN:
         return w
 
     def fit(self, data: EvalData) -> None:
-        """Compute neighbourhoods; tune ``k`` on validation NDCG@10 when not given."""
+        """Compute neighbourhoods; tune ``k`` and ``shrink`` on validation NDCG@10 if not given."""
         self._x = sp.csr_matrix(data.train, dtype=np.float32)
         n = data.n_items
-        grid = (self.k,) if self.k is not None else self.k_grid
-        grid = tuple(sorted({max(1, min(int(v), n - 1)) for v in grid}))
-        nbr, val = self._neighbours(self._x, max(grid))
+        ks = (self.k,) if self.k is not None else self.k_grid
+        ks = tuple(sorted({max(1, min(int(v), n - 1)) for v in ks}))
+        shrinks = (self.shrink,) if self.shrink is not None else self.shrink_grid
+        cache: dict[float, tuple[np.ndarray, np.ndarray, int]] = {}
 
-        def make(k: int) -> _MatScorer:
+        def make(point: dict[str, float]) -> _MatScorer:
+            k, shrink = int(point["k"]), float(point["shrink"])
+            if shrink not in cache or cache[shrink][2] < k:
+                kmax = max(k, max(ks))
+                cache[shrink] = (*self._neighbours(self._x, kmax, shrink), kmax)
+            nbr, val, _ = cache[shrink]
             return _MatScorer(self.name, self._x, self._weights(nbr, val, k))
 
-        if len(grid) > 1:
-            best, scorer, results = tune_on_valid(grid, make, data)
-            self.hyperparameters = {"k": int(best), "shrink": self.shrink,
-                                    "valid_ndcg@10": results}
-        else:
-            best, scorer = grid[0], make(grid[0])
-            self.hyperparameters = {"k": int(best), "shrink": self.shrink}
-        self._w = scorer.w
+        widen = {}
+        if self.k is None:
+            widen["k"] = geometric(2.0, lower=1, upper=n - 1, integer=True)
+        if self.shrink is None:
+            widen["shrink"] = geometric(4.0, lower=1.0)
+        result, scorer = grid_search({"k": ks, "shrink": shrinks}, make, data, widen=widen,
+                                     desc=f"{self.name} on valid")
+        self.hyperparameters = {"k": int(result.best["k"]),
+                                "shrink": float(result.best["shrink"]),
+                                "search": result.to_dict()}
+        assert isinstance(scorer, _MatScorer)
+        self._w = sp.csr_matrix(scorer.w)
 
     def score(self, user_idx: np.ndarray) -> np.ndarray:
         """[B, n_items] float32 summed similarities to the user's train items."""
@@ -202,7 +191,7 @@ class EASE:
 
     Args:
         lam: L2 weight λ; None tunes it on validation over ``lambdas``.
-        lambdas: Candidates for λ.
+        lambdas: Candidates for λ (widened by x2 / ÷2 when an end wins).
         max_items: Largest catalogue accepted without ``allow_large``.
         allow_large: Accept any catalogue size (memory ~ 3 * 8 * n_items² bytes).
         name: Report name.
@@ -270,16 +259,17 @@ class EASE:
             )
         self._x = sp.csr_matrix(data.train, dtype=np.float32)
         gram = (self._x.T @ self._x).toarray().astype(np.float64)
-        def make(lam: float) -> _MatScorer:
-            return _MatScorer(self.name, self._x, self.weights(gram, lam))
+        lams = (self.lam,) if self.lam is not None else self.lambdas
 
-        if self.lam is None and len(self.lambdas) > 1:
-            best, scorer, results = tune_on_valid(self.lambdas, make, data)
-            self.hyperparameters = {"lambda": float(best), "valid_ndcg@10": results}
-        else:
-            best = self.lam if self.lam is not None else self.lambdas[0]
-            scorer = make(float(best))
-            self.hyperparameters = {"lambda": float(best)}
+        def make(point: dict[str, float]) -> _MatScorer:
+            return _MatScorer(self.name, self._x, self.weights(gram, float(point["lambda"])))
+
+        widen = {"lambda": geometric(2.0, lower=1e-3)} if self.lam is None else {}
+        result, scorer = grid_search({"lambda": lams}, make, data, widen=widen,
+                                     desc=f"{self.name} on valid")
+        self.hyperparameters = {"lambda": float(result.best["lambda"]),
+                                "search": result.to_dict()}
+        assert isinstance(scorer, _MatScorer)
         self._b = np.asarray(scorer.w, dtype=np.float32)
 
     def score(self, user_idx: np.ndarray) -> np.ndarray:

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from tqdm import tqdm
 
-from shared.errors import ConfigError, DataError
+from shared.contracts.errors import ConfigError, DataError
 from training.data.dataset import Dataset
 from training.evaluation.base import EvalData, Recommender
 from training.evaluation.metrics import (
@@ -57,7 +58,34 @@ def stage_candidates(data: EvalData, stage: str) -> np.ndarray | None:
     return np.setdiff1d(np.arange(data.n_items, dtype=np.int64), data.candidate_items)
 
 
-def evaluate(
+@dataclass
+class UserMetrics:
+    """Per-user results of one model on one stage.
+
+    Attributes:
+        users: [U] int64 user_idx of the evaluated users (ascending).
+        metrics: ``recall@K`` etc. -> [U] float64, aligned to ``users``.
+        coverage: ``coverage@K`` -> share of the candidates shown to anyone.
+        n_candidates: Number of ranked candidate items.
+        score_seconds: Time spent inside ``model.score``.
+    """
+
+    users: np.ndarray
+    metrics: dict[str, np.ndarray]
+    coverage: dict[str, float]
+    n_candidates: int
+    score_seconds: float
+
+    def means(self) -> dict[str, float]:
+        """Mean of every metric over the users, plus coverage, ``n_users``, ``n_candidates``."""
+        out = {k: float(v.mean()) if len(v) else 0.0 for k, v in self.metrics.items()}
+        out.update(self.coverage)
+        out["n_users"] = float(len(self.users))
+        out["n_candidates"] = float(self.n_candidates)
+        return out
+
+
+def evaluate_users(
     model: Recommender,
     data: EvalData,
     *,
@@ -65,21 +93,24 @@ def evaluate(
     ks: Sequence[int] = DEFAULT_KS,
     batch_size: int = 1024,
     progress: bool = True,
-) -> dict[str, float]:
-    """Rank items for every user with relevant items in ``stage`` and average the metrics.
+    relevant: sp.csr_matrix | None = None,
+    seen: sp.csr_matrix | None = None,
+) -> UserMetrics:
+    """Rank items for every user with relevant items in ``stage``; keep per-user metrics.
 
     Args:
         model: A fitted recommender.
         data: The indexed split.
-        stage: ``valid`` (train items excluded) or ``test`` (train and valid excluded).
+        stage: ``valid`` (train items excluded) or ``test`` (train and valid excluded);
+            also picks the candidate items (:func:`stage_candidates`).
         ks: Cut-offs.
         batch_size: Users scored per ``model.score`` call.
         progress: Show a tqdm bar on stderr.
+        relevant: Override of the relevance matrix (the online protocol's second halves).
+        seen: Override of the excluded items (the online protocol adds the events).
 
     Returns:
-        ``recall@K``, ``ndcg@K``, ``hit@K``, ``mrr@K``, ``coverage@K`` for each K,
-        plus ``n_users`` (evaluated), ``n_candidates`` and ``score_seconds`` (time
-        spent inside ``model.score``).
+        The :class:`UserMetrics`.
 
     Raises:
         ConfigError: Unknown stage or bad cut-offs.
@@ -90,8 +121,10 @@ def evaluate(
     ks = tuple(int(k) for k in ks)
     if not ks or min(ks) < 1:
         raise ConfigError(f"ks must be positive cut-offs, got {ks}.")
-    relevant: sp.csr_matrix = data.test if stage == "test" else data.valid
-    seen: sp.csr_matrix = data.train + data.valid if stage == "test" else data.train
+    if relevant is None:
+        relevant = data.test if stage == "test" else data.valid
+    if seen is None:
+        seen = data.train + data.valid if stage == "test" else data.train
     seen = sp.csr_matrix(seen)
     cand = stage_candidates(data, stage)
     # Rank the candidates in a fixed seeded random column order, so that tied scores
@@ -104,7 +137,8 @@ def evaluate(
     n_rel_all = np.diff(relevant.indptr)
     users = np.flatnonzero(n_rel_all > 0).astype(np.int64)
     kmax = max(ks)
-    per_user: dict[str, list[np.ndarray]] = {}
+    per_user: dict[str, list[np.ndarray]] = {
+        f"{name}@{k}": [] for k in ks for name in METRIC_NAMES}
     shown = {k: np.zeros(n_cand, dtype=bool) for k in ks}
     score_seconds = 0.0
     bar = tqdm(
@@ -125,23 +159,43 @@ def evaluate(
         rel = relevant[batch].toarray() != 0
         hits = np.take_along_axis(rel, top, axis=1) & valid_rank
         for key, vals in user_metrics(hits, n_rel_all[batch], ks).items():
-            per_user.setdefault(key, []).append(vals)
+            per_user[key].append(vals)
         for k in ks:
             kk = min(k, top.shape[1])
             shown[k][top[:, :kk][valid_rank[:, :kk]]] = True
         bar.update(len(batch))
     bar.close()
-    # Means over all users at once, so the result does not depend on batch_size.
-    out: dict[str, float] = {
-        key: float(np.concatenate(per_user[key]).mean()) if per_user else 0.0
-        for key in (f"{name}@{k}" for k in ks for name in METRIC_NAMES)
-    }
+    coverage = {}
     for k in ks:
         idx = np.flatnonzero(shown[k])[None, :]
-        out[f"coverage@{k}"] = coverage_at_k(idx, idx.shape[1], n_cand)
-    out["n_users"] = float(len(users))
-    out["n_candidates"] = float(n_cand)
-    out["score_seconds"] = score_seconds
+        coverage[f"coverage@{k}"] = coverage_at_k(idx, idx.shape[1], n_cand)
+    return UserMetrics(
+        users=users,
+        metrics={key: (np.concatenate(v) if v else np.zeros(0)) for key, v in per_user.items()},
+        coverage=coverage, n_candidates=n_cand, score_seconds=score_seconds,
+    )
+
+
+def evaluate(
+    model: Recommender,
+    data: EvalData,
+    *,
+    stage: str = "test",
+    ks: Sequence[int] = DEFAULT_KS,
+    batch_size: int = 1024,
+    progress: bool = True,
+) -> dict[str, float]:
+    """Mean metrics of :func:`evaluate_users` (the means do not depend on ``batch_size``).
+
+    Returns:
+        ``recall@K``, ``ndcg@K``, ``hit@K``, ``mrr@K``, ``coverage@K`` for each K,
+        plus ``n_users`` (evaluated), ``n_candidates`` and ``score_seconds`` (time
+        spent inside ``model.score``).
+    """
+    res = evaluate_users(model, data, stage=stage, ks=ks, batch_size=batch_size,
+                         progress=progress)
+    out = res.means()
+    out["score_seconds"] = res.score_seconds
     return out
 
 
@@ -183,8 +237,13 @@ def run_models(
     dataset: Dataset | None = None,
     split: Split | None = None,
     progress: bool = True,
+    per_user: dict[str, dict[str, UserMetrics]] | None = None,
+    after_fit: Callable[[str, Recommender], None] | None = None,
 ) -> dict[str, Any]:
     """Fit every model on ``data`` and evaluate it on each stage.
+
+    Each model is fitted once (reading ``train`` and ``valid`` only) and its test
+    metrics are computed once, after every choice it makes is fixed.
 
     Args:
         models: Unfitted recommenders.
@@ -195,6 +254,9 @@ def run_models(
         dataset: The source dataset, to record its name, sha256 and size.
         split: The split, to record its parameters and counts.
         progress: Show tqdm bars on stderr.
+        per_user: When given, filled with ``{model name: {stage: UserMetrics}}``.
+        after_fit: Called with (name, fitted model) after the model's stages are
+            evaluated (the online protocol runs there, while the model is in memory).
 
     Returns:
         A JSON-ready report: ``dataset``, ``split``, ``ks``, ``models`` (per model
@@ -220,12 +282,16 @@ def run_models(
         model.fit(data)
         entry: dict[str, Any] = {"fit_seconds": time.perf_counter() - t0, "score_seconds": {}}
         for stage in stages:
-            metrics = evaluate(model, data, stage=stage, ks=ks, batch_size=batch_size,
-                               progress=progress)
-            entry["score_seconds"][stage] = metrics.pop("score_seconds")
-            entry[stage] = metrics
+            res = evaluate_users(model, data, stage=stage, ks=ks, batch_size=batch_size,
+                                 progress=progress)
+            entry["score_seconds"][stage] = res.score_seconds
+            entry[stage] = res.means()
+            if per_user is not None:
+                per_user.setdefault(name, {})[stage] = res
         entry["hyperparameters"] = _jsonable(dict(getattr(model, "hyperparameters", {}) or {}))
         report["models"][name] = entry
+        if after_fit is not None:
+            after_fit(name, model)
     return report
 
 

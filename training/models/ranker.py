@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from shared.errors import ConfigError
+from shared.contracts.errors import ConfigError
 
 LOSSES = ("listwise", "bce", "hybrid")
 
@@ -40,9 +40,9 @@ class RankerConfig:
     Attributes:
         id_dim: Width of each ID embedding (GMF and MLP tables each).
         use_ids: Use the user/item ID embeddings (GMF branch and MLP inputs).
-            Off by default: on ml-latest-small they lowered test NDCG@10 (the
-            inner labels the IDs memorise are train items at evaluation time,
-            hence never candidates); the retrieval scores carry the CF signal.
+            Off by default (the inner labels the IDs memorise are train items at
+            evaluation time, hence never candidates); ``hybridrec evaluate``
+            chooses it on validation (docs/evaluation.md).
         content_dim: Width the content vector is projected to.
         hidden_units: MLP layer sizes.
         dropout: Dropout after each MLP layer.
@@ -220,7 +220,7 @@ def build_ranker(
 
     Args:
         input_shapes: Input name -> width (0 for the scalar ``user_idx``/``item_idx``),
-            from :meth:`shared.ranker_features.RankerFeatureTables.input_shapes`.
+            from :meth:`shared.model.ranker_features.RankerFeatureTables.input_shapes`.
         n_users: Rows of the user ID tables.
         n_items: Rows of the item ID tables.
         dense_mean: [F] training mean of the dense features.

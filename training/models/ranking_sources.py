@@ -4,8 +4,8 @@
   cosine of every item with the mean vector of the user's last N items (the
   retrieval service answers the same query with Annoy).
 * :class:`SparseEASERecommender` – EASE kept as a top-k item-neighbour table in
-  the :mod:`shared.item_knn` format, so the retrieval service serves it with
-  :func:`shared.item_knn.score_from_history`.
+  the :mod:`shared.model.item_knn` format, so the retrieval service serves it with
+  :func:`shared.model.item_knn.score_from_history`.
 * :func:`default_sources` – the pipeline's source list (two-tower, EASE
   neighbours, item-kNN, content, popularity).
 """
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from shared.candidates import top_n
+from shared.model.candidates import top_n
 
 EASE_NEIGHBORS_FILE = "ease_neighbors.npy"
 EASE_WEIGHTS_FILE = "ease_weights.npy"
@@ -62,7 +62,8 @@ class SparseEASERecommender:
 
     ``B`` is solved in closed form; for every item only its ``k`` largest positive
     outgoing weights ``B[i, j]`` are kept, in the ``neighbors``/``weights`` format
-    of :func:`shared.item_knn.build_item_knn`, so :func:`shared.item_knn.score_from_history`
+    of :func:`shared.model.item_knn.build_item_knn`, so
+    :func:`shared.model.item_knn.score_from_history`
     serves it unchanged. Score = ``sum_{h in history} B[h, i]``.
 
     Args:

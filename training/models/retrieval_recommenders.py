@@ -4,7 +4,7 @@
   item vector). User vectors of known users come from the query tower fed with
   the user id, the last ``history_length`` train items and the user features,
   exactly as the retrieval service computes them.
-* :class:`ItemKNNRecommender` – item-to-item neighbours (:mod:`shared.item_knn`);
+* :class:`ItemKNNRecommender` – item-to-item neighbours (:mod:`shared.model.item_knn`);
   score = summed neighbour weights of the user's train items.
 
 The harness evaluates them; the ranker uses them as candidate generators
@@ -27,9 +27,9 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras
 
-from shared.errors import ConfigError, NotReadyError
-from shared.features import FeatureEncoder
-from shared.item_knn import build_item_knn, knn_matrix
+from shared.contracts.errors import ConfigError, NotReadyError
+from shared.model.features import FeatureEncoder
+from shared.model.item_knn import build_item_knn, knn_matrix
 from training.evaluation.base import EvalData
 from training.models.towers import TwoTowerConfig, tower_inputs
 
@@ -256,7 +256,7 @@ class TwoTowerRecommender(_CandidateSource):
 
 
 class ItemKNNRecommender(_CandidateSource):
-    """Item-to-item neighbours (:func:`shared.item_knn.build_item_knn`) as a Recommender.
+    """Item-to-item neighbours (:func:`shared.model.item_knn.build_item_knn`) as a Recommender.
 
     Args:
         k: Entries kept per item.
@@ -300,7 +300,7 @@ class ItemKNNRecommender(_CandidateSource):
 
     def save(self, out_dir: str | Path) -> dict[str, str]:
         """Write ``neighbors`` and ``weights`` as ``.npy`` (no pickle)."""
-        from shared.item_knn import NEIGHBORS_FILE, WEIGHTS_FILE
+        from shared.model.item_knn import NEIGHBORS_FILE, WEIGHTS_FILE
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """The two towers of the retrieval model and their configuration.
 
 Both towers are Keras functional models built only from stock layers and the
-registered layers of :mod:`shared.layers`, so each can be saved on its own as
+registered layers of :mod:`shared.model.layers`, so each can be saved on its own as
 ``.keras`` and loaded with ``safe_mode=True`` by the services.
 
 * Query tower: user-ID embedding (row 0 = unknown, trained through ID dropout)
@@ -23,9 +23,9 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras
 
-from shared import features as F
-from shared.errors import ConfigError
-from shared.layers import IdDropout, L2Normalize, MaskedMeanPooling
+from shared.contracts.errors import ConfigError
+from shared.model import features as F
+from shared.model.layers import IdDropout, L2Normalize, MaskedMeanPooling
 
 HISTORY_MODES = ("auto", "before", "others", "mixed")
 _SET_SPLITS = ("random", "cold-items")

@@ -6,12 +6,12 @@ Training without leakage (:meth:`TwoStageRecommender.fit`):
    train interactions by time (``temporal``, matching the temporal split, whose
    test part is each user's latest interactions) or a seeded random
    ``holdout_frac`` (``random``, matching the random split) become labels; the
-   rest is the history. ``holdout="auto"`` picks ``temporal`` for a temporal split
-   and ``random`` otherwise.
+   rest is the history. ``holdout="auto"`` picks ``temporal`` for the ``temporal`` and
+   ``temporal-user`` splits and ``random`` otherwise.
 2. The candidate sources are fitted on the history only; each retrieves its top
-   ``depth`` per user; :func:`shared.candidates.merge_candidates` merges them.
+   ``depth`` per user; :func:`shared.model.candidates.merge_candidates` merges them.
    Positives = the user's label items among the candidates, negatives = the other
-   candidates. Features come from :func:`shared.ranker_features.candidate_features`
+   candidates. Features come from :func:`shared.model.ranker_features.candidate_features`
    with tables built from the history.
 3. The sources are refitted on the full ``data.train``; candidates for the users
    with validation items, labelled by ``data.valid``, early-stop the ranker (and
@@ -37,9 +37,9 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm import tqdm
 
-from shared.candidates import CandidateSet, finite_list, merge_candidates, top_n
-from shared.errors import ConfigError, NotReadyError
-from shared.ranker_features import (
+from shared.contracts.errors import ConfigError, NotReadyError
+from shared.model.candidates import CandidateSet, finite_list, merge_candidates, top_n
+from shared.model.ranker_features import (
     RankerFeatureTables,
     build_tables,
     candidate_features,
@@ -257,7 +257,7 @@ class TwoStageRecommender:
         """The inner holdout used for ``data`` (``temporal`` for a temporal split)."""
         if self.config.holdout != "auto":
             return self.config.holdout
-        return "temporal" if str(data.split) == "temporal" else "random"
+        return "temporal" if str(data.split).startswith("temporal") else "random"
 
     def fit(self, data: Any) -> None:
         """Inner holdout -> sources on history -> ranker lists; refit sources; train ranker."""

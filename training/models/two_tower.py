@@ -23,8 +23,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras
 
-from shared import features as F
-from shared.errors import ConfigError
+from shared.contracts.errors import ConfigError
+from shared.model import features as F
 from training.models.towers import TwoTowerConfig, build_towers, tower_inputs
 
 QUERY_TOWER_FILE = "query_tower.keras"

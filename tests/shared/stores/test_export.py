@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import redis
 
-from shared.errors import DataError, DependencyUnavailableError
+from shared.contracts.errors import DataError, DependencyUnavailableError
 from shared.stores.events import EventLog
 from shared.stores.export import COLUMNS, export_events
 from shared.stores.redis_conn import RedisGuard

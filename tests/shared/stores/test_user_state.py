@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import redis
 
-from shared.errors import ConfigError
+from shared.contracts.errors import ConfigError
 from shared.stores.redis_conn import RedisGuard, RedisUnavailable, key
 from shared.stores.user_state import UserStateStore
 from tests.support.redis_server import RedisProcess

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import ConfigError, DownloadError
+from shared.contracts.errors import ConfigError, DownloadError
 from training.data import DATASETS, download_dataset
 from training.data.download import DatasetSource
 

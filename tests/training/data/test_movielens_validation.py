@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import DataError
+from shared.contracts.errors import DataError
 from training.data import load_dataset
 
 HEAD = "userId,movieId,rating,timestamp\n"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import DataError
+from shared.contracts.errors import DataError
 from training.data import enrich_with_text, load_dataset
 
 # Kaggle "TMDB 5000" layout: TMDB id in column `id`, JSON-ish columns with quoted commas.

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from shared.errors import ConfigError
+from shared.contracts.errors import ConfigError
 from training.data.dataset import Dataset
 from training.evaluation.base import EvalData
 from training.evaluation.baselines import (

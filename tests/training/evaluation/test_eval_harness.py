@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from shared.errors import ConfigError, DataError
+from shared.contracts.errors import ConfigError, DataError
 from training.data.dataset import Dataset
 from training.evaluation.base import EvalData, Recommender
 from training.evaluation.harness import evaluate, run_models, stage_candidates

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.errors import ConfigError
+from shared.contracts.errors import ConfigError
 from training.evaluate_cmd import build_baselines, run_evaluate
 from training.evaluation.base import EvalData
 

@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from shared.errors import BundleError, ConfigError
-from shared.ranker_serving import RankerScorer, benchmark
+from shared.contracts.errors import BundleError, ConfigError
+from shared.model.ranker_serving import RankerScorer, benchmark
 from training.models.ranker import (
     RankerConfig,
     RankingLists,

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from shared.ranker_features import RankerFeatureTables
-from shared.ranker_serving import RankerScorer
+from shared.model.ranker_features import RankerFeatureTables
+from shared.model.ranker_serving import RankerScorer
 from training.evaluation.base import EvalData
 from training.evaluation.baselines import Popularity
 from training.models.ranker import RankerConfig
@@ -216,7 +216,7 @@ def test_inner_holdout_rolling_origin_drops_the_latest() -> None:
 
 
 def test_sparse_ease_table_serves_like_item_knn(tmp_path: Path) -> None:
-    from shared.item_knn import score_from_history
+    from shared.model.item_knn import score_from_history
 
     data, _ = _data()
     rec = SparseEASERecommender(lam=5.0, k=10)

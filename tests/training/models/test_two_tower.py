@@ -21,9 +21,9 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from shared.errors import ConfigError, ValidationError
-from shared.features import FeatureEncoder
-from shared.query_serving import CandidateTowerRunner, QueryTowerRunner
+from shared.contracts.errors import ConfigError, ValidationError
+from shared.model.features import FeatureEncoder
+from shared.model.query_serving import CandidateTowerRunner, QueryTowerRunner
 from training.evaluation.base import EvalData
 from training.models.retrieval_recommenders import ItemKNNRecommender, TwoTowerRecommender
 from training.models.towers import TwoTowerConfig, tower_inputs

@@ -2,7 +2,7 @@
 
 Why not httpx: on the gateway's hot path the async httpx client cost several
 times the CPU of this client per request (``bench/client_cost.py`` measures it;
-the figures are in :mod:`shared.clients`). This client does only what the
+the figures are in :mod:`shared.serving.clients`). This client does only what the
 internal calls need: one host, ``Content-Length`` or chunked bodies, keep-alive
 connections reused LIFO, at most ``max_connections`` open at once. No TLS, no
 redirects, no cookies, no proxies, no compression, no HTTP/2.

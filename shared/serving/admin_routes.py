@@ -6,14 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
 
-from shared.admin_deps import (
+from shared.contracts.admin_v1 import BundleStatus, ReloadRequest, ReloadResult
+from shared.serving.admin_deps import (
     ADMIN_ERRORS,
     RELOAD_EXAMPLES,
     reloader_of,
     require_admin_key,
 )
-from shared.bundle_reload import BundleReloader
-from shared.schemas.admin_v1 import BundleStatus, ReloadRequest, ReloadResult
+from shared.serving.reload import BundleReloader
 
 ReloaderDep = Annotated[BundleReloader[Any], Depends(reloader_of)]
 

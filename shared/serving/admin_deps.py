@@ -14,10 +14,10 @@ from typing import Annotated, Any
 from fastapi import Request, Security
 from fastapi.security import APIKeyHeader
 
-from shared.bundle_reload import BundleReloader
-from shared.errors import NotReadyError, UnauthorizedError
-from shared.schemas.v1 import ErrorResponse
-from shared.service_app import ERROR_RESPONSES
+from shared.contracts.errors import NotReadyError, UnauthorizedError
+from shared.contracts.public_v1 import ErrorResponse
+from shared.serving.app_factory import ERROR_RESPONSES
+from shared.serving.reload import BundleReloader
 
 admin_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Admin key")
 

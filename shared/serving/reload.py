@@ -32,9 +32,16 @@ from typing import Generic, TypeVar
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from shared.artifacts import LATEST_FILE, LATEST_LINK, MANIFEST, Bundle, list_bundles, load_bundle
-from shared.errors import HybridrecError, NotFoundError, NotReadyError, ValidationError
-from shared.schemas.admin_v1 import BUNDLE_NAME_PATTERN, BundleStatus, ReloadResult
+from shared.contracts.admin_v1 import BUNDLE_NAME_PATTERN, BundleStatus, ReloadResult
+from shared.contracts.bundle import (
+    LATEST_FILE,
+    LATEST_LINK,
+    MANIFEST,
+    Bundle,
+    list_bundles,
+    load_bundle,
+)
+from shared.contracts.errors import HybridrecError, NotFoundError, NotReadyError, ValidationError
 
 log = logging.getLogger("hybridrec.reload")
 E = TypeVar("E")

@@ -3,7 +3,7 @@
 :class:`RankerFeatureTables` holds the item- and user-side lookups (content
 vectors, genre multi-hot, popularity, recency, year, user features) built once
 from the training interactions; :func:`candidate_features` turns one user's
-time-ordered history and merged :class:`~shared.candidates.CandidateSet` into the
+time-ordered history and merged :class:`~shared.model.candidates.CandidateSet` into the
 ranker's input arrays. Training calls it per user, the service per request, so
 both see exactly the same features.
 
@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shared.candidates import CandidateSet
-from shared.errors import BundleError, ValidationError
+from shared.contracts.errors import BundleError, ValidationError
+from shared.model.candidates import CandidateSet
 
 TABLES_ARRAYS = "ranker_tables.npz"
 TABLES_META = "ranker_tables.json"

@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from shared.errors import BundleError, ConfigError
+from shared.contracts.errors import BundleError, ConfigError
+from shared.model.search import IndexKind
 
 METRIC: Literal["angular"] = "angular"
 DEFAULT_N_TREES = 50
@@ -76,6 +77,9 @@ class AnnIndex:
     Build with :meth:`build`, persist with :meth:`save`, reopen (memory-mapped)
     with :meth:`load`. Querying is thread-safe once built or loaded.
     """
+
+    kind: IndexKind = "annoy"
+    offload = True  # milliseconds per query at scale, GIL released: worth a thread
 
     def __init__(
         self,

@@ -1,9 +1,9 @@
 """What every hybridrec service's FastAPI app has in common.
 
-* the one error handler mapping :mod:`shared.errors` to HTTP statuses and the
-  shared :class:`~shared.schemas.v1.ErrorResponse` model,
+* the one error handler mapping :mod:`shared.contracts.errors` to HTTP statuses and the
+  shared :class:`~shared.contracts.public_v1.ErrorResponse` model,
 * a pure-ASGI middleware for request ids, the body-size limit (413),
-  Prometheus request metrics and the ``Server-Timing`` header (:mod:`shared.timing`),
+  Prometheus request metrics and the ``Server-Timing`` header (:mod:`shared.serving.timing`),
 * ``/health/live`` and ``/metrics``, and Swagger UI / ReDoc served offline.
 """
 
@@ -32,12 +32,13 @@ from prometheus_client import (
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import timing
-from shared.errors import HybridrecError
-from shared.schemas.v1 import ErrorResponse, Health
+from shared.contracts.errors import HybridrecError
+from shared.contracts.public_v1 import ErrorResponse, Health
+from shared.serving import timing
 
 log = logging.getLogger("hybridrec.http")
-#: Sent by :mod:`shared.clients`: when the caller stops waiting (Unix time); later = 503, no work.
+#: Sent by :mod:`shared.serving.clients`: when the caller stops waiting (Unix time);
+#: a request found after it gets 503 and no work.
 DEADLINE_HEADER = b"x-hybridrec-deadline"
 T = TypeVar("T")
 
@@ -237,7 +238,7 @@ class RequestContextMiddleware:
                 await self._reject(scope, receive, send_wrapper, rid, declared)
                 return
             if _deadline_passed(headers.get(DEADLINE_HEADER)):
-                # The caller has given up already (shared.clients sends its deadline):
+                # The caller has given up already (shared.serving.clients sends its deadline):
                 # doing the work would only delay the requests queued behind this one.
                 shed = error_json(
                     503, "deadline_exceeded", "the caller's deadline passed before this "

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.schemas.v1 import StrictModel
+from shared.contracts.public_v1 import StrictModel
 
 #: A bundle's folder name under the artifacts root (what ``BundleWriter`` accepts).
 BUNDLE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from shared.schemas.v1 import (
+from shared.contracts.public_v1 import (
     MAX_IDS,
     MAX_K,
     ItemId,

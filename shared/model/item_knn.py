@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from shared.errors import ConfigError, ValidationError
+from shared.contracts.errors import ConfigError, ValidationError
 
 if TYPE_CHECKING:  # scipy is imported where it is used: the service only needs numpy
     import scipy.sparse as sp

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shared.errors import ValidationError
+from shared.contracts.errors import ValidationError
 
 #: Default reciprocal-rank-fusion constant (Cormack et al. 2009).
 RRF_K = 60.0

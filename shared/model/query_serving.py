@@ -2,7 +2,7 @@
 
 :class:`QueryTowerRunner` and :class:`CandidateTowerRunner` load a tower saved
 as ``.keras`` (``safe_mode=True``; the custom layers come from
-:mod:`shared.layers`) and run it with :class:`~shared.numpy_forward.NumpyForward`
+:mod:`shared.model.layers`) and run it with :class:`~shared.model.numpy_forward.NumpyForward`
 (plain numpy, no TensorFlow call per request), falling back to a ``tf.function``
 with a fixed ``input_signature`` (batch dimension ``None``, so a request never
 retraces) for a layer the numpy interpreter does not know. TensorFlow and Keras are
@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from shared.errors import BundleError, ValidationError
-from shared.features import FeatureEncoder
-from shared.numpy_forward import NumpyForward
+from shared.contracts.errors import BundleError, ValidationError
+from shared.model.features import FeatureEncoder
+from shared.model.numpy_forward import NumpyForward
 
 
 class _TowerRunner:
@@ -39,7 +39,7 @@ class _TowerRunner:
         import keras
         import tensorflow as tf
 
-        import shared.layers  # noqa: F401  (registers the custom layers)
+        import shared.model.layers  # noqa: F401  (registers the custom layers)
 
         try:
             self.model = keras.saving.load_model(path, safe_mode=True, compile=False)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.errors import BundleError
+from shared.contracts.errors import BundleError
 
 _ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "linear": lambda x: x,

@@ -1,4 +1,4 @@
-"""HNSW graph indexes (hnswlib, cosine) with the query interface of :class:`~shared.ann.AnnIndex`.
+"""HNSW graph indexes (hnswlib, cosine): a :class:`~shared.model.search.VectorIndex`.
 
 An optional second index kind for large catalogues. Annoy stays the default and
 is always in a bundle (memory-mapped, so processes share it and start fast);
@@ -11,7 +11,7 @@ with the queries the service builds (the mean of a user's recent items): Annoy's
 default (search_k 20,000) recall@100 0.26 at 4.9 ms, HNSW ef=250 0.50 at 1.5 ms.
 ``docs/scaling.md`` has the sweeps and the end-to-end effect.
 
-Positions are item indices ``0..n-1`` as in :mod:`shared.ann`; scores are
+Positions are item indices ``0..n-1`` as in :mod:`shared.model.search.annoy_index`; scores are
 cosine similarities (hnswlib's cosine distance is ``1 - cos``). The search
 releases the GIL, so queries from several threads run in parallel.
 """
@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from shared.errors import BundleError, ConfigError
+from shared.contracts.errors import BundleError, ConfigError
+from shared.model.search import IndexKind
 
 #: Graph degree and build beam: the ``make bench`` pick (bench/ann_bench.py).
 DEFAULT_M = 16
@@ -79,6 +80,9 @@ class HnswIndex:
     :meth:`load`. Queries are thread-safe once built or loaded (no items are
     added after that).
     """
+
+    kind: IndexKind = "hnsw"
+    offload = True  # milliseconds per query at scale, GIL released: worth a thread
 
     def __init__(self, index: Any, *, dim: int, ef: int, seed: int | None,
                  path: Path | None = None) -> None:

@@ -23,7 +23,7 @@ ITEM_HNSW = "index/item_tower.hnsw"
 TWO_TOWER_DIR = "two_tower"
 QUERY_TOWER = "two_tower/query_tower.keras"
 CANDIDATE_TOWER = "two_tower/candidate_tower.keras"
-FEATURES = "two_tower/feature_encoder.json"  # shared.features.FeatureEncoder
+FEATURES = "two_tower/feature_encoder.json"  # shared.model.features.FeatureEncoder
 ITEM_VECTORS = "two_tower/item_vectors.npy"  # [n_items, 64] float32, L2-normalised
 
 SOURCES_DIR = "sources"
@@ -36,4 +36,4 @@ NEIGHBOR_TABLES = {
 RANKER_DIR = "ranker"
 RANKER = "ranker/ranker.keras"
 RANKER_CONFIG = "ranker/two_stage.json"  # source names, config, dense feature names
-# ranker/ranker_tables.npz + ranker/ranker_tables.json: shared.ranker_features tables
+# ranker/ranker_tables.npz + ranker/ranker_tables.json: shared.model.ranker_features tables

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from shared.errors import ConfigError
+from shared.contracts.errors import ConfigError
+from shared.model.search import IndexKind
 
 #: Up to this many float32 elements (items x width, 16 MB) exact search is used.
 EXACT_MAX_ELEMENTS = 4_000_000
@@ -37,6 +38,9 @@ def use_exact(n_items: int, dim: int) -> bool:
 
 class ExactSearch:
     """Brute-force cosine top-k over the rows of a matrix (positions 0..n-1)."""
+
+    kind: IndexKind = "exact"
+    offload = False  # one matrix-vector product: cheaper than a thread hop
 
     def __init__(self, vectors: np.ndarray) -> None:
         """Keep a row-normalised float32 copy of ``vectors`` [n, d]."""
@@ -81,3 +85,16 @@ class ExactSearch:
         order = np.lexsort((top, -sims[top]))
         ids = top[order].astype(np.int64)
         return ids, sims[ids].astype(np.float32)
+
+    def query_batch(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k for each row of ``vectors`` [q, d]; rows padded with id -1, score -inf."""
+        arr = np.asarray(vectors, dtype=np.float32)
+        if arr.ndim != 2:
+            raise ConfigError(f"queries must be a 2-D array [q, d], got shape {arr.shape}")
+        ids = np.full((arr.shape[0], max(int(k), 0)), -1, dtype=np.int64)
+        scores = np.full((arr.shape[0], max(int(k), 0)), -np.inf, dtype=np.float32)
+        for row in range(arr.shape[0]):
+            got_ids, got_scores = self.query(arr[row], k)
+            ids[row, : got_ids.shape[0]] = got_ids
+            scores[row, : got_scores.shape[0]] = got_scores
+        return ids, scores

@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from shared.candidates import CandidateSet
-from shared.errors import BundleError, ConfigError, ValidationError
-from shared.numpy_forward import NumpyForward
-from shared.ranker_features import RankerFeatureTables, candidate_features
+from shared.contracts.errors import BundleError, ConfigError, ValidationError
+from shared.model.candidates import CandidateSet
+from shared.model.numpy_forward import NumpyForward
+from shared.model.ranker_features import RankerFeatureTables, candidate_features
 
 BACKENDS = ("numpy", "tf_function", "eager")
 class RankerScorer:
@@ -98,7 +98,7 @@ class RankerScorer:
         """[m] float32 scores (the logit, or the mean logit of an ensemble's members).
 
         Args:
-            features: Ranker inputs (:func:`shared.ranker_features.candidate_features`).
+            features: Ranker inputs (:func:`shared.model.ranker_features.candidate_features`).
             backend: Override of the default forward pass.
         """
         which = backend or self.backend
@@ -117,7 +117,7 @@ class RankerScorer:
     def features(
         self, user_idx: int, history: np.ndarray, cands: CandidateSet
     ) -> dict[str, np.ndarray]:
-        """:func:`shared.ranker_features.candidate_features` with single-threaded BLAS.
+        """:func:`shared.model.ranker_features.candidate_features` with single-threaded BLAS.
 
         Its similarity products hit the same OpenBLAS stall as the forward pass
         when TensorFlow shares the process; call this rather than the function.

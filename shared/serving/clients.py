@@ -1,19 +1,19 @@
 """HTTP clients for the internal services (used by the gateway).
 
 One pooled keep-alive connection pool per dependency for the app's lifetime
-(:class:`shared.http1.ConnectionPool`), with explicit timeouts: ``timeout_s`` per
+(:class:`shared.serving.http1.ConnectionPool`), with explicit timeouts: ``timeout_s`` per
 call (the whole exchange, connect included; at most 0.5 s to connect). Errors
-are translated into :mod:`shared.errors`: a 4xx from the dependency keeps its
+are translated into :mod:`shared.contracts.errors`: a 4xx from the dependency keeps its
 status and message (the caller's mistake), anything else (connection refused,
 timeout, 5xx, a body that is not what was promised) becomes
 :class:`DependencyUnavailableError`. Each call is timed as the stage named after
 the dependency, and the dependency's own ``Server-Timing`` stages are folded in
-under that prefix (``retrieval.ann``; :mod:`shared.timing`). Typed calls encode
+under that prefix (``retrieval.ann``; :mod:`shared.serving.timing`). Typed calls encode
 and decode with pydantic's JSON (``model_dump_json`` / ``model_validate_json``),
 timed as the ``codec`` stage. Each call carries its deadline
 (``x-hybridrec-deadline``, Unix time): a dependency that only gets to a request
 after the caller gave up answers 503 at once instead of doing the work
-(:mod:`shared.service_app`), so an overload sheds load instead of snowballing.
+(:mod:`shared.serving.app_factory`), so an overload sheds load instead of snowballing.
 
 Why not httpx: ``bench/client_cost.py`` drove a trivial FastAPI endpoint and the
 real ranking service's ``/v1/rank`` (200 candidates, 67 KB body) with 32
@@ -48,15 +48,20 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from shared import timing
-from shared.errors import DependencyUnavailableError, HybridrecError, NotFoundError, ValidationError
-from shared.http1 import ConnectionPool, HTTPError, Response
-from shared.schemas.internal_v1 import (
+from shared.contracts.errors import (
+    DependencyUnavailableError,
+    HybridrecError,
+    NotFoundError,
+    ValidationError,
+)
+from shared.contracts.internal_v1 import (
     CandidatesRequest,
     CandidatesResponse,
     RankRequest,
     RankResponse,
 )
+from shared.serving import timing
+from shared.serving.http1 import ConnectionPool, HTTPError, Response
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shared.errors import BundleError, ConfigError
+from shared.contracts.errors import BundleError, ConfigError
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"

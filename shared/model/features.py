@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.errors import BundleError, ConfigError, ValidationError
+from shared.contracts.errors import BundleError, ConfigError, ValidationError
 
 SCHEMA_VERSION = 1
 DEFAULT_HISTORY_LENGTH = 50

@@ -31,7 +31,7 @@ import os
 import sys
 import time
 
-from shared.errors import ConfigError
+from shared.contracts.errors import ConfigError
 
 log = logging.getLogger("hybridrec.threads")
 
