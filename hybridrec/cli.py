@@ -58,7 +58,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         args.out,
         item_text=args.item_text,
         seed=args.seed,
+        seeds=args.seeds,
         models=models,
+        online=args.online,
     )
     return 0
 
@@ -128,12 +130,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--out", default="reports", help="folder for report.json/.md/.png")
     ev.add_argument("--item-text", default=None, help="CSV with an overview column")
-    ev.add_argument("--seed", type=int, default=42)
+    ev.add_argument("--seed", type=int, default=42, help="first seed (seed s of N is seed + s)")
+    ev.add_argument(
+        "--seeds", type=int, default=1, help="splits, one per seed (3 for the reported runs)"
+    )
+    ev.add_argument(
+        "--online",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the online protocol (events fed through the serving path)",
+    )
     ev.add_argument(
         "--models",
         default=None,
-        help="comma-separated models: popularity, itemknn, ease, genrepopularity, random, "
-        "content, twotower, twostage (default: the split's baselines + hybridrec's models)",
+        help="comma-separated models: popularity, itemknn, ease, als, genrepopularity, "
+        "contentpopularity, random, oracle, content, twotower, twostage "
+        "(default: the split's baselines + hybridrec's models)",
     )
     ev.set_defaults(func=_cmd_evaluate)
 
