@@ -1,0 +1,140 @@
+"""The time-aware training view: the one place user tags become item text.
+
+A model may only learn from what it could have known when its training data ends. The
+view of a dataset for a set of training interactions keeps:
+
+* the training interactions only (never validation or test rows);
+* the user tag events (``Dataset.tags``) whose (user, item) pair is a training
+  interaction and, when the training data ends at a time, that were written before it:
+  before the split's global ``cutoff``, or (``per_user_cutoff``) no later than the
+  tagging user's own latest training interaction (per-user temporal holdouts);
+* every item's own metadata (title, year, genres, overview, the item's own tags).
+
+Items' ``tags`` are then the item's own tags followed by the kept user tags, most
+frequent first (ties alphabetical), at most :data:`MAX_TAGS`. An item without training
+interactions (a held-out cold item, an item nobody rated) therefore has no user tags.
+
+:func:`training_items` is the only reader of ``Dataset.tags`` for item text; evaluation
+(:func:`split_view`, used by ``EvalData.from_split``) and the serving bundle
+(:func:`training.catalogue_data.catalogue_eval_data`) both go through it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from training.data.dataset import ITEM_COLUMNS, TAG_COLUMNS, Dataset
+
+MAX_TAGS = 20
+"""Most tags kept per item."""
+
+
+def training_tags(
+    tags: pd.DataFrame | None,
+    train: pd.DataFrame,
+    *,
+    cutoff: int | None = None,
+    per_user_cutoff: bool = False,
+) -> pd.DataFrame:
+    """The tag events a model trained on ``train`` may see.
+
+    Args:
+        tags: Tag events (``user_id``, ``item_id``, ``tag``, ``timestamp``) or None.
+        train: Training interactions (``user_id``, ``item_id``, ``timestamp``).
+        cutoff: Keep only tags with ``timestamp < cutoff`` (None: no global time limit).
+        per_user_cutoff: Also keep only tags written no later than the tagging user's
+            latest training interaction.
+
+    Returns:
+        The kept tag events (canonical tag columns, fresh index).
+    """
+    if tags is None or tags.empty or train.empty:
+        return pd.DataFrame({c: pd.Series(dtype="str" if c == "tag" else "int64")
+                             for c in TAG_COLUMNS})
+    pairs = pd.MultiIndex.from_arrays([train["user_id"].to_numpy(np.int64),
+                                       train["item_id"].to_numpy(np.int64)])
+    keep = pd.MultiIndex.from_arrays([tags["user_id"].to_numpy(np.int64),
+                                      tags["item_id"].to_numpy(np.int64)]).isin(pairs)
+    ts = tags["timestamp"].to_numpy(np.int64)
+    if cutoff is not None:
+        keep &= ts < int(cutoff)
+    if per_user_cutoff:
+        last = train.groupby("user_id")["timestamp"].max()
+        limit = tags["user_id"].map(last).to_numpy(dtype=np.float64, na_value=-np.inf)
+        keep &= ts <= limit
+    return tags.loc[keep, list(TAG_COLUMNS)].reset_index(drop=True)
+
+
+def _tag_lists(tags: pd.DataFrame) -> pd.Series:
+    """item_id -> up to MAX_TAGS tags, most frequent first, ties alphabetical."""
+    if tags.empty:
+        return pd.Series(dtype=object)
+    counts = tags.groupby(["item_id", "tag"], sort=False).size().reset_index(name="n")
+    counts = counts.sort_values(["item_id", "n", "tag"], ascending=[True, False, True])
+    top = counts.groupby("item_id", sort=False).head(MAX_TAGS)
+    ids, starts = np.unique(top["item_id"].to_numpy(), return_index=True)
+    chunks = np.split(top["tag"].to_numpy(dtype=object), starts[1:])
+    return pd.Series([c.tolist() for c in chunks], index=ids, dtype=object)
+
+
+def training_items(
+    ds: Dataset,
+    train: pd.DataFrame,
+    *,
+    cutoff: int | None = None,
+    per_user_cutoff: bool = False,
+) -> pd.DataFrame:
+    """``ds.items`` whose ``tags`` hold the item's own tags plus the training pairs' user tags.
+
+    Args:
+        ds: The dataset (items and tag events).
+        train: Training interactions.
+        cutoff: See :func:`training_tags`.
+        per_user_cutoff: See :func:`training_tags`.
+
+    Returns:
+        A copy of the canonical items table (same rows and order).
+    """
+    kept = training_tags(ds.tags, train, cutoff=cutoff, per_user_cutoff=per_user_cutoff)
+    return _with_user_tags(ds.items, kept)
+
+
+def _with_user_tags(table: pd.DataFrame, kept: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``table`` whose ``tags`` are its own tags then the ``kept`` events' tags."""
+    user_tags = _tag_lists(kept)
+    items = table.copy()
+    by_item = items["item_id"].map(user_tags)
+    merged = []
+    for own, extra in zip(items["tags"], by_item, strict=True):
+        base = [str(t) for t in own] if isinstance(own, list | tuple | np.ndarray) else []
+        more = [t for t in extra if t not in base] if isinstance(extra, list) else []
+        merged.append((base + more)[:MAX_TAGS])
+    items["tags"] = pd.Series(merged, index=items.index, dtype=object)
+    return items[list(ITEM_COLUMNS) + [c for c in items.columns if c not in ITEM_COLUMNS]]
+
+
+def split_view(ds: Dataset, split: Any) -> Dataset:
+    """The dataset as a model trained on ``split`` may see it.
+
+    Args:
+        ds: The dataset the split was made from.
+        split: A :class:`training.splits.Split` (``train``, ``kind``, ``cutoff``).
+
+    Returns:
+        A Dataset whose ``interactions`` are the training interactions, whose ``tags``
+        are the kept tag events and whose items carry only those as user tags.
+        ``info["view"]`` records the rule applied.
+    """
+    per_user = split.kind == "temporal-user"
+    cutoff = getattr(split, "cutoff", None)
+    kept = training_tags(ds.tags, split.train, cutoff=cutoff, per_user_cutoff=per_user)
+    items = _with_user_tags(ds.items, kept)
+    info = {**ds.info, "view": {"split": split.kind, "cutoff": cutoff,
+                                "per_user_cutoff": per_user,
+                                "tag_events_kept": len(kept),
+                                "tag_events_total": 0 if ds.tags is None else len(ds.tags)}}
+    return dataclasses.replace(ds, interactions=split.train, items=items, tags=kept, info=info)
