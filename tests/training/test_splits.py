@@ -8,7 +8,14 @@ import pytest
 
 from shared.contracts.errors import ConfigError, DataError
 from training.data.dataset import Dataset
-from training.splits import SPLIT_KINDS, make_split, preprocess, ratio_counts
+from training.splits import (
+    SPLIT_KINDS,
+    k_core_filter,
+    make_split,
+    preprocess,
+    ratio_counts,
+    threshold,
+)
 
 
 def _dataset(n_users: int = 50, n_items: int = 60, seed: int = 1) -> Dataset:
@@ -38,17 +45,25 @@ def _pairs(df: pd.DataFrame) -> set[tuple[int, int]]:
 
 
 @pytest.mark.parametrize("kind", SPLIT_KINDS)
-def test_parts_are_disjoint_and_cover_the_filtered_data(kind: str) -> None:
-    ds = _dataset()
-    split = make_split(ds, kind, k_core=3)
+def test_parts_are_disjoint_typed_and_positive(kind: str) -> None:
+    split = make_split(_dataset(), kind, k_core=3)
     tr, va, te = _pairs(split.train), _pairs(split.valid), _pairs(split.test)
     assert tr and va and te
     assert not (tr & va) and not (tr & te) and not (va & te)
+    for part in (split.train, split.valid, split.test):
+        assert list(part.columns) == ["user_id", "item_id", "rating", "timestamp"]
+        assert (part["rating"] >= 3.0).all()
+    assert split.kind == kind
+    assert (split.cutoff is not None) == (kind == "temporal")
+
+
+@pytest.mark.parametrize("kind", ["random", "temporal-user"])
+def test_per_user_kinds_cover_the_k_cored_data(kind: str) -> None:
+    ds = _dataset()
+    split = make_split(ds, kind, k_core=3)
     kept = preprocess(ds.interactions, min_rating=3.0, k_core=3)
-    assert tr | va | te == _pairs(kept)
+    assert _pairs(split.train) | _pairs(split.valid) | _pairs(split.test) == _pairs(kept)
     assert len(split.train) + len(split.valid) + len(split.test) == len(kept)
-    assert list(split.train.columns) == ["user_id", "item_id", "rating", "timestamp"]
-    assert (split.train["rating"] >= 3.0).all()
 
 
 @pytest.mark.parametrize("kind", ["random", "cold-items"])
@@ -103,8 +118,56 @@ def test_random_split_is_80_10_10_per_user() -> None:
         assert (got == expect).all()
 
 
-def test_temporal_test_is_never_earlier_than_train_or_valid() -> None:
-    split = make_split(_dataset(), "temporal", k_core=3)
+def test_temporal_is_one_global_time_cut() -> None:
+    ds = _dataset(n_users=80, seed=2)
+    ds.interactions["timestamp"] = np.random.default_rng(3).integers(
+        0, 10_000, len(ds.interactions))
+    split = make_split(ds, "temporal", k_core=3)
+    cutoff, valid_cutoff = split.cutoff, split.params["valid_cutoff"]
+    assert isinstance(cutoff, int) and valid_cutoff < cutoff
+    assert split.train["timestamp"].max() < valid_cutoff
+    assert split.valid["timestamp"].min() >= valid_cutoff
+    assert split.valid["timestamp"].max() < cutoff
+    assert split.test["timestamp"].min() >= cutoff
+    # The cut is the 0.9 (test) and 0.8 (valid) time quantile of the thresholded rows.
+    positive = threshold(ds.interactions, 3.0)
+    ts = np.sort(positive["timestamp"].to_numpy())
+    assert cutoff - 1 == ts[int(np.ceil(0.9 * len(ts))) - 1]
+    assert valid_cutoff - 1 == ts[int(np.ceil(0.8 * len(ts))) - 1]
+    # Train is the k-core of everything before the validation slice ...
+    early = positive[positive["timestamp"] < valid_cutoff]
+    assert _pairs(split.train) == _pairs(k_core_filter(early, 3))
+    # ... and test is every later row of a user and an item that have training rows.
+    late = positive[positive["timestamp"] >= cutoff]
+    known = late[late["user_id"].isin(split.train["user_id"])
+                 & late["item_id"].isin(split.train["item_id"])]
+    assert _pairs(split.test) == _pairs(known)
+    assert split.params["test_dropped_unknown_user_or_item"] == len(late) - len(known)
+    assert split.params["k_core_on"] == "train" and split.params["test_frac"] == 0.1
+    # No seed in it: the time decides.
+    other = make_split(ds, "temporal", k_core=3, seed=99)
+    pd.testing.assert_frame_equal(other.test, split.test)
+
+
+def test_temporal_k_core_does_not_see_the_future() -> None:
+    # Item 7 has two early ratings and many late ones: a k-core over all the data would
+    # keep it in training, a k-core over the training period drops it.
+    rows = [(u, i, 5.0, u * 10 + i) for u in range(1, 9) for i in range(1, 5)]
+    rows += [(1, 7, 5.0, 5), (2, 7, 5.0, 6)]
+    rows += [(u, 7, 5.0, 1_000 + u) for u in range(1, 9)] + [(u, 5, 5.0, 2_000 + u)
+                                                           for u in range(1, 9)]
+    inter = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
+    ds = Dataset(name="toy", interactions=inter, items=pd.DataFrame({"item_id": [1]}),
+                 users=pd.DataFrame({"user_id": range(1, 9)}))
+    split = make_split(ds, "temporal", k_core=3, valid_frac=0.1, test_frac=0.3)
+    assert 7 not in set(split.train["item_id"])
+    assert 7 not in set(split.test["item_id"]) and 5 not in set(split.test["item_id"])
+    assert 7 in set(preprocess(inter, min_rating=None, k_core=3)["item_id"])
+
+
+def test_temporal_user_is_the_per_user_tail() -> None:
+    split = make_split(_dataset(), "temporal-user", k_core=3)
+    assert split.cutoff is None
     last_train = split.train.groupby("user_id")["timestamp"].max()
     first_test = split.test.groupby("user_id")["timestamp"].min()
     last_valid = split.valid.groupby("user_id")["timestamp"].max()
@@ -119,19 +182,29 @@ def test_temporal_test_is_never_earlier_than_train_or_valid() -> None:
     assert split.params["test_frac"] == 0.2
 
 
-def test_cold_items_are_never_trained_on() -> None:
+def test_cold_items_are_drawn_before_the_k_core_and_never_trained_on() -> None:
     ds = _dataset()
-    split = make_split(ds, "cold-items", k_core=3, seed=5)
+    split = make_split(ds, "cold-items", k_core=6, seed=5)
     cold = split.cold_items
     assert cold is not None and len(cold) > 0
-    kept = preprocess(ds.interactions, min_rating=3.0, k_core=3)
-    counts = kept.groupby("item_id").size()
-    assert len(cold) == round(0.1 * int((counts >= 5).sum()))
-    assert (counts[cold] >= 5).all()
-    assert not split.train["item_id"].isin(cold).any()
-    assert not split.valid["item_id"].isin(cold).any()
+    positive = threshold(ds.interactions, 3.0)
+    counts = positive.groupby("item_id").size()
+    eligible = counts[counts >= 5]
+    # Eligibility is decided on the data before any k-core: a 6-core over all the data
+    # would leave fewer items than are eligible here.
+    assert split.params["n_eligible_items"] == len(eligible)
+    assert preprocess(ds.interactions, k_core=6)["item_id"].nunique() < len(eligible)
+    assert split.params["n_cold_drawn"] == round(0.1 * len(eligible))
+    assert set(cold) <= set(eligible.index)
+    warm = pd.concat([split.train, split.valid])
+    assert not warm["item_id"].isin(cold).any()
     assert split.test["item_id"].isin(cold).all()
-    assert len(split.test) == int(kept["item_id"].isin(cold).sum())
+    # The k-core ran on the warm part only ...
+    assert warm.groupby("user_id").size().min() >= 6
+    assert warm.groupby("item_id").size().min() >= 6
+    # ... and test holds every held-out item's rows of users with training data.
+    held = positive[positive["item_id"].isin(cold)]
+    assert _pairs(split.test) == _pairs(held[held["user_id"].isin(split.train["user_id"])])
 
 
 def test_bad_arguments_raise_config_errors() -> None:
