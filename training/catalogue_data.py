@@ -6,7 +6,7 @@ module builds the same :class:`~training.evaluation.base.EvalData` structure ove
 the full catalogue, with a per-user temporal holdout as validation (for early
 stopping and ranker selection) and an empty test part. Item text follows the rule of
 evaluation (:mod:`training.data.view`): user tags count only for training (user, item)
-pairs, written no later than the tagging user's latest training interaction.
+pairs, written before the tagging user's first validation interaction.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def catalogue_eval_data(
         EvalData with ``item_ids`` = all catalogue ids (sorted), an empty test part and
         items whose user tags come from ``train`` pairs only.
     """
-    items = training_items(ds, train, per_user_cutoff=True)
+    items = training_items(ds, train, user_cutoffs=valid.groupby("user_id")["timestamp"].min())
     items = items.sort_values("item_id", kind="stable").reset_index(drop=True)
     item_ids = items["item_id"].to_numpy(np.int64)
     user_ids = np.unique(

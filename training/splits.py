@@ -75,6 +75,9 @@ class Split:
         cutoff: For ``temporal``, the first timestamp of the test period: every test
             interaction is at or after it, every train and validation interaction and
             every tag a model may see is before it. None for the other kinds.
+        user_cutoffs: For ``temporal-user``, user_id -> the first timestamp of that
+            user's validation or test interactions (none of the user's tags from then
+            on are seen). None for the other kinds.
     """
 
     train: pd.DataFrame
@@ -85,6 +88,7 @@ class Split:
     params: dict[str, Any] = field(default_factory=dict)
     cold_items: np.ndarray | None = None
     cutoff: int | None = None
+    user_cutoffs: pd.Series | None = None
 
     def summary(self) -> dict[str, Any]:
         """Row, user and item counts per part, for logs and reports."""
@@ -316,6 +320,9 @@ def make_split(
         cold_items=cold,
         cutoff=cutoff,
     )
+    if kind == "temporal-user":
+        held = df[labels != 0]
+        split.user_cutoffs = held.groupby("user_id")["timestamp"].min()
     split.params["counts"] = split.summary()
     return split
 

@@ -237,12 +237,13 @@ def test_temporal_split_sees_nothing_after_the_cutoff(tmp_path: Path,
 
 def test_temporal_user_split_sees_no_later_tags(tmp_path: Path, encoder: TextEncoder) -> None:
     def extra(poison: Poison, split) -> None:
-        # Each user's tags on their own training items, written at their first test
-        # interaction: after their training data ends.
-        first_test = split.test.groupby("user_id")["timestamp"].min()
-        train = split.train[split.train["user_id"].isin(first_test.index)]
-        train = train.drop_duplicates("user_id")
-        poison.add(train, train["user_id"].map(first_test).to_numpy(), "later")
+        # Each user's tags on their own training items, written when their validation
+        # and their test data start: after their training data ends.
+        for part in ("valid", "test"):
+            first = getattr(split, part).groupby("user_id")["timestamp"].min()
+            train = split.train[split.train["user_id"].isin(first.index)]
+            train = train.drop_duplicates("user_id")
+            poison.add(train, train["user_id"].map(first).to_numpy(), f"later{part}")
 
     _check_split("temporal-user", tmp_path, encoder, extra)
 
@@ -268,9 +269,10 @@ def test_serving_catalogue_sees_only_training_pair_tags(tmp_path: Path) -> None:
     poison.add(valid, valid["timestamp"].to_numpy() + 30, "valid")
     low = ds.interactions[ds.interactions["rating"] < 3.0]
     poison.add(low, low["timestamp"].to_numpy() + 30, "lowrating")
-    last = train.groupby("user_id")["timestamp"].max()
-    late = train.drop_duplicates("user_id")
-    poison.add(late, late["user_id"].map(last).to_numpy() + 1, "late")
+    # Each user's tag on a training item, written when their validation data starts.
+    first_valid = valid.groupby("user_id")["timestamp"].min()
+    late = train[train["user_id"].isin(first_valid.index)].drop_duplicates("user_id")
+    poison.add(late, late["user_id"].map(first_valid).to_numpy(), "late")
     bad = load_dataset(_write(tmp_path / "poisoned", ratings,
                               pd.concat([tags, poison.frame()], ignore_index=True)))
     clean_items = catalogue_eval_data(ds, train, valid, seed=1).items

@@ -6,8 +6,9 @@ view of a dataset for a set of training interactions keeps:
 * the training interactions only (never validation or test rows);
 * the user tag events (``Dataset.tags``) whose (user, item) pair is a training
   interaction and, when the training data ends at a time, that were written before it:
-  before the split's global ``cutoff``, or (``per_user_cutoff``) no later than the
-  tagging user's own latest training interaction (per-user temporal holdouts);
+  before the split's global ``cutoff`` and, for per-user time holdouts
+  (``temporal-user``, the serving bundle's validation), before the tagging user's own
+  first held-out interaction (``user_cutoffs``);
 * every item's own metadata (title, year, genres, overview, the item's own tags).
 
 Items' ``tags`` are then the item's own tags followed by the kept user tags, most
@@ -38,7 +39,7 @@ def training_tags(
     train: pd.DataFrame,
     *,
     cutoff: int | None = None,
-    per_user_cutoff: bool = False,
+    user_cutoffs: pd.Series | None = None,
 ) -> pd.DataFrame:
     """The tag events a model trained on ``train`` may see.
 
@@ -46,8 +47,8 @@ def training_tags(
         tags: Tag events (``user_id``, ``item_id``, ``tag``, ``timestamp``) or None.
         train: Training interactions (``user_id``, ``item_id``, ``timestamp``).
         cutoff: Keep only tags with ``timestamp < cutoff`` (None: no global time limit).
-        per_user_cutoff: Also keep only tags written no later than the tagging user's
-            latest training interaction.
+        user_cutoffs: user_id -> timestamp: a listed user's tags count only before it
+            (the start of that user's held-out data); unlisted users have no limit.
 
     Returns:
         The kept tag events (canonical tag columns, fresh index).
@@ -62,10 +63,9 @@ def training_tags(
     ts = tags["timestamp"].to_numpy(np.int64)
     if cutoff is not None:
         keep &= ts < int(cutoff)
-    if per_user_cutoff:
-        last = train.groupby("user_id")["timestamp"].max()
-        limit = tags["user_id"].map(last).to_numpy(dtype=np.float64, na_value=-np.inf)
-        keep &= ts <= limit
+    if user_cutoffs is not None and len(user_cutoffs):
+        limit = tags["user_id"].map(user_cutoffs).to_numpy(dtype=np.float64, na_value=np.inf)
+        keep &= ts < limit
     return tags.loc[keep, list(TAG_COLUMNS)].reset_index(drop=True)
 
 
@@ -86,7 +86,7 @@ def training_items(
     train: pd.DataFrame,
     *,
     cutoff: int | None = None,
-    per_user_cutoff: bool = False,
+    user_cutoffs: pd.Series | None = None,
 ) -> pd.DataFrame:
     """``ds.items`` whose ``tags`` hold the item's own tags plus the training pairs' user tags.
 
@@ -94,12 +94,12 @@ def training_items(
         ds: The dataset (items and tag events).
         train: Training interactions.
         cutoff: See :func:`training_tags`.
-        per_user_cutoff: See :func:`training_tags`.
+        user_cutoffs: See :func:`training_tags`.
 
     Returns:
         A copy of the canonical items table (same rows and order).
     """
-    kept = training_tags(ds.tags, train, cutoff=cutoff, per_user_cutoff=per_user_cutoff)
+    kept = training_tags(ds.tags, train, cutoff=cutoff, user_cutoffs=user_cutoffs)
     return _with_user_tags(ds.items, kept)
 
 
@@ -122,19 +122,20 @@ def split_view(ds: Dataset, split: Any) -> Dataset:
 
     Args:
         ds: The dataset the split was made from.
-        split: A :class:`training.splits.Split` (``train``, ``kind``, ``cutoff``).
+        split: A :class:`training.splits.Split` (``train``, ``kind``, ``cutoff``,
+            ``user_cutoffs``).
 
     Returns:
         A Dataset whose ``interactions`` are the training interactions, whose ``tags``
         are the kept tag events and whose items carry only those as user tags.
         ``info["view"]`` records the rule applied.
     """
-    per_user = split.kind == "temporal-user"
-    cutoff = getattr(split, "cutoff", None)
-    kept = training_tags(ds.tags, split.train, cutoff=cutoff, per_user_cutoff=per_user)
+    cutoff = split.cutoff
+    user_cutoffs = split.user_cutoffs
+    kept = training_tags(ds.tags, split.train, cutoff=cutoff, user_cutoffs=user_cutoffs)
     items = _with_user_tags(ds.items, kept)
     info = {**ds.info, "view": {"split": split.kind, "cutoff": cutoff,
-                                "per_user_cutoff": per_user,
+                                "per_user_cutoff": user_cutoffs is not None,
                                 "tag_events_kept": len(kept),
                                 "tag_events_total": 0 if ds.tags is None else len(ds.tags)}}
     return dataclasses.replace(ds, interactions=split.train, items=items, tags=kept, info=info)

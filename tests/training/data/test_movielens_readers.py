@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from training.data import DATASETS, load_dataset
-from training.data.dataset import INTERACTION_COLUMNS, ITEM_COLUMNS, Dataset
+from training.data.dataset import INTERACTION_COLUMNS, ITEM_COLUMNS, TAG_COLUMNS, Dataset
+from training.data.view import training_items
 
 
 def _assert_canonical(ds: Dataset) -> None:
@@ -25,10 +26,19 @@ def _assert_canonical(ds: Dataset) -> None:
     assert str(ds.users["user_id"].dtype) == "int64"
     assert sorted(ds.users["user_id"]) == sorted(inter["user_id"].unique())
     assert not inter.duplicated(["user_id", "item_id"]).any()
+    if ds.tags is not None:
+        assert tuple(ds.tags.columns) == TAG_COLUMNS
+        assert [str(ds.tags[c].dtype) for c in ("user_id", "item_id", "timestamp")] == [
+            "int64"] * 3
+        assert all(isinstance(t, str) and t == t.strip().lower() and t for t in ds.tags["tag"])
 
 
 def _item(ds: Dataset, item_id: int) -> pd.Series:
-    return ds.items.set_index("item_id").loc[item_id]
+    return _item_of(ds.items, item_id)
+
+
+def _item_of(items: pd.DataFrame, item_id: int) -> pd.Series:
+    return items.set_index("item_id").loc[item_id]
 
 
 def test_csv_folder_titles_years_genres_tags_links(csv_release) -> None:
@@ -41,11 +51,14 @@ def test_csv_folder_titles_years_genres_tags_links(csv_release) -> None:
     toy = _item(ds, 1)
     assert (toy["title"], toy["year"]) == ("Toy Story", 1995)
     assert toy["genres"] == ["Adventure", "Animation", "Children"]
-    # "Pixar" and " pixar " count twice; the rest once, alphabetical.
-    assert toy["tags"] == ["pixar", "animation", "fun"]
+    # User tags are events, not item fields: an item's tags come from a training view.
+    assert all(t == [] for t in ds.items["tags"])
+    assert ds.tags is not None
+    assert list(ds.tags.itertuples(index=False, name=None)) == [
+        (1, 1, "pixar", 1), (2, 1, "pixar", 2), (3, 1, "fun", 3), (1, 1, "animation", 4),
+        (2, 2, "politics, satire", 5)]
     president = _item(ds, 2)
     assert president["title"] == "American President, The"
-    assert president["tags"] == ["politics, satire"]
     babylon = _item(ds, 3)
     assert babylon["title"] == "Babylon 5" and pd.isna(babylon["year"])
     assert babylon["genres"] == [] and babylon["tags"] == []
@@ -105,22 +118,21 @@ def test_folder_holding_the_release_folder(csv_release, tmp_path: Path) -> None:
 
 def test_csv_without_optional_tags_and_links(csv_release) -> None:
     ds = load_dataset(csv_release(tags_csv=None, links_csv=None))
-    assert ds.links is None
+    assert ds.links is None and ds.tags is None
     assert all(t == [] for t in ds.items["tags"])
 
 
 def test_header_only_tags_file(csv_release) -> None:
     ds = load_dataset(csv_release(tags_csv="userId,movieId,tag,timestamp\n"))
+    assert ds.tags is not None and ds.tags.empty
     assert all(t == [] for t in ds.items["tags"])
 
 
-def test_tags_capped_at_twenty_alphabetical_on_ties(csv_release) -> None:
-    rows = "".join(f"1,4,tag{i:02d},{i}\n" for i in range(25, 0, -1))
-    ds = load_dataset(
-        csv_release(tags_csv="userId,movieId,tag,timestamp\n" + rows + "2,4,tag25,99\n")
-    )
-    tags = _item(ds, 4)["tags"]
-    assert tags == ["tag25"] + [f"tag{i:02d}" for i in range(1, 20)]
+def test_tag_events_drop_empty_tags_and_unknown_items(csv_release) -> None:
+    rows = "1,1,  ,7\n1,99,ghost,8\n2,3, Space Opera ,9\n"
+    ds = load_dataset(csv_release(tags_csv="userId,movieId,tag,timestamp\n" + rows))
+    assert ds.tags is not None
+    assert list(ds.tags.itertuples(index=False, name=None)) == [(2, 3, "space opera", 9)]
 
 
 def test_duplicates_keep_latest_timestamp(csv_release) -> None:
@@ -209,10 +221,12 @@ def test_bundled_ml_latest_small_zip(bundled_zip: Path) -> None:
     toy = _item(ds, 1)
     assert (toy["title"], toy["year"]) == ("Toy Story", 1995)
     assert toy["genres"] == ["Adventure", "Animation", "Children", "Comedy", "Fantasy"]
-    assert toy["tags"][0] == "pixar"
+    assert ds.tags is not None and len(ds.tags) == 3_683
+    assert all(t == [] for t in ds.items["tags"])
+    # With every rating as training data, Toy Story's raters tagged it "pixar" most.
+    assert _item_of(training_items(ds, ds.interactions), 1)["tags"][0] == "pixar"
     assert ds.items["year"].notna().sum() > 9_700
     assert not any("(no genres listed)" in g for g in ds.items["genres"])
-    assert max(len(t) for t in ds.items["tags"]) <= 20
     assert ds.links is not None and len(ds.links) == 9_742
     assert int(ds.links["tmdb_id"].isna().sum()) == 8
 
