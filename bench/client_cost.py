@@ -1,4 +1,4 @@
-"""What an internal HTTP call costs the caller: httpx vs aiohttp vs a raw asyncio client.
+"""What an internal HTTP call costs the caller: httpx vs aiohttp (the gateway's client).
 
 One real uvicorn server per target runs in its own process; this process runs N
 concurrent callers (closed loop) with one client library at a time, for a fixed
@@ -33,12 +33,11 @@ from typing import Any
 
 import numpy as np
 
-from bench.stack import Service, base_env, free_port, hybridrec_service, uvicorn_app
+from harness.processes import ServiceProcess, base_env, free_port, serve_cmd, uvicorn_cmd
 from shared.contracts import bundle_layout as L
-from shared.serving.http1 import ConnectionPool
 
 RESULTS = Path(__file__).resolve().parent / "results"
-CLIENTS = ("httpx", "aiohttp", "raw_asyncio")
+CLIENTS = ("httpx", "aiohttp")
 Call = Callable[[], Awaitable[Any]]
 
 
@@ -66,27 +65,26 @@ def rank_body(artifacts: Path, n: int = 200, seed: int = 0) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(items), size=min(n, len(items)), replace=False)
     sources = list(cfg["source_names"])
-    cands = []
-    for rank, p in enumerate(pick):
-        row = items.iloc[int(p)]
-        found = [s for s in sources if rng.random() < 0.6] or sources[:1]
-        cands.append(
-            {
-                "item_id": int(row.item_id),
-                "title": str(row.title),
-                "year": None if pd.isna(row.year) else int(row.year),
-                "genres": list(row.genres),
-                "score": float(1.0 / (rank + 1)),
-                "source": found[0],
-                "source_scores": {s: float(rng.random()) for s in found},
-                "source_ranks": {s: int(rng.integers(1, 100)) for s in found},
-            }
-        )
+    found = rng.random((len(pick), len(sources))) < 0.6
+    found[:, 0] |= ~found.any(axis=1)  # every candidate has at least one source
+    columns = {
+        "item_ids": [int(i) for i in items.item_id.to_numpy()[pick]],
+        "scores": [float(1.0 / (rank + 1)) for rank in range(len(pick))],
+        "sources": [sources[int(np.argmax(row))] for row in found],
+        "source_scores": {
+            s: [float(rng.random()) if f else None for f in found[:, c]]
+            for c, s in enumerate(sources)
+        },
+        "source_ranks": {
+            s: [int(rng.integers(1, 100)) if f else None for f in found[:, c]]
+            for c, s in enumerate(sources)
+        },
+    }
     user = users.iloc[0]
     return {
         "user_id": int(user.user_id),
         "history": [int(i) for i in list(user.history)[-50:]],
-        "candidates": cands,
+        "columns": columns,
     }
 
 
@@ -98,7 +96,6 @@ def _cpu_ticks(pid: int) -> float:
 
 async def _make_call(client: str, url: str, method: str, path: str, body: Any) -> tuple[Call, Call]:
     """``(call, close)`` for one client library against ``url + path``."""
-    raw_body = json.dumps(body).encode() if body is not None else None
     if client == "httpx":
         import httpx
 
@@ -129,15 +126,7 @@ async def _make_call(client: str, url: str, method: str, path: str, body: Any) -
                 return resp.status, json.loads(await resp.read())
 
         return call_aiohttp, session.close
-    pool = ConnectionPool(url, max_connections=64)
-
-    async def call_raw() -> Any:
-        data = json.dumps(body).encode() if raw_body is not None else None
-        async with asyncio.timeout(5.0):
-            resp = await pool.request(method, path, body=data)
-        return resp.status, json.loads(resp.body)
-
-    return call_raw, pool.close
+    raise ValueError(f"unknown client {client!r}: one of {CLIENTS}")
 
 
 async def _drive(call: Call, concurrency: int, duration_s: float) -> tuple[list[float], int]:
@@ -166,7 +155,7 @@ async def _drive(call: Call, concurrency: int, duration_s: float) -> tuple[list[
 
 async def _measure(
     client: str,
-    server: Service,
+    server: ServiceProcess,
     method: str,
     path: str,
     body: Any,
@@ -214,18 +203,26 @@ def run_client_cost(
     import uvloop
 
     workdir = Path(tempfile.mkdtemp(prefix="hr-client-cost-"))
-    targets: list[tuple[str, Service, str, str, Any]] = []
-    trivial = uvicorn_app("trivial", "bench.client_cost:trivial_app", free_port(), workdir)
+    targets: list[tuple[str, ServiceProcess, str, str, Any]] = []
+    port = free_port()
+    trivial = ServiceProcess(
+        "trivial", port, base_env(), workdir / "trivial.log",
+        cmd=uvicorn_cmd("bench.client_cost:trivial_app", port),
+    )
     targets.append(("trivial GET /json", trivial, "GET", "/json", None))
     if artifacts is not None:
         env = base_env(HYBRIDREC_ARTIFACTS=str(artifacts), HYBRIDREC_STATE_DIR=str(workdir))
-        ranking = hybridrec_service("ranking", free_port(), env, workdir)
+        port = free_port()
+        ranking = ServiceProcess(
+            "ranking", port, {**env, "HYBRIDREC_PORT": str(port)}, workdir / "ranking.log",
+            cmd=serve_cmd("ranking", port),
+        )
         targets.append(("ranking POST /v1/rank", ranking, "POST", "/v1/rank", rank_body(artifacts)))
     results: dict[str, dict[str, list[dict[str, float]]]] = {t[0]: {} for t in targets}
     try:
         for _, svc, *_ in targets:
             svc.start()
-        trivial.wait_ready("/json")
+        trivial.wait_ready(path="/json")
         if artifacts is not None:
             targets[1][1].wait_ready()
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

@@ -46,7 +46,7 @@ from typing import Any
 
 from bench.common import machine
 from bench.loadgen import CLIENT_KEY, LoadSpec, ids_from_bundle, parse_mix, run_load
-from bench.stack import DEFAULT_REDIS_URL, ROOT, running_services
+from harness.processes import DEFAULT_REDIS_URL, ROOT, running_stack
 
 RESULTS = ROOT / "bench" / "results"
 CACHE = ROOT / "bench" / ".cache"
@@ -189,8 +189,9 @@ def run_e2e(
     machine_info = machine()  # before the services start: the CPU calibration runs alone
     runs: list[dict[str, Any]] = []
     t_start = time.time()
-    with running_services(
-        artifacts, workdir, redis_url=redis_url, env_extra=env_extra, code_root=code_root
+    with running_stack(
+        artifacts, workdir, redis_url=redis_url, serve=True, code_root=code_root,
+        **{"HYBRIDREC_LOG_LEVEL": "warning", **(env_extra or {})},
     ) as svcs:
         pids = {name: svc.pid for name, svc in svcs.items()}
         gateway = svcs["gateway"].url

@@ -34,7 +34,7 @@ from typing import Any
 
 from bench.e2e import RESULTS, ensure_small_bundle
 from bench.loadgen import DEFAULT_MIX, LoadSpec, ids_from_bundle, parse_mix, run_load
-from bench.stack import DEFAULT_REDIS_URL, running_services
+from harness.processes import DEFAULT_REDIS_URL, running_stack
 
 MAX_GROWTH_PCT = 10.0
 DEFAULT_SKEW = 1.0
@@ -64,7 +64,9 @@ def run_rates(
     artifacts = artifacts or ensure_small_bundle()
     workdir = Path(tempfile.mkdtemp(prefix="hr-load-"))
     runs = []
-    with running_services(artifacts, workdir, redis_url=redis_url) as svcs:
+    with running_stack(
+        artifacts, workdir, redis_url=redis_url, serve=True, HYBRIDREC_LOG_LEVEL="warning"
+    ) as svcs:
         pids = {name: svc.pid for name, svc in svcs.items()}
         for mode in modes:
             for rate in rates:
@@ -118,7 +120,9 @@ def run_soak(
     artifacts = artifacts or ensure_small_bundle()
     workdir = Path(tempfile.mkdtemp(prefix="hr-soak-"))
     started = time.time()
-    with running_services(artifacts, workdir, redis_url=redis_url) as svcs:
+    with running_stack(
+        artifacts, workdir, redis_url=redis_url, serve=True, HYBRIDREC_LOG_LEVEL="warning"
+    ) as svcs:
         pids = {name: svc.pid for name, svc in svcs.items()}
         rep = run_load(
             _spec(svcs["gateway"].url, artifacts, pids, rate=rate, duration_s=duration_s,

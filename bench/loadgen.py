@@ -5,8 +5,8 @@ or not earlier ones have answered (open loop); each latency is measured from the
 request's *intended* send time, so a stalled server is charged for the requests
 that queued behind it (no coordinated omission). The generator runs in a process
 of its own (:func:`run_load` starts ``python -m bench.loadgen``) on uvloop with
-the raw asyncio HTTP/1.1 client of :mod:`shared.serving.http1`, so it costs well under a
-millisecond of CPU per request and is not the bottleneck.
+aiohttp (the client the gateway itself uses), so it costs well under a millisecond of
+CPU per request and is not the bottleneck.
 
 Request kinds (weights configurable, ``--mix user_recs=0.6,anon_recs=0.2,...``):
 
@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,18 @@ def _request(
     return "GET", "/health/live", None
 
 
+JSON = {"content-type": "application/json"}
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A read response: status, body and headers."""
+
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
+
+
 def _degraded(body: bytes) -> list[str]:
     """The ``degraded`` reasons of a recommendations answer (``invalid`` if unreadable)."""
     try:
@@ -188,19 +201,25 @@ def _degraded(body: bytes) -> list[str]:
 
 
 async def _run(spec: LoadSpec) -> dict[str, Any]:
-    from shared.serving.http1 import ConnectionPool, HTTPError
+    import aiohttp
+
     from shared.serving.timing import parse_header
 
     rng = random.Random(spec.seed)
     user_pick, item_pick = _Picker(spec.user_ids, spec.skew), _Picker(spec.item_ids, spec.skew)
-    no_cache = (("cache-control", "no-cache"),)
+    no_cache = {"cache-control": "no-cache"}
     cache: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     lat_by_cache: dict[str, list[float]] = defaultdict(list)
     kinds = [k for k in KINDS if spec.mix.get(k, 0) > 0]
     weights = [spec.mix[k] for k in kinds]
     total_s = spec.warmup_s + spec.duration_s
     n_total = round(spec.rate * total_s)
-    pool = ConnectionPool(spec.url, max_connections=512, connect_timeout_s=2.0)
+    pool = aiohttp.ClientSession(
+        base_url=spec.url,
+        connector=aiohttp.TCPConnector(limit=512),
+        timeout=aiohttp.ClientTimeout(total=None, connect=2.0),
+        auto_decompress=False,
+    )
     lat: dict[str, list[float]] = defaultdict(list)
     stages: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     errors: dict[str, int] = defaultdict(int)
@@ -227,13 +246,15 @@ async def _run(spec: LoadSpec) -> dict[str, Any]:
         try:
             async with asyncio.timeout(spec.timeout_s):
                 recs = kind in ("user_recs", "anon_recs")
-                headers = no_cache if spec.no_cache and recs else ()
-                resp = await pool.request(method, path, body=body, headers=headers)
+                headers = {**(JSON if body is not None else {}),
+                           **(no_cache if spec.no_cache and recs else {})}
+                async with pool.request(method, path, data=body, headers=headers) as answer:
+                    resp = _Answer(answer.status, await answer.read(), answer.headers)
             if resp.status >= 400:
                 status = str(resp.status)
         except TimeoutError:
             status = "timeout"
-        except HTTPError as exc:
+        except (aiohttp.ClientError, OSError) as exc:
             status = type(exc).__name__
         finally:
             in_flight -= 1
@@ -256,11 +277,11 @@ async def _run(spec: LoadSpec) -> dict[str, Any]:
                     clean = False
             lat[kind].append(end - due)
             service.append(end - sent)
-            outcome = resp.header("x-hybridrec-cache")
+            outcome = resp.headers.get("x-hybridrec-cache")
             if outcome:
                 cache[kind][outcome] += 1
                 lat_by_cache[outcome].append(end - due)
-            st = resp.header("server-timing")
+            st = resp.headers.get("server-timing")
             if st:
                 parsed = parse_header(st)
                 for name, sec in parsed.items():

@@ -56,17 +56,19 @@ def _candidates(engine: Any, m: int, rng: np.random.Generator) -> CandidateSet:
 
 
 def _request(engine: Any, user_id: int, history: list[int], cs: CandidateSet) -> Any:
-    from shared.contracts.internal_v1 import Candidate, RankRequest
+    from shared.contracts.internal_v1 import CandidateColumns, RankRequest
 
-    cands = []
-    for j, p in enumerate(cs.item_idx.tolist()):
-        hit = [c for c in range(len(cs.source_names)) if cs.ranks[j, c] < cs.missing_rank]
-        cands.append(Candidate(
-            item_id=int(engine.catalogue.item_ids[p]), score=float(cs.fused[j]),
-            source=cs.source_names[hit[0]],
-            source_scores={cs.source_names[c]: float(cs.scores[j, c]) for c in hit},
-            source_ranks={cs.source_names[c]: int(cs.ranks[j, c]) for c in hit}))
-    return RankRequest(user_id=user_id, history=history, candidates=cands)
+    found = cs.ranks < cs.missing_rank  # [m, s]
+    names = cs.source_names
+    columns = CandidateColumns(
+        item_ids=[int(i) for i in engine.catalogue.item_ids[cs.item_idx]],
+        scores=cs.fused.tolist(),
+        sources=[names[int(np.argmax(row))] for row in found],
+        source_scores={n: [float(cs.scores[j, c]) if found[j, c] else None
+                           for j in range(len(found))] for c, n in enumerate(names)},
+        source_ranks={n: [int(cs.ranks[j, c]) if found[j, c] else None
+                          for j in range(len(found))] for c, n in enumerate(names)})
+    return RankRequest(user_id=user_id, history=history, columns=columns)
 
 
 def _one_thread(scorer: Any, feats: dict[str, np.ndarray]) -> Any:
@@ -116,7 +118,7 @@ def run_ranker_bench(bundle_path: Path, sizes: tuple[int, ...] = SIZES, calls: i
         cs = _candidates(engine, m, rng)
         req = _request(engine, user_id, history, cs)
         feats = scorer.features(upos, hist_pos, cs)
-        checked = scorer._check(feats)
+        checked = scorer._feed(feats)
         paths = _paths(engine, req, upos, hist_pos, cs, feats, checked)
         ref = scorer.score(feats, "numpy")
         gap = float(np.max(np.abs(ref - scorer.score(feats, "tf_function"))))

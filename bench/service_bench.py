@@ -26,8 +26,8 @@ import httpx
 import numpy as np
 
 from bench.common import log, peak_rss_mb, rss_mb, stats_ms
-from bench.stack import DEFAULT_REDIS_URL, redis_available, running_services
 from bench.workload import candidate_requests, user_histories
+from harness.processes import DEFAULT_REDIS_URL, redis_available, running_stack
 from shared.serving.timing import parse_header
 
 
@@ -91,8 +91,9 @@ def run_service_bench(artifacts: Path, workdir: Path, *, users: int = 300, paced
            "HYBRIDREC_ANN_BACKEND": backend,
            "HYBRIDREC_HUGE_PAGES": "true" if huge_pages else "false"}
     t0 = time.perf_counter()
-    with running_services(
-        artifacts, workdir, redis_url=redis_url, names=("retrieval",), env_extra=env
+    with running_stack(
+        artifacts, workdir, redis_url=redis_url, names=("retrieval",), serve=True,
+        **{"HYBRIDREC_LOG_LEVEL": "warning", **env},
     ) as svcs:
         svc = svcs["retrieval"]
         startup = time.perf_counter() - t0

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.redis_server import INSTALL_HINT, RedisProcess, delete_prefix, ping
+from harness.processes import delete_prefix
+from harness.redis_server import INSTALL_HINT, RedisProcess, ping
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

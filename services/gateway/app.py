@@ -94,7 +94,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             reloader.adopt(popular, popular.version, popular_dir)
         else:
             reloader.startup_failed()
-        app.state.stack_reload = StackReload(settings, reloader)
+        app.state.stack_reload = StackReload(
+            settings, reloader, {"retrieval": core.retrieval, "ranking": core.ranking}
+        )
         watcher = reloader.start_watching(settings.watch_latest_s)
         flusher = asyncio.create_task(core.flush_spool_forever())
         freeze_heap()

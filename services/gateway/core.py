@@ -16,13 +16,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.gateway.history import PendingHistory
+from services.gateway.items import ItemOps
 from services.gateway.result_cache import CacheStatus, ResultCache, with_request_id
 from shared.contracts.bundle import load_bundle
 from shared.contracts.errors import DependencyUnavailableError, NotFoundError
 from shared.contracts.internal_v1 import (
     CandidateColumns,
     CandidatesRequest,
+    ExplainRequest,
     RankRequest,
+    dedupe_keep_last,
 )
 from shared.contracts.public_v1 import (
     MAX_IDS,
@@ -123,6 +126,7 @@ class GatewayCore:
         self.max_in_flight = max_in_flight
         self.in_flight = 0  # recommendations being computed now
         self.cache_writes: set[asyncio.Task[None]] = set()  # answers being stored
+        self.items = ItemOps(retrieval, retrieval_timeout_s, self.catalogue_changed)
 
     async def close(self) -> None:
         """Finish storing answers, then close pools."""
@@ -190,7 +194,7 @@ class GatewayCore:
         named = [*req.recent_item_ids]
         named += [r.item_id for r in req.ratings if r.rating >= POSITIVE_RATING]
         # Retrieval keeps the last occurrence of each id; the most recent MAX_IDS are kept.
-        history = _dedupe_keep_last(named)[-MAX_IDS:]
+        history = dedupe_keep_last(named)[-MAX_IDS:]
         exclude = _excluded(req)
         creq = CandidatesRequest(
             user_id=req.user_id,
@@ -203,7 +207,6 @@ class GatewayCore:
             check_item_ids=sorted(
                 (set(req.recent_item_ids) | {r.item_id for r in req.ratings}) - set(history)
             ),
-            layout="columns",
         )
         try:
             cands = await self.retrieval.candidates(
@@ -215,9 +218,6 @@ class GatewayCore:
         if cands.cache == "bypass":
             degraded.append("cache")
         cols = cands.columns
-        if cols is None:  # a retrieval that answers rows only
-            rows = [c.model_dump() for c in cands.items]
-            cols = CandidateColumns.model_validate(CandidateColumns.fields_from_rows(rows))
         version = cands.model_version
         # (position in cols, score) best first: retrieval's order unless ranking answers.
         order = [(j, s) for j, s in enumerate(cols.scores)]
@@ -299,16 +299,14 @@ class GatewayCore:
                 it.reasons = ["popular with viewers like you"]
             return
         try:
-            data = await self.retrieval.request(
-                "POST",
-                "/v1/explain",
-                json={"history": history[-200:], "item_ids": [it.item_id for it in items]},
+            found = await self.retrieval.explain(
+                ExplainRequest(history=history[-200:], item_ids=[it.item_id for it in items]),
                 timeout_s=self._budget(start, self.retrieval_timeout_s),
                 request_id=request_id,
             )
         except DependencyUnavailableError:
             return
-        reasons = {int(e["item_id"]): list(e["reasons"]) for e in data.get("items", [])}
+        reasons = {e.item_id: list(e.reasons) for e in found.items}
         for it in items:
             it.reasons = reasons.get(it.item_id, [])
 
@@ -326,12 +324,7 @@ class GatewayCore:
         }
         update_ok = True
         try:
-            await self.retrieval.request(
-                "GET",
-                f"/v1/items/{event.item_id}",
-                timeout_s=self.retrieval_timeout_s,
-                request_id=request_id,
-            )
+            await self.items.item(event.item_id, request_id=request_id)
         except NotFoundError:
             raise
         except DependencyUnavailableError:
@@ -382,10 +375,6 @@ class GatewayCore:
                 await self.result_cache.invalidate(user)
         return len(users)
 
-
-def _dedupe_keep_last(ids: list[int]) -> list[int]:
-    """Each id once, at its last position (the order retrieval uses for history)."""
-    return list(reversed(dict.fromkeys(reversed(ids))))
 
 
 def _scored(cols: CandidateColumns, j: int, score: float, rank: int) -> ScoredItem:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -10,13 +9,10 @@ from fastapi.security import APIKeyHeader
 
 from services.gateway.core import GatewayCore
 from services.gateway.reload import StackReload
-from services.gateway.settings import GatewaySettings, get_settings
 from shared.contracts.errors import NotReadyError, UnauthorizedError
+from shared.serving.admin_deps import keys_match, require_public_admin
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
-
-SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
-
 
 async def get_core(request: Request) -> GatewayCore:
     """The orchestration object created in the lifespan."""
@@ -24,12 +20,6 @@ async def get_core(request: Request) -> GatewayCore:
     if core is None:
         raise NotReadyError("the gateway is still starting; retry in a moment")
     return core
-
-
-def _matches(given: str | None, keys: frozenset[str]) -> bool:
-    if not given:
-        return False
-    return any(hmac.compare_digest(given.encode(), k.encode()) for k in keys)
 
 
 async def require_api_key(
@@ -40,7 +30,7 @@ async def require_api_key(
     if not keys:
         return
     admin = request.app.state.admin_key
-    if _matches(key, keys) or (admin and _matches(key, frozenset({admin}))):
+    if keys_match(key, keys) or (admin and keys_match(key, (admin,))):
         return
     raise UnauthorizedError(
         "a valid API key is required: send it in the X-API-Key header"
@@ -48,22 +38,9 @@ async def require_api_key(
     )
 
 
-async def require_admin_key(
-    request: Request, key: Annotated[str | None, Security(api_key_header)] = None
-) -> None:
-    """401 unless the admin key is sent in X-API-Key."""
-    admin = request.app.state.admin_key
-    if not admin:
-        raise UnauthorizedError(
-            "admin endpoints are disabled: set HYBRIDREC_ADMIN_KEY to enable them"
-        )
-    if not _matches(key, frozenset({admin})):
-        raise UnauthorizedError("the admin key is required in the X-API-Key header")
-
-
 CoreDep = Annotated[GatewayCore, Depends(get_core)]
 ApiKeyDep = Depends(require_api_key)
-AdminKeyDep = Depends(require_admin_key)
+AdminKeyDep = Depends(require_public_admin)
 
 
 async def get_stack_reload(request: Request) -> StackReload:

@@ -18,6 +18,7 @@ from collections import OrderedDict
 from typing import Any
 
 from shared.contracts.errors import DependencyUnavailableError, NotFoundError
+from shared.contracts.internal_v1 import HistoryUpdate
 from shared.contracts.public_v1 import MAX_IDS
 from shared.serving.clients import RetrievalClient
 
@@ -83,11 +84,8 @@ class PendingHistory:
                 return True
             self._inflight = user_id
             try:
-                await retrieval.request(
-                    "POST",
-                    f"/v1/users/{user_id}/history",
-                    json={"item_ids": items},
-                    timeout_s=timeout_s,
+                await retrieval.push_history(
+                    user_id, HistoryUpdate(item_ids=items), timeout_s=timeout_s,
                     request_id=request_id,
                 )
             except DependencyUnavailableError:

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import Any, TypeVar
 
 from services.gateway.core import GatewayCore, PopularFallback
 from services.gateway.settings import GatewaySettings
@@ -35,12 +34,14 @@ from shared.contracts.admin_v1 import (
 )
 from shared.contracts.bundle import Bundle, load_bundle, resolve_bundle, sha256_file
 from shared.contracts.errors import BundleError, DependencyUnavailableError, HybridrecError
+from shared.serving.clients import ServiceClient
 from shared.serving.reload import BundleReloader, ReloadInProgressError, ReloadMetrics
 
 log = logging.getLogger("hybridrec.gateway")
 ADMIN_TIMEOUT_S = 600.0  # a reload hashes and loads a whole bundle
 STATUS_TIMEOUT_S = 5.0
 INTERNAL = ("retrieval", "ranking")
+T = TypeVar("T")
 
 
 class AdminCallError(HybridrecError):
@@ -108,8 +109,13 @@ def popular_reloader(
 class StackReload:
     """Verify everywhere, then switch retrieval, ranking and the gateway."""
 
-    def __init__(self, settings: GatewaySettings, reloader: BundleReloader[PopularFallback]):
-        self.urls = {"retrieval": settings.retrieval_url, "ranking": settings.ranking_url}
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        reloader: BundleReloader[PopularFallback],
+        clients: dict[str, ServiceClient],
+    ):
+        self.clients = clients  # retrieval and ranking: every instance is switched
         self.admin_key = settings.admin_key
         self.reloader = reloader
         self._busy = False
@@ -155,9 +161,23 @@ class StackReload:
     ) -> ReloadResult:
         if service == "gateway":
             return await self.reloader.reload(bundle, dry_run=dry_run)
-        body = {"bundle": bundle, "dry_run": dry_run}
-        data = await self._call(service, "POST", "/v1/admin/reload", body, request_id)
-        return ReloadResult.model_validate(data)
+        client = self.clients[service]
+        await client._refresh_instances()
+        results = []
+        for inst in list(client.instances):  # every copy verifies, then every copy switches
+            results.append(
+                await self._admin(
+                    service,
+                    client.reload(
+                        inst.url,
+                        ReloadRequest(bundle=bundle, dry_run=dry_run),
+                        admin_key=self.admin_key,
+                        timeout_s=ADMIN_TIMEOUT_S,
+                        request_id=request_id,
+                    ),
+                )
+            )
+        return results[0]
 
     async def _roll_back(self, done: list[ReloadResult], request_id: str | None) -> str:
         """Switch the services already moved back; says what happened."""
@@ -178,16 +198,30 @@ class StackReload:
     async def bundles(self, request_id: str | None) -> StackBundles:
         """The bundle each service serves."""
 
-        async def status(service: str) -> BundleStatus:
+        async def status(service: str, instance: str) -> BundleStatus:
+            client = self.clients[service]
             try:
-                data = await self._call(
-                    service, "GET", "/v1/admin/bundle", None, request_id, STATUS_TIMEOUT_S
+                return await self._admin(
+                    service,
+                    client.bundle_status(
+                        instance,
+                        admin_key=self.admin_key,
+                        timeout_s=STATUS_TIMEOUT_S,
+                        request_id=request_id,
+                    ),
                 )
-                return BundleStatus.model_validate(data)
             except HybridrecError as exc:
-                return BundleStatus(service=service, error=exc.message)
+                name = service if len(client.instances) == 1 else f"{service}@{instance}"
+                return BundleStatus(service=name, error=exc.message)
 
-        found = [self.reloader.status(), *await asyncio.gather(*map(status, INTERNAL))]
+        for client in self.clients.values():
+            await client._refresh_instances()
+        calls = [
+            status(service, inst.url)
+            for service in INTERNAL
+            for inst in list(self.clients[service].instances)
+        ]
+        found = [self.reloader.status(), *await asyncio.gather(*calls)]
         versions = {s.version for s in found}
         return StackBundles(
             services=found,
@@ -195,44 +229,24 @@ class StackReload:
             request_id=request_id,
         )
 
-    async def _call(
-        self,
-        service: str,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None,
-        request_id: str | None,
-        timeout_s: float = ADMIN_TIMEOUT_S,
-    ) -> Any:
-        """One admin call to an internal service, errors as hybridrec errors."""
-        headers = {"x-request-id": request_id} if request_id else {}
-        if self.admin_key:
-            headers["X-API-Key"] = self.admin_key
+    async def _admin(self, service: str, call: Awaitable[T]) -> T:
+        """One admin call to an internal service; a refused admin key says how to fix it."""
         try:
-            async with httpx.AsyncClient(
-                base_url=self.urls[service], timeout=httpx.Timeout(timeout_s, connect=2.0)
-            ) as http:
-                resp = await http.request(method, path, json=body, headers=headers)
-        except httpx.HTTPError as exc:
-            raise DependencyUnavailableError(
-                f"{service} at {self.urls[service]} did not answer ({type(exc).__name__})",
-                dependency=service,
+            return await call
+        except HybridrecError as exc:
+            upstream = getattr(exc, "upstream", None)
+            if upstream is None:  # unreachable or timed out: said as it is
+                raise
+            status, code, message = upstream
+            if status == 401:
+                raise DependencyUnavailableError(
+                    f"{service} refused the gateway's admin key: set the same "
+                    "HYBRIDREC_ADMIN_KEY on every service",
+                    dependency=service,
+                ) from exc
+            raise AdminCallError(
+                status if status < 500 else 503, code, message, service=service
             ) from exc
-        if resp.status_code < 400:
-            return resp.json()
-        try:
-            error = resp.json()["error"]
-            code, message = str(error["code"]), str(error["message"])
-        except (ValueError, KeyError, TypeError):
-            code, message = "upstream_error", resp.text[:300] or f"HTTP {resp.status_code}"
-        if resp.status_code == 401:
-            raise DependencyUnavailableError(
-                f"{service} refused the gateway's admin key: set the same HYBRIDREC_ADMIN_KEY "
-                "on every service",
-                dependency=service,
-            )
-        status = resp.status_code if resp.status_code < 500 else 503
-        raise AdminCallError(status, code, message, service=service)
 
 
 def _failed(

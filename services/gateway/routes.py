@@ -131,14 +131,7 @@ async def similar_items(
     ] = "content",
 ) -> SimilarItems:
     """Nearest neighbours of an item by content (BERT) or by collaborative item vectors."""
-    data = await core.retrieval.request(
-        "GET",
-        f"/v1/items/{item_id}/similar",
-        params={"k": k, "mode": mode},
-        timeout_s=core.retrieval_timeout_s,
-        request_id=request_id_of(request),
-    )
-    return SimilarItems.model_validate({**data, "request_id": request_id_of(request)})
+    return await core.items.similar(item_id, k=k, mode=mode, request_id=request_id_of(request))
 
 
 @router.get(
@@ -150,13 +143,7 @@ async def similar_items(
 )
 async def get_item(request: Request, core: CoreDep, item_id: ItemIdPath) -> ItemDetail:
     """An item's title, year, genres, tags and overview."""
-    data = await core.retrieval.request(
-        "GET",
-        f"/v1/items/{item_id}",
-        timeout_s=core.retrieval_timeout_s,
-        request_id=request_id_of(request),
-    )
-    return ItemDetail.model_validate(data)
+    return await core.items.item(item_id, request_id=request_id_of(request))
 
 
 @router.get(
@@ -173,14 +160,7 @@ async def search_items(
     limit: Annotated[int, Query(ge=1, le=100, description="How many results.")] = 20,
 ) -> ItemList:
     """Items whose title matches the words of q, best match first."""
-    data = await core.retrieval.request(
-        "GET",
-        "/v1/items",
-        params={"q": q, "limit": limit},
-        timeout_s=core.retrieval_timeout_s,
-        request_id=request_id_of(request),
-    )
-    return ItemList.model_validate({**data, "request_id": request_id_of(request)})
+    return await core.items.search(q, limit=limit, request_id=request_id_of(request))
 
 
 @router.post(
@@ -193,15 +173,7 @@ async def search_items(
 )
 async def add_item(request: Request, core: CoreDep, body: NewItem) -> JSONResponse:
     """Embed a new item from its text; it is recommendable at once (answers its item_id)."""
-    data = await core.retrieval.request(
-        "POST",
-        "/v1/items",
-        json=body.model_dump(mode="json"),
-        timeout_s=max(core.retrieval_timeout_s, 30.0),
-        request_id=request_id_of(request),
-    )
-    item = ItemDetail.model_validate(data)
-    await core.catalogue_changed()
+    item = await core.items.add(body, request_id=request_id_of(request))
     return JSONResponse(item.model_dump(mode="json"), status_code=201)
 
 

@@ -14,8 +14,16 @@ class GatewaySettings(ServiceSettings):
     """What the public gateway reads from the environment."""
 
     port: int = Field(8000, ge=1, le=65535)
-    retrieval_url: str = Field("http://127.0.0.1:8001", description="Retrieval service base URL.")
-    ranking_url: str = Field("http://127.0.0.1:8002", description="Ranking service base URL.")
+    retrieval_url: str = Field(
+        "http://127.0.0.1:8001",
+        description="Retrieval base URL; several comma-separated (or a host name with several "
+        "addresses) are balanced, an idempotent call retried once on another.",
+    )
+    ranking_url: str = Field(
+        "http://127.0.0.1:8002",
+        description="Ranking base URL; several comma-separated (or a host name with several "
+        "addresses) are balanced, an idempotent call retried once on another.",
+    )
     retrieval_timeout_s: float = Field(0.8, gt=0, description="Timeout of one retrieval call.")
     ranking_timeout_s: float = Field(0.5, gt=0, description="Timeout of one ranking call.")
     deadline_s: float = Field(

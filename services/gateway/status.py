@@ -184,7 +184,7 @@ async def history_from_services(
     events = await _user_events(core, user_id)
     try:
         cands = await core.retrieval.candidates(
-            CandidatesRequest(user_id=user_id, k=1, layout="columns"),
+            CandidatesRequest(user_id=user_id, k=1),
             timeout_s=core.retrieval_timeout_s,
             request_id=request_id,
         )

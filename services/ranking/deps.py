@@ -7,10 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from services.ranking.engine import RankingEngine
-from services.ranking.settings import RankingSettings, get_settings
 from shared.contracts.errors import NotReadyError
-
-SettingsDep = Annotated[RankingSettings, Depends(get_settings)]
 
 
 async def get_engine(request: Request) -> RankingEngine:

@@ -23,6 +23,7 @@ from shared.model.candidates import CandidateSet
 from shared.model.catalogue import Catalogue
 from shared.model.ranker_features import RankerFeatureTables
 from shared.model.ranker_serving import RankerScorer
+from shared.model.users import UserIndex
 from shared.serving.timing import stage
 
 
@@ -35,8 +36,7 @@ class RankingEngine:
         self.catalogue = Catalogue.from_frame(bundle.load_parquet(L.ITEMS))
         users = bundle.load_parquet(L.USERS)
         ids = users["user_id"].to_numpy(np.int64)
-        self._user_order = np.argsort(ids, kind="stable")
-        self._users_sorted = ids[self._user_order]
+        self.users = UserIndex(ids)
         self.tables = RankerFeatureTables.load(bundle.path(L.RANKER).parent)
         backend = "numpy" if settings.scorer == "auto" else settings.scorer
         self.scorer = RankerScorer(bundle.path(L.RANKER), self.tables, backend=backend)
@@ -51,12 +51,7 @@ class RankingEngine:
 
     def user_position(self, user_id: int | None) -> int:
         """Position of a known user, -1 for anonymous/unknown."""
-        if user_id is None or not len(self._users_sorted):
-            return -1
-        at = int(np.searchsorted(self._users_sorted, user_id))
-        if at < len(self._users_sorted) and self._users_sorted[at] == user_id:
-            return int(self._user_order[at])
-        return -1
+        return self.users.position(user_id)
 
     def candidate_set(self, cols: _Columns, pos: np.ndarray) -> CandidateSet:
         """The catalogue candidates as the CandidateSet training built."""
@@ -122,7 +117,7 @@ class RankingEngine:
 
 @dataclass
 class _Columns:
-    """A rank request's candidates as parallel arrays, whichever layout it came in."""
+    """A rank request's candidates as parallel arrays."""
 
     item_ids: list[int]
     fused: np.ndarray  # [n] float32
@@ -131,16 +126,5 @@ class _Columns:
 
     @classmethod
     def of(cls, req: RankRequest) -> _Columns:
-        if req.columns is not None:
-            c = req.columns
-            return cls(c.item_ids, np.asarray(c.scores, np.float32), c.source_scores,
-                       c.source_ranks)  # fmt: skip
-        rows = req.candidates
-        names = list(dict.fromkeys(n for c in rows for n in c.source_ranks))
-        return cls(
-            [c.item_id for c in rows],
-            np.asarray([c.score for c in rows], np.float32),
-            {n: [c.source_scores.get(n, 0.0) if n in c.source_ranks else None for c in rows]
-             for n in names},
-            {n: [c.source_ranks.get(n) for c in rows] for n in names},
-        )  # fmt: skip
+        c = req.columns
+        return cls(c.item_ids, np.asarray(c.scores, np.float32), c.source_scores, c.source_ranks)

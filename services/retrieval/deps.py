@@ -7,10 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from services.retrieval.engine import RetrievalEngine
-from services.retrieval.settings import RetrievalSettings, get_settings
 from shared.contracts.errors import NotReadyError
-
-SettingsDep = Annotated[RetrievalSettings, Depends(get_settings)]
 
 
 async def get_engine(request: Request) -> RetrievalEngine:

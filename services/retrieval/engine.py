@@ -20,11 +20,12 @@ from typing import Any
 import numpy as np
 
 from services.retrieval.fresh import FreshItems
-from services.retrieval.lists import dedupe_keep_last, most_popular, normalise
+from services.retrieval.lists import most_popular, normalise
 from services.retrieval.settings import RetrievalSettings
 from shared.contracts import bundle_layout as L
 from shared.contracts.bundle import Bundle, load_bundle
 from shared.contracts.errors import ConfigError, NotFoundError
+from shared.contracts.internal_v1 import dedupe_keep_last
 from shared.model.candidates import CandidateSet, merge_candidates
 from shared.model.catalogue import Catalogue
 from shared.model.features import FeatureEncoder
@@ -35,6 +36,7 @@ from shared.model.search.annoy_index import AnnIndex
 from shared.model.search.exact import ExactSearch, use_exact
 from shared.model.search.hnsw import HnswIndex
 from shared.model.text import TextEncoder
+from shared.model.users import UserIndex
 from shared.serving.timing import stage
 from shared.stores.fresh_items import FreshItemStore
 from shared.stores.user_state import UserStateStore
@@ -62,8 +64,7 @@ class RetrievalEngine:
         self.catalogue = Catalogue.from_frame(bundle.load_parquet(L.ITEMS))
         users = bundle.load_parquet(L.USERS)
         self.user_ids = users["user_id"].to_numpy(np.int64)
-        self._user_order = np.argsort(self.user_ids, kind="stable")
-        self._users_sorted = self.user_ids[self._user_order]
+        self.users = UserIndex(self.user_ids)
         self.histories = [np.asarray(h, np.int64) for h in users["history"].tolist()]
         self.encoder = FeatureEncoder.load(bundle.path(L.FEATURES))
         self.query_tower = QueryTowerRunner(bundle.path(L.QUERY_TOWER))
@@ -149,12 +150,7 @@ class RetrievalEngine:
     # ------------------------------------------------------------------ users
     def user_position(self, user_id: int | None) -> int:
         """Position of a known user, -1 otherwise."""
-        if user_id is None or not len(self._users_sorted):
-            return -1
-        at = int(np.searchsorted(self._users_sorted, user_id))
-        if at < len(self._users_sorted) and self._users_sorted[at] == user_id:
-            return int(self._user_order[at])
-        return -1
+        return self.users.position(user_id)
 
     def check_items(self, ids: list[int]) -> None:
         """404 naming the ids that are neither in the catalogue nor fresh."""

@@ -1,19 +1,8 @@
-"""Small numpy helpers of candidate generation: history order, popularity, vectors."""
+"""Small numpy helpers of candidate generation: popularity and vectors."""
 
 from __future__ import annotations
 
 import numpy as np
-
-
-def dedupe_keep_last(ids: list[int]) -> list[int]:
-    """``ids`` without repeats, each at its last occurrence (most recent last)."""
-    seen: set[int] = set()
-    out: list[int] = []
-    for i in reversed(ids):
-        if i not in seen:
-            seen.add(i)
-            out.append(i)
-    return out[::-1]
 
 
 def most_popular(

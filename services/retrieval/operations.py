@@ -11,7 +11,6 @@ from services.retrieval.engine import RetrievalEngine
 from services.retrieval.lists import normalise
 from shared.contracts.errors import DependencyUnavailableError, NotFoundError
 from shared.contracts.internal_v1 import (
-    CandidateColumns,
     CandidatesRequest,
     CandidatesResponse,
     ExplainRequest,
@@ -65,15 +64,11 @@ async def candidates(engine: RetrievalEngine, req: CandidatesRequest) -> Candida
     with stage("fresh"):
         fresh = engine.fresh_candidates(vec, hist_pos, excluded_ids, req.genres, req.k)
     with stage("build"):
-        if req.layout == "columns" and not fresh:
-            payload: dict[str, Any] = {"columns": _candidate_columns(engine, cs)}
+        if not fresh:
+            columns = _candidate_columns(engine, cs)
         else:
-            items = _add_fresh(engine, _candidate_list(engine, cs), fresh, req.k)
-            payload = (
-                {"columns": CandidateColumns.fields_from_rows(items)}
-                if req.layout == "columns"
-                else {"items": items}
-            )
+            rows = _add_fresh(engine, _candidate_list(engine, cs), fresh, req.k)
+            columns = _rows_to_columns(rows)
     cache = (
         vstatus
         if vstatus in ("hit", "miss", "bypass")
@@ -83,7 +78,7 @@ async def candidates(engine: RetrievalEngine, req: CandidatesRequest) -> Candida
         return CandidatesResponse.model_validate(
             {
                 "user_id": req.user_id,
-                **payload,
+                "columns": columns,
                 "history": history,
                 "model_version": engine.version,
                 "cache": cache,
@@ -92,11 +87,8 @@ async def candidates(engine: RetrievalEngine, req: CandidatesRequest) -> Candida
 
 
 def _candidate_list(engine: RetrievalEngine, cs: CandidateSet) -> list[dict[str, Any]]:
-    """The merged candidates (as :class:`Candidate` fields) with their per-source evidence.
-
-    Plain dicts, validated once for the response: a few hundred ``Candidate(...)``
-    (or ``model_construct``, which is slower still) cost milliseconds per request.
-    """
+    """The merged candidates, one dict each with its per-source evidence, for the rare
+    answer that fresh items enter (:func:`_add_fresh` inserts them by score)."""
     c = engine.catalogue
     names = cs.source_names
     idx = cs.item_idx.tolist()
@@ -148,6 +140,29 @@ def _candidate_columns(engine: RetrievalEngine, cs: CandidateSet) -> dict[str, A
         "genres": [c.genres[p] for p in idx],
         "source_scores": source_scores,
         "source_ranks": source_ranks,
+    }
+
+
+def _rows_to_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Candidate dicts (as :func:`_candidate_list` makes them) as column fields."""
+    names = list(dict.fromkeys(n for r in rows for n in (*r["source_scores"], *r["source_ranks"])))
+    return {
+        "item_ids": [r["item_id"] for r in rows],
+        "scores": [r["score"] for r in rows],
+        "sources": [r["source"] for r in rows],
+        "titles": [r["title"] for r in rows],
+        "years": [r["year"] for r in rows],
+        "genres": [r["genres"] for r in rows],
+        "source_scores": {
+            n: [r["source_scores"].get(n) for r in rows]
+            for n in names
+            if any(n in r["source_scores"] for r in rows)
+        },
+        "source_ranks": {
+            n: [r["source_ranks"].get(n) for r in rows]
+            for n in names
+            if any(n in r["source_ranks"] for r in rows)
+        },
     }
 
 

@@ -42,10 +42,6 @@ class RetrievalSettings(ServiceSettings):
         "other and its neighbour-table sources, and other requests are served meanwhile. 0 "
         "queries on the event loop. Unused with exact search.",
     )
-    two_tower_candidates: int = Field(300, ge=1, le=5000, description="ANN candidates per query.")
-    knn_candidates: int = Field(200, ge=0, le=5000, description="Item-kNN candidates per query.")
-    content_candidates: int = Field(100, ge=0, le=5000, description="Content (BERT) candidates.")
-    content_seeds: int = Field(5, ge=0, le=50, description="Recent items used as content seeds.")
     max_history: int = Field(50, ge=1, le=1000, description="Recent history kept per user.")
     text_model: str | None = Field(None, description="Sentence-transformers model name or path.")
     verify_bundle: bool = Field(True, description="Check every checksum before loading.")

@@ -125,7 +125,8 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a new or renamed directory entry durable (where the platform supports it)."""
     with contextlib.suppress(OSError):  # not supported on every platform
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -149,7 +150,7 @@ def switch_latest(root: str | os.PathLike[str], version: str) -> None:
     except (OSError, NotImplementedError):  # pragma: no cover - no symlinks on this platform
         tmp_link.unlink(missing_ok=True)
     _write_atomic(base / LATEST_FILE, (version + "\n").encode())
-    _fsync_dir(base)
+    fsync_dir(base)
 
 
 def _latest_version(root: Path) -> str | None:
@@ -282,9 +283,9 @@ class BundleWriter:
         }
         text = json.dumps(_jsonable(manifest), indent=2, sort_keys=True, allow_nan=False)
         _write_atomic(self.tmp_dir / MANIFEST, (text + "\n").encode())
-        _fsync_dir(self.tmp_dir)
+        fsync_dir(self.tmp_dir)
         os.rename(self.tmp_dir, self.final_dir)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         self._done = True
         if set_latest:
             switch_latest(self.root, self.version)

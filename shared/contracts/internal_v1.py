@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal
+from collections.abc import Sequence
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -39,11 +39,6 @@ class CandidatesRequest(StrictModel):
         default_factory=list,
         description="Other ids the caller named (e.g. low ratings, not history): 404 if unknown.",
     )
-    layout: Literal["rows", "columns"] = Field(
-        "rows",
-        description="rows: `items`, one object per candidate; columns: `columns`, parallel "
-        "arrays (far cheaper to encode and parse for hundreds of candidates).",
-    )
 
 
 MAX_SCORE = 1e9
@@ -51,21 +46,6 @@ MAX_SCORE = 1e9
 # keeps them finite in the ranker's float32 features (1e30 overflowed to NaN scores).
 Score = Annotated[float, Field(ge=-MAX_SCORE, le=MAX_SCORE, allow_inf_nan=False)]
 SourceRank = Annotated[int, Field(ge=1, le=2**31 - 1, description="1 = the source's best.")]
-
-
-class Candidate(BaseModel):
-    """One candidate and the evidence each source gave for it."""
-
-    item_id: ItemId
-    title: str = ""
-    year: int | None = None
-    genres: list[str] = Field(default_factory=list)
-    score: Score
-    source: str = Field(
-        max_length=50, description="Best source: a bundle source name, or fresh."
-    )
-    source_scores: dict[str, Score] = Field(default_factory=dict)
-    source_ranks: dict[str, SourceRank] = Field(default_factory=dict)
 
 
 SourceName = Annotated[str, Field(max_length=50)]
@@ -114,38 +94,13 @@ class CandidateColumns(BaseModel):
     def __len__(self) -> int:
         return len(self.item_ids)
 
-    @staticmethod
-    def fields_from_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        """The column fields of candidate rows (:class:`Candidate` fields as dicts)."""
-        names = list(
-            dict.fromkeys(n for r in rows for n in (*r["source_scores"], *r["source_ranks"]))
-        )
-        return {
-            "item_ids": [r["item_id"] for r in rows],
-            "scores": [r["score"] for r in rows],
-            "sources": [r["source"] for r in rows],
-            "titles": [r.get("title", "") for r in rows],
-            "years": [r.get("year") for r in rows],
-            "genres": [r.get("genres", []) for r in rows],
-            "source_scores": {
-                n: [r["source_scores"].get(n) for r in rows]
-                for n in names
-                if any(n in r["source_scores"] for r in rows)
-            },
-            "source_ranks": {
-                n: [r["source_ranks"].get(n) for r in rows]
-                for n in names
-                if any(n in r["source_ranks"] for r in rows)
-            },
-        }
 
 
 class CandidatesResponse(BaseModel):
     """Merged candidates, best first, with the user context ranking needs."""
 
     user_id: int | None
-    items: list[Candidate] = Field(default_factory=list, description="layout=rows.")
-    columns: CandidateColumns | None = Field(None, description="layout=columns.")
+    columns: CandidateColumns
     history: list[int] = Field(description="The history used (known + recent), most recent last.")
     model_version: str
     cache: Literal["hit", "miss", "bypass", "none"] = "none"
@@ -158,17 +113,9 @@ class RankRequest(StrictModel):
     user_id: UserId | None = None
     history: Annotated[list[ItemId], Field(max_length=MAX_IDS)] = []
     user_features: UserFeatures | None = None
-    candidates: Annotated[list[Candidate], Field(min_length=0, max_length=MAX_CANDIDATES)] = []
-    columns: CandidateColumns | None = Field(
-        None, description="The candidates as parallel arrays, instead of `candidates`."
-    )
+    columns: CandidateColumns = Field(description="The candidates as parallel arrays.")
     k: Annotated[int | None, Field(ge=1, le=MAX_CANDIDATES)] = None
 
-    @model_validator(mode="after")
-    def _one_layout(self) -> RankRequest:
-        if self.candidates and self.columns is not None:
-            raise ValueError("send the candidates either as `candidates` or as `columns`, not both")
-        return self
 
 
 class RankedItem(BaseModel):
@@ -223,3 +170,9 @@ class ExplainResponse(BaseModel):
     """Reasons per item, in the order asked."""
 
     items: list[Explanation]
+
+
+def dedupe_keep_last(ids: Sequence[int]) -> list[int]:
+    """``ids`` without repeats, each at its last occurrence: the order of every history
+    this API carries (most recent last)."""
+    return list(reversed(dict.fromkeys(reversed(ids))))

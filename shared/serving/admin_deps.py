@@ -1,14 +1,16 @@
-"""What the internal services' admin routes share: the admin-key guard and the reloader.
+"""What every service's admin routes share: the admin-key guard and the reloader.
 
-Retrieval and ranking sit on a private network. Their admin routes need the admin
-key (``X-API-Key``) when ``HYBRIDREC_ADMIN_KEY`` is set on them, and are open when
-it is not; the gateway forwards its admin key, so setting the variable on every
-service closes them all.
+One guard, two policies for an unset ``HYBRIDREC_ADMIN_KEY``. Retrieval and ranking sit
+on a private network: their admin routes are open without a key and need it
+(``X-API-Key``) once it is set; the gateway forwards its admin key, so setting the
+variable on every service closes them all. The gateway is public: its admin routes are
+disabled until an admin key is set.
 """
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated, Any
 
 from fastapi import Request, Security
@@ -35,18 +37,44 @@ ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def require_admin_key(
-    request: Request, key: Annotated[str | None, Security(admin_key_header)] = None
-) -> None:
-    """401 unless ``X-API-Key`` is the admin key; open when no admin key is set."""
-    admin: str | None = getattr(request.app.state, "admin_key", None)
-    if not admin:
-        return
-    if not key or not hmac.compare_digest(key.encode(), admin.encode()):
-        raise UnauthorizedError(
-            "the admin key is required in the X-API-Key header"
-            + (" (the key sent is not it)" if key else " (none was sent)")
-        )
+def keys_match(given: str | None, keys: Iterable[str]) -> bool:
+    """True when ``given`` is one of ``keys`` (constant-time comparison)."""
+    if not given:
+        return False
+    return any(hmac.compare_digest(given.encode(), k.encode()) for k in keys)
+
+
+def admin_key_guard(*, open_when_unset: bool) -> Callable[..., Awaitable[None]]:
+    """A dependency: 401 unless ``X-API-Key`` is the app's admin key.
+
+    Without an admin key (``app.state.admin_key`` unset) the routes are open when
+    ``open_when_unset`` (internal services), otherwise disabled with a 401 saying how to
+    enable them (the public gateway).
+    """
+
+    async def require_admin_key(
+        request: Request, key: Annotated[str | None, Security(admin_key_header)] = None
+    ) -> None:
+        admin: str | None = getattr(request.app.state, "admin_key", None)
+        if not admin:
+            if open_when_unset:
+                return
+            raise UnauthorizedError(
+                "admin endpoints are disabled: set HYBRIDREC_ADMIN_KEY to enable them"
+            )
+        if not keys_match(key, (admin,)):
+            raise UnauthorizedError(
+                "the admin key is required in the X-API-Key header"
+                + (" (the key sent is not it)" if key else " (none was sent)")
+            )
+
+    return require_admin_key
+
+
+#: Retrieval's and ranking's admin routes: open until HYBRIDREC_ADMIN_KEY is set.
+require_internal_admin = admin_key_guard(open_when_unset=True)
+#: The gateway's admin routes: disabled until HYBRIDREC_ADMIN_KEY is set.
+require_public_admin = admin_key_guard(open_when_unset=False)
 
 
 async def reloader_of(request: Request) -> BundleReloader[Any]:

@@ -11,7 +11,7 @@ from shared.serving.admin_deps import (
     ADMIN_ERRORS,
     RELOAD_EXAMPLES,
     reloader_of,
-    require_admin_key,
+    require_internal_admin,
 )
 from shared.serving.reload import BundleReloader
 
@@ -23,7 +23,7 @@ def admin_router(service: str) -> APIRouter:
     router = APIRouter(
         prefix="/v1/admin",
         tags=["admin"],
-        dependencies=[Depends(require_admin_key)],
+        dependencies=[Depends(require_internal_admin)],
         responses=ADMIN_ERRORS,
     )
 

@@ -19,18 +19,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from shared.contracts.bundle import fsync_dir
 from shared.stores.redis_conn import RedisGuard, RedisUnavailable, key
 
 EVENT_FIELDS = ("user_id", "item_id", "type", "rating", "timestamp")
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a new or renamed directory entry durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def durable_append(path: Path, line: str) -> None:
@@ -56,7 +48,7 @@ def durable_append(path: Path, line: str) -> None:
     finally:
         os.close(fd)
     if created:
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
 
 def read_json_lines(path: Path) -> list[dict[str, Any]]:
@@ -130,7 +122,7 @@ class FileEventLog:
             finally:
                 os.close(fd)
             os.replace(tmp, self.path)
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
             return True
 
 

@@ -23,8 +23,8 @@ from bench.loadgen import (
     ids_from_bundle,
     run_load,
 )
+from harness.processes import ServiceProcess, running_stack
 from shared.serving.timing import parse_header
-from tests.support.processes import ServiceProcess, running_stack
 
 pytestmark = pytest.mark.slow
 

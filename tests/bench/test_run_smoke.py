@@ -99,8 +99,8 @@ def test_figures_are_consistent(smoke: Path) -> None:
 def test_synthetic_bundle_is_a_real_bundle(smoke: Path) -> None:
     from services.ranking.engine import RankingEngine
     from services.ranking.settings import RankingSettings
+    from shared.contracts.internal_v1 import CandidateColumns, RankRequest
     from shared.model.features import FeatureEncoder
-    from shared.contracts.internal_v1 import Candidate, RankRequest
 
     report = json.loads((smoke / "synthetic_bundle.json").read_text())
     bundle = load_bundle(report["bundle"], verify=True)  # every checksum
@@ -117,10 +117,11 @@ def test_synthetic_bundle_is_a_real_bundle(smoke: Path) -> None:
     engine = RankingEngine(RankingSettings(artifacts=str(bundle.root)), bundle)
     new_ids = items["item_id"].iloc[n_real:n_real + 20].tolist()
     old_ids = items["item_id"].iloc[:5].tolist()
-    req = RankRequest(history=old_ids[:2], candidates=[
-        Candidate(item_id=int(i), score=0.5, source="two_tower",
-                  source_scores={"two_tower": 0.5}, source_ranks={"two_tower": r + 1})
-        for r, i in enumerate(new_ids + old_ids[2:])])
+    ids = [int(i) for i in new_ids + old_ids[2:]]
+    req = RankRequest(history=old_ids[:2], columns=CandidateColumns(
+        item_ids=ids, scores=[0.5] * len(ids), sources=["two_tower"] * len(ids),
+        source_scores={"two_tower": [0.5] * len(ids)},
+        source_ranks={"two_tower": list(range(1, len(ids) + 1))}))
     ranked = engine.rank(req)
     assert sorted(x.item_id for x in ranked.items) == sorted(new_ids + old_ids[2:])
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from harness.processes import ServiceProcess, free_port, running_stack
 from hybridrec.client import AsyncHybridrecClient, HybridrecClient, HybridrecClientError
 from shared.contracts.errors import HybridrecError
 from shared.contracts.public_v1 import (
@@ -21,8 +22,6 @@ from shared.contracts.public_v1 import (
     Recommendations,
     SimilarItems,
 )
-from tests.support.processes import ServiceProcess, running_stack
-from tests.support.redis_server import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -17,8 +17,8 @@ import httpx
 import pandas as pd
 import pytest
 
+from harness.processes import ServiceProcess, running_stack
 from shared.contracts.public_v1 import MAX_IDS, MAX_K
-from tests.support.processes import ServiceProcess, running_stack
 
 pytestmark = pytest.mark.slow
 

@@ -21,8 +21,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.support.processes import ServiceProcess, running_stack, service_env
-from tests.support.redis_server import free_port
+from harness.processes import ServiceProcess, free_port, running_stack, service_env
 
 pytestmark = pytest.mark.slow
 

@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
-from tests.support.processes import ServiceProcess, running_stack
+from harness.processes import ServiceProcess, running_stack
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from shared.contracts.internal_v1 import CandidateColumns
-from tests.support.processes import ServiceProcess, running_stack
+from harness.processes import ServiceProcess, running_stack
 
 pytestmark = pytest.mark.slow
 
@@ -195,43 +194,36 @@ def test_new_item_appears_in_similar_and_recommendations(
     assert gw.get(f"/v1/items/{new['item_id']}").json()["title"] == body["title"]
 
 
-def test_columns_layout_carries_the_same_candidates_and_ranking(
+def test_candidate_columns_are_aligned_and_ranking_orders_them(
     stack: dict[str, ServiceProcess], users: pd.DataFrame, items: pd.DataFrame
 ) -> None:
     retrieval, ranking = stack["retrieval"].url, stack["ranking"].url
     uid = int(users.iloc[4].user_id)
     recent = [int(i) for i in items.sort_values("popularity").item_id.iloc[-3:]]
+    titles = dict(zip(items.item_id.astype(int), items.title, strict=True))
     for body in ({"user_id": uid, "k": 120}, {"history": recent, "k": 80, "genres": ["Drama"]}):
-        rows = httpx.post(f"{retrieval}/v1/candidates", json=body, timeout=30).json()
-        cols = httpx.post(
-            f"{retrieval}/v1/candidates", json={**body, "layout": "columns"}, timeout=30
-        ).json()
-        assert rows["items"] and cols["items"] == [] and rows["columns"] is None
-        want = CandidateColumns.fields_from_rows(rows["items"])
-        got = cols["columns"]
-        assert got["item_ids"] == want["item_ids"] and got["sources"] == want["sources"]
-        assert got["titles"] == want["titles"] and got["genres"] == want["genres"]
-        assert got["scores"] == pytest.approx(want["scores"])
-        assert got["source_ranks"] == want["source_ranks"]
+        answer = httpx.post(f"{retrieval}/v1/candidates", json=body, timeout=30)
+        assert answer.status_code == 200, answer.text
+        got = answer.json()["columns"]
+        n = len(got["item_ids"])
+        assert 0 < n <= body["k"] and len(set(got["item_ids"])) == n
+        assert len(got["scores"]) == len(got["sources"]) == len(got["titles"]) == n
+        assert got["titles"] == [titles[i] for i in got["item_ids"]]  # metadata row-aligned
+        assert got["scores"] == sorted(got["scores"], reverse=True)  # best first
         assert set(got["source_scores"]) == set(got["source_ranks"])
-        # Ranking scores both layouts alike.
-        common = {"user_id": body.get("user_id"), "history": cols["history"][-50:], "k": 20}
-        by_rows = httpx.post(
-            f"{ranking}/v1/rank", json={**common, "candidates": rows["items"]}, timeout=30
-        ).json()
-        by_cols = httpx.post(f"{ranking}/v1/rank", json={**common, "columns": got}, timeout=30)
-        assert by_cols.status_code == 200, by_cols.text
-        assert [i["item_id"] for i in by_cols.json()["items"]] == [
-            i["item_id"] for i in by_rows["items"]
-        ]
-        assert [i["score"] for i in by_cols.json()["items"]] == pytest.approx(
-            [i["score"] for i in by_rows["items"]], abs=1e-5
-        )
-    # Columns of unequal length, or both layouts at once: 422 saying what to fix.
+        for name, ranks in got["source_ranks"].items():
+            assert len(ranks) == n and len(got["source_scores"][name]) == n
+            # a source's score is present exactly where it proposed the candidate
+            assert [r is None for r in ranks] == [s is None for s in got["source_scores"][name]]
+        common = {"user_id": body.get("user_id"), "history": answer.json()["history"][-50:]}
+        ranked = httpx.post(f"{ranking}/v1/rank", json={**common, "columns": got}, timeout=30)
+        assert ranked.status_code == 200, ranked.text
+        order = ranked.json()["items"]
+        assert sorted(i["item_id"] for i in order) == sorted(got["item_ids"])
+        assert [i["score"] for i in order] == sorted((i["score"] for i in order), reverse=True)
+    # Columns of unequal length, or the removed row layout: 422 saying what to fix.
     bad = {**got, "scores": got["scores"][:-1]}
     r = httpx.post(f"{ranking}/v1/rank", json={"columns": bad}, timeout=30)
     assert r.status_code == 422 and "equal length" in r.json()["error"]["message"], r.text
-    r = httpx.post(
-        f"{ranking}/v1/rank", json={"columns": got, "candidates": rows["items"][:1]}, timeout=30
-    )
-    assert r.status_code == 422 and "not both" in r.json()["error"]["message"], r.text
+    r = httpx.post(f"{ranking}/v1/rank", json={"columns": got, "candidates": []}, timeout=30)
+    assert r.status_code == 422 and "candidates" in r.json()["error"]["message"], r.text

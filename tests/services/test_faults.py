@@ -38,10 +38,10 @@ import pandas as pd
 import pytest
 import redis
 
+from harness.processes import ServiceProcess, start_stack
+from harness.redis_server import RedisProcess
 from shared.stores.events import FileEventLog
 from shared.stores.export import COLUMNS
-from tests.support.processes import ServiceProcess, start_stack
-from tests.support.redis_server import RedisProcess
 from tests.support.traffic import Call, ClientThread, wait_redis_check, wait_until
 
 pytestmark = pytest.mark.slow

@@ -12,9 +12,9 @@ import pytest
 from services.gateway.core import DEFAULT_CANDIDATES, GatewayCore, PopularFallback
 from services.gateway.reload import load_popular
 from services.gateway.result_cache import CacheSlot, ResultCache
-from shared.serving.clients import RankingClient, RetrievalClient
 from shared.contracts.errors import DependencyUnavailableError
 from shared.contracts.public_v1 import RecommendationRequest, Recommendations
+from shared.serving.clients import RankingClient, RetrievalClient
 from shared.stores.events import EventLog
 from shared.stores.redis_conn import RedisGuard
 

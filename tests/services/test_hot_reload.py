@@ -25,8 +25,8 @@ import pandas as pd
 import pytest
 import redis
 
+from harness.processes import ServiceProcess, running_stack
 from shared.contracts.bundle import MANIFEST, BundleWriter, resolve_bundle, switch_latest
-from tests.support.processes import ServiceProcess, running_stack
 
 pytestmark = pytest.mark.slow
 

@@ -11,9 +11,9 @@ import asyncio
 from typing import Any, cast
 
 from services.gateway.history import PendingHistory
-from shared.serving.clients import RetrievalClient
 from shared.contracts.errors import DependencyUnavailableError, NotFoundError
 from shared.contracts.public_v1 import MAX_IDS
+from shared.serving.clients import RetrievalClient
 
 
 class _Retrieval:

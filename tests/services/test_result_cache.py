@@ -11,10 +11,10 @@ from typing import TypeVar
 
 import redis
 
+from harness.processes import free_port
 from services.gateway.result_cache import ResultCache, with_request_id
 from shared.contracts.public_v1 import RecommendationRequest
 from shared.stores.redis_conn import RedisGuard
-from tests.support.redis_server import free_port
 
 T = TypeVar("T")
 BODY = b'{"user_id":7,"items":[],"model_version":"v1","degraded":[]}'

@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 
 from services.retrieval import engine as engine_module
-from services.retrieval.engine import Index, RetrievalEngine
+from services.retrieval.engine import RetrievalEngine
 from services.retrieval.lists import most_popular
 from services.retrieval.settings import RetrievalSettings
 from shared.contracts import bundle_layout as L
-from shared.model.search.annoy_index import AnnIndex
 from shared.contracts.bundle import load_bundle
 from shared.contracts.errors import ConfigError, ValidationError
+from shared.model.search import VectorIndex
+from shared.model.search.annoy_index import AnnIndex
 from shared.model.search.exact import ExactSearch
 from shared.model.search.hnsw import HnswIndex
 from shared.stores.fresh_items import FreshItemStore
@@ -122,8 +123,13 @@ def test_table_sources_run_while_the_ann_queries_are_in_flight(
     class WaitsForTables:
         """An index whose answer needs the table sources finished first (else it fails)."""
 
-        def __init__(self, inner: Index) -> None:
+        offload = True  # a slow query: it must run in the ANN threads
+
+        def __init__(self, inner: VectorIndex) -> None:
             self.inner = inner
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.inner, name)
 
         def query(self, q: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
             if not tables_done.wait(timeout=10.0):

@@ -11,9 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.processes import ServiceProcess, delete_prefix, free_port, service_env
 from services.runner import _env_from_flags
-from tests.support.processes import ServiceProcess, service_env
-from tests.support.redis_server import delete_prefix, free_port
 
 
 def _args(**flags: object) -> argparse.Namespace:

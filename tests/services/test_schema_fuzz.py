@@ -43,9 +43,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis.configuration import set_hypothesis_home_dir
 from schemathesis import Case
 
+from harness.processes import ServiceProcess, free_port, running_stack
 from hybridrec.openapi_export import openapi_spec
-from tests.support.processes import ServiceProcess, running_stack
-from tests.support.redis_server import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shared.model.search.annoy_index import AnnIndex, exact_topk, recall_at_k
 from shared.contracts.errors import BundleError, ConfigError
+from shared.model.search.annoy_index import AnnIndex, exact_topk, recall_at_k
 
 DIM = 32
 

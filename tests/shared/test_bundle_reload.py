@@ -17,8 +17,10 @@ from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
-from shared.serving.admin_deps import require_admin_key
 from shared.contracts.bundle import MANIFEST, Bundle, BundleWriter, switch_latest
+from shared.contracts.errors import NotFoundError, NotReadyError, ValidationError
+from shared.serving.admin_deps import require_internal_admin
+from shared.serving.app_factory import create_app
 from shared.serving.reload import (
     BundleRefusedError,
     BundleReloader,
@@ -27,8 +29,6 @@ from shared.serving.reload import (
     artifacts_root,
     latest_name,
 )
-from shared.contracts.errors import NotFoundError, NotReadyError, ValidationError
-from shared.serving.app_factory import create_app
 
 DATASET = {"name": "toy", "sha256": "ab" * 32}
 
@@ -326,7 +326,7 @@ def test_admin_key_guard() -> None:
         max_body_bytes=4096,
     )
 
-    @app.get("/guarded", dependencies=[Depends(require_admin_key)])
+    @app.get("/guarded", dependencies=[Depends(require_internal_admin)])
     def guarded() -> dict[str, bool]:
         return {"ok": True}
 

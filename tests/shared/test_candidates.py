@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shared.model.candidates import finite_list, merge_candidates, top_n
 from shared.contracts.errors import ValidationError
+from shared.model.candidates import finite_list, merge_candidates, top_n
 
 NAMES = ("two_tower", "item_knn", "content", "popularity")
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared.model.catalogue import Catalogue, normalise_title
 from shared.contracts.errors import NotFoundError
+from shared.model.catalogue import Catalogue, normalise_title
 
 ROWS = [
     # item_id, title, year, genres, tags, overview, popularity

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -15,24 +14,24 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
-from shared.serving import timing
-from shared.serving.clients import (
-    RankingClient,
-    RetrievalClient,
-    ServiceClient,
-    UpstreamClientError,
-)
+from harness.processes import free_port
 from shared.contracts.errors import DependencyUnavailableError, NotFoundError, ValidationError
 from shared.contracts.internal_v1 import (
-    Candidate,
+    CandidateColumns,
     CandidatesRequest,
     CandidatesResponse,
     RankedItem,
     RankRequest,
     RankResponse,
 )
+from shared.serving import timing
 from shared.serving.app_factory import create_app
-from tests.support.redis_server import free_port
+from shared.serving.clients import (
+    RankingClient,
+    RetrievalClient,
+    ServiceClient,
+    UpstreamClientError,
+)
 
 T = TypeVar("T")
 HANG_GUARD_S = 10.0  # far above every timeout used here, far below the slow endpoints
@@ -105,13 +104,16 @@ def _app() -> FastAPI:
 
     @app.post("/v1/candidates")
     async def candidates(req: CandidatesRequest) -> CandidatesResponse:
-        items = [
-            Candidate(item_id=i, title=f"t{i}", score=1.0 / i, source="content")
-            for i in range(1, req.k + 1)
-        ]
+        ids = list(range(1, req.k + 1))
+        columns = CandidateColumns(
+            item_ids=ids,
+            scores=[1.0 / i for i in ids],
+            sources=["content"] * len(ids),
+            titles=[f"t{i}" for i in ids],
+        )
         return CandidatesResponse(
             user_id=req.user_id,
-            items=items,
+            columns=columns,
             history=req.history,
             model_version="v-test",
             cache="miss",
@@ -119,11 +121,10 @@ def _app() -> FastAPI:
 
     @app.post("/v1/rank")
     async def rank(req: RankRequest) -> RankResponse:
-        ordered = sorted(req.candidates, key=lambda c: c.item_id, reverse=True)
+        ordered = sorted(req.columns.item_ids, reverse=True)
         return RankResponse(
             items=[
-                RankedItem(item_id=c.item_id, score=float(c.item_id), rank=i + 1)
-                for i, c in enumerate(ordered)
+                RankedItem(item_id=c, score=float(c), rank=i + 1) for i, c in enumerate(ordered)
             ],
             model_version="v-test",
         )
@@ -256,7 +257,7 @@ def test_typed_retrieval_and_ranking_clients(server_url: str) -> None:
                 CandidatesRequest(user_id=3, history=[5, 6], k=4), timeout_s=5.0, request_id="r1"
             )
             ranked = await ranking.rank(
-                RankRequest(user_id=3, history=[5, 6], candidates=cands.items), timeout_s=5.0
+                RankRequest(user_id=3, history=[5, 6], columns=cands.columns), timeout_s=5.0
             )
             return cands, ranked
         finally:
@@ -265,7 +266,7 @@ def test_typed_retrieval_and_ranking_clients(server_url: str) -> None:
 
     cands, ranked = asyncio.run(main())
     assert isinstance(cands, CandidatesResponse)
-    assert [c.item_id for c in cands.items] == [1, 2, 3, 4]
+    assert cands.columns.item_ids == [1, 2, 3, 4] and cands.columns.titles[0] == "t1"
     assert cands.history == [5, 6] and cands.cache == "miss" and cands.model_version == "v-test"
     assert [r.item_id for r in ranked.items] == [4, 3, 2, 1]
     assert [r.rank for r in ranked.items] == [1, 2, 3, 4]
@@ -289,17 +290,9 @@ def test_call_stages_and_the_dependency_server_timing_are_recorded(server_url: s
 
 
 def test_a_request_whose_deadline_passed_is_dropped_unstarted(server_url: str) -> None:
-    async def main() -> tuple[int, Any]:
-        client = ServiceClient("upstream", server_url, timeout_s=2.0)
-        try:
-            late = await client.pool.request(
-                "GET", "/ok", headers=[("x-hybridrec-deadline", f"{time.time() - 1:.3f}")]
-            )
-            return late.status, json.loads(late.body)
-        finally:
-            await client.close()
-
-    status, body = asyncio.run(main())
-    assert status == 503 and body["error"]["code"] == "deadline_exceeded"
+    past = {"x-hybridrec-deadline": f"{time.time() - 1:.3f}"}
+    with pytest.raises(DependencyUnavailableError, match="answered 503") as info:
+        _call(server_url, lambda c: c.send("GET", "/ok", headers=past, idempotent=False))
+    assert getattr(info.value, "upstream", None)[:2] == (503, "deadline_exceeded")
     # the client's own calls carry a deadline in the future, so they are served
     assert _call(server_url, lambda c: c.request("GET", "/ok", params={"n": 2}))["n"] == 2

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shared.model.search.annoy_index import AnnIndex, exact_topk, recall_at_k
 from shared.contracts.errors import ConfigError
+from shared.model.search.annoy_index import AnnIndex, exact_topk, recall_at_k
 from shared.model.search.exact import EXACT_MAX_ELEMENTS, ExactSearch, use_exact
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared.model.candidates import CandidateSet, merge_candidates
 from shared.contracts.errors import ValidationError
+from shared.model.candidates import CandidateSet, merge_candidates
 from shared.model.ranker_features import (
     RankerFeatureTables,
     build_tables,

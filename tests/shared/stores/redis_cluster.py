@@ -18,7 +18,7 @@ from pathlib import Path
 import redis
 from redis.cluster import RedisCluster
 
-from tests.support.redis_server import INSTALL_HINT
+from harness.redis_server import INSTALL_HINT
 
 
 def _port_free(port: int) -> bool:

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import redis
 
+from harness.redis_server import RedisProcess
 from shared.stores.events import EVENT_FIELDS, EventLog, FileEventLog, durable_append
 from shared.stores.redis_conn import RedisGuard
-from tests.support.redis_server import RedisProcess
 
 # generous: a busy 2-core machine must not turn a slow answer into "Redis down"
 TIMEOUT_S = 2.0

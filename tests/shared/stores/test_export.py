@@ -14,11 +14,12 @@ import pandas as pd
 import pytest
 import redis
 
+from harness.processes import free_port
+from harness.redis_server import RedisProcess
 from shared.contracts.errors import DataError, DependencyUnavailableError
 from shared.stores.events import EventLog
 from shared.stores.export import COLUMNS, export_events
 from shared.stores.redis_conn import RedisGuard
-from tests.support.redis_server import RedisProcess, free_port
 
 # generous: a busy 2-core machine must not turn a slow answer into "Redis down"
 TIMEOUT_S = 2.0

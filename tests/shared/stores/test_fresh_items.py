@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 import numpy as np
 import pytest
 
+from harness.processes import free_port
 from shared.stores.fresh_items import FreshItemStore, decode_vector, encode_vector
 from shared.stores.redis_conn import RedisGuard, RedisUnavailable
-from tests.support.redis_server import free_port
 
 # generous: a busy 2-core machine must not turn a slow answer into "Redis down"
 TIMEOUT_S = 2.0

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import redis
 
+from harness.redis_server import RedisProcess
 from shared.contracts.errors import ConfigError
 from shared.stores.redis_conn import RedisGuard, RedisUnavailable, key
 from shared.stores.user_state import UserStateStore
-from tests.support.redis_server import RedisProcess
 
 # generous: a busy 2-core machine must not turn a slow answer into "Redis down"
 TIMEOUT_S = 2.0

@@ -1,14 +1,15 @@
-"""Start and stop private ``redis-server`` processes for tests."""
+"""Private ``redis-server`` processes (tests that need persistence, a kill or a cluster)."""
 
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import redis
+
+from harness.processes import free_port
 
 INSTALL_HINT = (
     "hybridrec's tests need a Redis server. None answers at {url} and there is no "
@@ -17,12 +18,6 @@ INSTALL_HINT = (
     "HYBRIDREC_TEST_REDIS_URL at a running server, then run `make test` again."
 )
 
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ping(url: str, timeout: float = 0.5) -> bool:
@@ -108,13 +103,3 @@ class RedisProcess:
                 self.proc.kill()
                 self.proc.wait(10)
 
-
-def delete_prefix(url: str, prefix: str) -> None:
-    """Delete every key under ``prefix:`` (a test's own namespace)."""
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
