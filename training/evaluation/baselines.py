@@ -169,12 +169,17 @@ class ItemKNN:
             widen["k"] = geometric(2.0, lower=1, upper=n - 1, integer=True)
         if self.shrink is None:
             widen["shrink"] = geometric(4.0, lower=1.0)
-        result, scorer = grid_search({"k": ks, "shrink": shrinks}, make, data, widen=widen,
-                                     desc=f"{self.name} on valid")
-        self.hyperparameters = {"k": int(result.best["k"]),
-                                "shrink": float(result.best["shrink"]),
-                                "search": result.to_dict()}
-        assert isinstance(scorer, _MatScorer)
+        if len(ks) == 1 and len(shrinks) == 1:
+            scorer = make({"k": ks[0], "shrink": shrinks[0]})
+            self.hyperparameters = {"k": int(ks[0]), "shrink": float(shrinks[0])}
+        else:
+            result, chosen = grid_search({"k": ks, "shrink": shrinks}, make, data,
+                                         widen=widen, desc=f"{self.name} on valid")
+            self.hyperparameters = {"k": int(result.best["k"]),
+                                    "shrink": float(result.best["shrink"]),
+                                    "search": result.to_dict()}
+            assert isinstance(chosen, _MatScorer)
+            scorer = chosen
         self._w = sp.csr_matrix(scorer.w)
 
     def score(self, user_idx: np.ndarray) -> np.ndarray:
@@ -264,12 +269,17 @@ class EASE:
         def make(point: dict[str, float]) -> _MatScorer:
             return _MatScorer(self.name, self._x, self.weights(gram, float(point["lambda"])))
 
-        widen = {"lambda": geometric(2.0, lower=1e-3)} if self.lam is None else {}
-        result, scorer = grid_search({"lambda": lams}, make, data, widen=widen,
-                                     desc=f"{self.name} on valid")
-        self.hyperparameters = {"lambda": float(result.best["lambda"]),
-                                "search": result.to_dict()}
-        assert isinstance(scorer, _MatScorer)
+        if self.lam is not None:
+            scorer = make({"lambda": self.lam})
+            self.hyperparameters = {"lambda": float(self.lam)}
+        else:
+            result, chosen = grid_search({"lambda": lams}, make, data,
+                                         widen={"lambda": geometric(2.0, lower=1e-3)},
+                                         desc=f"{self.name} on valid")
+            self.hyperparameters = {"lambda": float(result.best["lambda"]),
+                                    "search": result.to_dict()}
+            assert isinstance(chosen, _MatScorer)
+            scorer = chosen
         self._b = np.asarray(scorer.w, dtype=np.float32)
 
     def score(self, user_idx: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ build here (see docs/evaluation.md for the error).
   items are ranked by ``user genre affinity ** beta * predicted popularity``.
   Warm items get out-of-fold predictions, so ``beta`` and the ridge weight are
   tuned on validation without an item ever predicting itself.
-* :class:`TestPopularityOracle` – **not a model**: ranks by the number of *test*
+* :class:`PopularityOracle` – **not a model**: ranks by the number of *test*
   interactions, a ceiling for any popularity-based cold-item ranker. It reads
   ``data.test`` by design and is marked as an oracle in every report.
 """
@@ -86,12 +86,14 @@ class ALS:
 
     def _train(self, x: sp.csr_matrix, point: dict[str, Any]) -> _FactorScorer:
         from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
 
-        model = AlternatingLeastSquares(
-            factors=int(point["factors"]), regularization=float(point["regularization"]),
-            alpha=float(point["alpha"]), iterations=self.iterations, random_state=self.seed,
-            calculate_training_loss=False, num_threads=1)
-        model.fit(x, show_progress=False)
+        with threadpool_limits(1, "blas"):  # implicit's advice: BLAS threads fight its own
+            model = AlternatingLeastSquares(
+                factors=int(point["factors"]), regularization=float(point["regularization"]),
+                alpha=float(point["alpha"]), iterations=self.iterations, random_state=self.seed,
+                calculate_training_loss=False, num_threads=1)
+            model.fit(x, show_progress=False)
         return _FactorScorer(self.name, np.asarray(model.user_factors, dtype=np.float32),
                              np.asarray(model.item_factors, dtype=np.float32))
 
@@ -219,7 +221,7 @@ class _DenseScorer:
         return self.scores[np.asarray(user_idx, dtype=np.int64)]
 
 
-class TestPopularityOracle:
+class PopularityOracle:
     """A ceiling, not a model: ranks items by their number of test interactions.
 
     It reads ``data.test`` on purpose; reports mark it and it is never a peer.

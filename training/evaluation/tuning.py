@@ -31,17 +31,21 @@ Widen = Callable[[Sequence[Any], str], Any | None]
 
 def geometric(factor: float, lower: float | None = None, upper: float | None = None,
               integer: bool = False) -> Widen:
-    """A :data:`Widen` that multiplies (high end) or divides (low end) by ``factor``."""
+    """A :data:`Widen` that multiplies (high end) or divides (low end) by ``factor``.
+
+    The new value is clipped to ``[lower, upper]``; an end already at its bound
+    is a natural end (None), not an open one.
+    """
 
     def widen(values: Sequence[Any], end: str) -> Any | None:
         v = values[0] / factor if end == "low" else values[-1] * factor
+        if lower is not None:
+            v = max(v, lower)
+        if upper is not None:
+            v = min(v, upper)
         if integer:
             v = round(v)
-        if (lower is not None and v < lower) or (upper is not None and v > upper):
-            return None
-        if v in values:
-            return None
-        return v
+        return None if v in values else v
 
     return widen
 

@@ -138,18 +138,26 @@ def test_random_is_seeded_and_batch_independent() -> None:
 
 def test_tuning_picks_the_best_validation_value(synth_ds: Dataset) -> None:
     data = EvalData.from_split(synth_ds, make_split(synth_ds, "random", k_core=5))
-    knn = ItemKNN(k_grid=(2, 10, 40))
+    knn = ItemKNN(k_grid=(2, 10, 40), shrink_grid=(0.0, 5.0))
     knn.fit(data)
-    results = knn.hyperparameters["valid_ndcg@10"]
-    assert set(results) == {"2", "10", "40"}
-    assert str(knn.hyperparameters["k"]) == max(results, key=lambda k: results[k])
-    direct = ItemKNN(k=knn.hyperparameters["k"])
+    tried = knn.hyperparameters["search"]["tried"]
+    assert {(2, 0.0), (10, 0.0), (40, 0.0), (2, 5.0), (10, 5.0), (40, 5.0)} <= {
+        (p["k"], p["shrink"]) for p in tried}
+    best = max(tried, key=lambda p: p["valid_ndcg@10"])
+    assert (knn.hyperparameters["k"], knn.hyperparameters["shrink"]) == (best["k"], best["shrink"])
+    ks = sorted({p["k"] for p in tried})
+    # An end pick was widened: k is interior or at its natural bound (n_items - 1).
+    assert ks[0] < knn.hyperparameters["k"] < ks[-1] or knn.hyperparameters["k"] == (
+        data.n_items - 1)
+    direct = ItemKNN(k=knn.hyperparameters["k"], shrink=knn.hyperparameters["shrink"])
     direct.fit(data)
     assert np.allclose(direct.score(np.arange(5)), knn.score(np.arange(5)))
     ease = EASE(lambdas=(1.0, 30.0, 1000.0))
     ease.fit(data)
-    res = ease.hyperparameters["valid_ndcg@10"]
-    assert str(ease.hyperparameters["lambda"]) == max(res, key=lambda k: res[k])
+    res = ease.hyperparameters["search"]["tried"]
+    assert ease.hyperparameters["lambda"] == max(res, key=lambda p: p["valid_ndcg@10"])["lambda"]
+    lams = sorted(p["lambda"] for p in res)
+    assert lams[0] < ease.hyperparameters["lambda"] < lams[-1]
 
 
 def test_ease_and_itemknn_beat_popularity_on_ml_latest_small(real_random: EvalData) -> None:

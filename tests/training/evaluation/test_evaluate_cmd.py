@@ -29,19 +29,30 @@ class TopTrainPopular:
         return np.tile(self.counts, (len(user_idx), 1))
 
 
-def test_cold_items_run_writes_report_with_default_models(
+def test_cold_items_run_over_two_seeds_writes_the_report(
     bundled_zip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    report = run_evaluate(bundled_zip, "cold-items", tmp_path, progress=False)
-    assert list(report["models"]) == ["GenrePopularity", "Random"]
-    assert report["split"]["kind"] == "cold-items"
-    assert report["eval_data"]["n_candidates"] < report["eval_data"]["n_items"]
+    report = run_evaluate(bundled_zip, "cold-items", tmp_path, seeds=2,
+                          models=["genrepopularity", "random", "oracle"], progress=False)
+    summ = report["summary"]
+    oracle = "Oracle: test popularity (ceiling, reads test)"
+    assert list(summ["models"]) == ["GenrePopularity", "Random", oracle]
+    assert summ["models"][oracle]["role"] == "oracle"
+    assert summ["best_peer"] == "GenrePopularity"  # the oracle and Random are never peers
+    assert report["split"]["seeds"] == [42, 43]
+    runs = report["runs"]
+    assert [r["split"]["seed"] for r in runs] == [42, 43]
+    assert runs[0]["eval_data"]["n_candidates"] < runs[0]["eval_data"]["n_items"]
+    # different seeds hold out different items
+    assert runs[0]["models"]["Random"]["test"] != runs[1]["models"]["Random"]["test"]
     assert len(report["dataset"]["sha256"]) == 64
     out = capsys.readouterr().out
-    assert "| GenrePopularity |" in out and "| Random |" in out
+    assert "| GenrePopularity | peer (best peer) |" in out and "| Random | reference |" in out
     on_disk = json.loads((tmp_path / "report.json").read_text())
-    assert on_disk["models"]["Random"]["test"] == report["models"]["Random"]["test"]
-    assert (tmp_path / "report.md").exists() and (tmp_path / "report.png").exists()
+    assert on_disk["summary"]["models"]["Random"] == summ["models"]["Random"]
+    assert on_disk["summary"]["online"] == {}  # no online protocol for cold items
+    for name in ("report.md", "report.png", "per_user/seed42.csv", "per_user/seed43.csv"):
+        assert (tmp_path / name).stat().st_size > 0
 
 
 def test_extra_models_plug_in(bundled_zip: Path, tmp_path: Path) -> None:
@@ -49,22 +60,35 @@ def test_extra_models_plug_in(bundled_zip: Path, tmp_path: Path) -> None:
         bundled_zip,
         "temporal",
         tmp_path,
-        models=["Popularity"],
+        models=["Popularity", "EASE"],
         extra_models=[TopTrainPopular()],
         progress=False,
         echo=False,
     )
-    assert list(report["models"]) == ["Popularity", "ExtraPop"]
-    pop, extra = report["models"]["Popularity"], report["models"]["ExtraPop"]
+    run = report["runs"][0]
+    assert list(run["models"]) == ["Popularity", "EASE", "ExtraPop"]
+    pop, extra = run["models"]["Popularity"], run["models"]["ExtraPop"]
     assert extra["test"] == pop["test"]
     assert extra["hyperparameters"] == {"source": "extra"}
-    assert report["split"]["params"]["test_frac"] == 0.2
+    # The online protocol ran for EASE (it folds events into a history), not for the others.
+    online = report["summary"]["online"]["models"]
+    assert list(online) == ["EASE"]
+    assert set(online["EASE"]["ndcg@10"]) == {"with", "without", "gain"}
+    with pytest.raises(ConfigError, match="factory"):
+        run_evaluate(bundled_zip, "random", tmp_path / "x", seeds=2, models=["popularity"],
+                     extra_models=[TopTrainPopular()], progress=False, echo=False,
+                     online=False)
 
 
 def test_default_models_per_split_and_unknown_names() -> None:
-    assert [m.name for m in build_baselines("random")] == ["Popularity", "ItemKNN", "EASE"]
-    assert [m.name for m in build_baselines("temporal")] == ["Popularity", "ItemKNN", "EASE"]
-    assert [m.name for m in build_baselines("cold-items")] == ["GenrePopularity", "Random"]
+    peers = ["Popularity", "ItemKNN", "EASE", "ALS"]
+    assert [m.name for m in build_baselines("random")] == peers
+    assert [m.name for m in build_baselines("temporal")] == peers
+    # ContentPopularity is built with hybridrec's models (it needs the content vectors).
+    assert [m.name for m in build_baselines("cold-items")] == [
+        "GenrePopularity", "Random", "Oracle: test popularity (ceiling, reads test)"]
+    with pytest.raises(ConfigError, match="seeds"):
+        run_evaluate("unused", "random", "unused", seeds=0)
     with pytest.raises(ConfigError, match="unknown model"):
         build_baselines("random", ["ease", "bpr"])
     with pytest.raises(ConfigError, match="unknown split"):
