@@ -1,4 +1,4 @@
-"""ALS, ContentPopularity and the oracle: tuned on validation, beaten or beating where they should."""
+"""ALS, ContentPopularity and the oracle: tuned on validation, ahead where they should be."""
 
 from __future__ import annotations
 
