@@ -69,5 +69,8 @@ onKeyNeeded(askForKey);
 const forget = document.getElementById("forget-key");
 forget.hidden = !hasKey();
 forget.addEventListener("click", () => { forgetKeys(); forget.hidden = true; route(); });
-window.addEventListener("hashchange", () => { route(); document.getElementById("main").focus({ preventScroll: true }); });
+window.addEventListener("hashchange", () => {
+  document.getElementById("main").focus({ preventScroll: true }); // a page may move focus on
+  route();
+});
 route();

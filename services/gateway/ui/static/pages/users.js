@@ -4,6 +4,7 @@ import { errorBox, field, fmt, h, itemLink, mount, sameId } from "../dom.js";
 
 const RATINGS = ["5", "4.5", "4", "3.5", "3", "2.5", "2", "1.5", "1", "0.5"];
 const DISLIKE_RATING = 1;
+const SHOWN = 25;
 
 function historyRow(e) {
   const what = e.source === "history" ? "history"
@@ -46,8 +47,9 @@ export async function render(main, arg, query) {
     try {
       const { data } = await api(`/v1/users/${encodeURIComponent(uid)}/history`, { params: { limit: 100 } });
       excluded = data.items.filter((e) => e.source === "event").map((e) => e.item_id);
-      body.push(h("p", { class: "muted small" }, `${data.total} entries; events show type, rating and time.`),
-        h("ol", { class: "list history" }, data.items.slice(0, 50).map(historyRow)));
+      const shownN = Math.min(SHOWN, data.items.length);
+      body.push(h("p", { class: "muted small" }, `${shownN} of ${data.total} entries; events show type, rating and time.`),
+        h("ol", { class: "list history" }, data.items.slice(0, SHOWN).map(historyRow)));
       return { body, items: data.items };
     } catch (err) {
       body.push(errorBox(err));
