@@ -346,9 +346,7 @@ def test_try_it_session(browsing: Browsing, stack: Stack, shots: Path) -> None:
     browsing.assert_clean()
 
 
-def test_admin_refused_without_the_admin_key(
-    browsing: Browsing, stack: Stack, shots: Path
-) -> None:
+def test_admin_refused_without_the_admin_key(browsing: Browsing, stack: Stack, shots: Path) -> None:
     page = browsing.page
     page.goto(f"{stack.gw}/ui/#/admin")
     expect(page.get_by_role("alert")).to_contain_text("Refused")
