@@ -27,7 +27,7 @@ from training.evaluation.baselines import (
 from training.evaluation.harness import UserMetrics, run_models
 from training.evaluation.metrics import DEFAULT_KS
 from training.evaluation.online import fold_in_adapter, online_split, run_online
-from training.evaluation.peers import ALS, TestPopularityOracle
+from training.evaluation.peers import ALS, PopularityOracle
 from training.evaluation.report import summary_table, write_report
 from training.evaluation.summary import summarize
 from training.splits import SPLIT_KINDS, make_split
@@ -41,7 +41,7 @@ BASELINES: dict[str, Callable[[int], Recommender]] = {
     "als": lambda seed: ALS(seed=seed),
     "genrepopularity": lambda seed: GenrePopularity(),
     "random": lambda seed: RandomRecommender(seed=seed),
-    "oracle": lambda seed: TestPopularityOracle(),
+    "oracle": lambda seed: PopularityOracle(),
 }
 
 #: Default baselines per split kind. ItemKNN, EASE and ALS score unseen items by
@@ -111,6 +111,7 @@ def run_evaluate(
         out_dir: Folder for ``report.json/.md/.png`` and ``per_user/``.
         item_text: Optional CSV with item overviews.
         seed: First split and model seed; seed ``s`` of ``seeds`` is ``seed + s``.
+            The two-stage variant is chosen on the first seed's validation and kept.
         seeds: Number of splits (different seeds).
         models: Baseline names (:data:`BASELINES`, ``contentpopularity``) and
             hybridrec's own models (:data:`training.evaluate_models.HYBRID_MODELS`);
@@ -131,7 +132,7 @@ def run_evaluate(
         ConfigError: Bad ``seeds`` or model names.
     """
     from training.data import load_dataset
-    from training.evaluate_models import HYBRID_MODELS, build_hybrid
+    from training.evaluate_models import HYBRID_MODELS, build_hybrid, chosen_variants
 
     if seeds < 1:
         raise ConfigError(f"seeds must be >= 1, got {seeds}; use --seeds 3 for reported runs.")
@@ -149,13 +150,14 @@ def run_evaluate(
     online_res: list[dict[str, dict[str, UserMetrics]]] = []
     hybrid_names: list[str] = []
     user_ids: list[Any] = []
+    variants: dict[str, Any] | None = None  # the two-stage variant, chosen on seed 1's valid
     for k in range(seeds):
         s = seed + k
         if progress:
             print(f"[evaluate] {split} split, seed {s} ({k + 1}/{seeds})", flush=True)
         sp = make_split(ds, split, seed=s, **(split_options or {}))
         data = EvalData.from_split(ds, sp)
-        hybrid = build_hybrid(own, data, s)
+        hybrid = build_hybrid(own, data, s, variants=variants)
         hybrid_names += [m.name for m in hybrid if m.name != "ContentPopularity"]
         extras = extra_models(s) if callable(extra_models) else list(extra_models or [])
         if k and extras and not callable(extra_models):
@@ -177,6 +179,7 @@ def run_evaluate(
         )
         runs.append(report)
         user_ids.append(data.user_ids)
+        variants = chosen_variants(hybrid) or variants
         per_user.append(seed_users)
         online_res.append(seed_online)
     report = {

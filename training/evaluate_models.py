@@ -12,7 +12,8 @@ Every choice of the two-stage system is made on validation (never on test):
 * the EASE source's λ: the dense EASE grid on validation NDCG@10;
 * the variants in :data:`TWO_STAGE_VARIANTS` (candidate sources, ranker ID
   embeddings, candidate count): :class:`ValidationChoice` fits each, keeps the
-  best on validation NDCG@10 and records every variant's validation score;
+  best on validation NDCG@10 and records every variant's validation score (on the
+  first seed of a multi-seed run; later seeds reuse that variant);
 * inside each fit, the ranker's epoch (early stopping on validation).
 """
 
@@ -45,6 +46,7 @@ Variant = tuple[Sequence[str] | None, dict[str, Any], dict[str, Any]]
 TWO_STAGE_VARIANTS: dict[str, Variant] = {
     "default": (None, {}, {}),
     "ids": (None, {"use_ids": True}, {}),
+    "candidates-100": (None, {}, {"depth": 100, "max_candidates": 100, "min_candidates": 50}),
 }
 #: A quick variant set for ``--quick-choice`` runs and tests.
 QUICK_VARIANTS: dict[str, Variant] = {"default": (None, {}, {})}
@@ -72,6 +74,7 @@ class ValidationChoice:
                  chosen_before: dict[str, Any] | None = None) -> None:
         self.name = name
         self.variants = dict(variants)
+        self.variant_specs: dict[str, Any] = {}
         self.chosen: Any = None
         self.chosen_before = dict(chosen_before or {})
         self.hyperparameters: dict[str, Any] = dict(self.chosen_before)
@@ -115,6 +118,15 @@ class ChosenRetrievalOnly:
     def score(self, user_idx: np.ndarray) -> np.ndarray:
         """Candidates in fused order above the rest."""
         return np.asarray(self.choice.chosen.score(user_idx, use_ranker=False), np.float32)
+
+
+def chosen_variants(models: Sequence[Any]) -> dict[str, Variant] | None:
+    """``{label: variant}`` of the two-stage variant a fitted :class:`ValidationChoice` kept."""
+    for m in models:
+        if isinstance(m, ValidationChoice) and m.chosen is not None:
+            label = m.hyperparameters["chosen_variant"]
+            return {label: m.variant_specs[label]}
+    return None
 
 
 def ease_lambda_on_valid(data: EvalData) -> tuple[float, dict[str, Any]]:
@@ -162,12 +174,14 @@ def build_hybrid(names: tuple[str, ...], data: EvalData, seed: int,
                                         names=sources)
                 return TwoStageRecommender(specs, content, cfg, name="hybridrec two-stage")
 
+            specs = dict(variants or TWO_STAGE_VARIANTS)
             makers: dict[str, Callable[[], Any]] = {
-                label: functools.partial(factory, v)
-                for label, v in (variants or TWO_STAGE_VARIANTS).items()}
+                label: functools.partial(factory, v) for label, v in specs.items()}
             choice = ValidationChoice(
                 makers,
                 name="hybridrec two-stage",
-                chosen_before={"ease_source_lambda": lam, "ease_source_search": search})
+                chosen_before={"ease_source_lambda": lam, "ease_source_search": search,
+                               "variants_tried": list(specs)})
+            choice.variant_specs = specs
             out += [choice, ChosenRetrievalOnly(choice, "hybridrec retrieval only")]
     return out
