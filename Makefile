@@ -39,9 +39,9 @@ train: install
 	$(BIN)/hybridrec train --data $(DATA) --out $(ARTIFACTS)
 
 evaluate: install
-	$(BIN)/hybridrec evaluate --data $(DATA) --split random --out reports/random
-	$(BIN)/hybridrec evaluate --data $(DATA) --split temporal --out reports/temporal
-	$(BIN)/hybridrec evaluate --data $(DATA) --split cold-items --out reports/cold-items
+	$(BIN)/hybridrec evaluate --data $(DATA) --split random --seeds 3 --out reports/random
+	$(BIN)/hybridrec evaluate --data $(DATA) --split temporal --seeds 3 --out reports/temporal
+	$(BIN)/hybridrec evaluate --data $(DATA) --split cold-items --seeds 3 --out reports/cold-items
 
 demo: install
 	@if [ ! -e $(ARTIFACTS)/latest ]; then \
