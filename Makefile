@@ -15,7 +15,7 @@ TORCH_INDEX ?=
 BENCH_ITEMS ?= 1000000
 BENCH_ARGS ?=
 
-.PHONY: install lint test demo train evaluate openapi clean bench bench-load bench-soak
+.PHONY: install lint test demo train evaluate openapi clean bench bench-load bench-soak compose-test
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,15 @@ bench-load: install
 
 bench-soak: install
 	$(BIN)/python -m bench.load soak --rate 100 --duration 600 --warmup 60 $(SOAK_ARGS)
+
+# The whole stack in Docker, for real (not part of `make test`: it builds images, ~GBs).
+# Installs nothing: needs Docker + compose (Debian: apt-get install docker.io docker-compose
+# debootstrap; a running dockerd), and debootstrap + root when python:3.11-slim cannot be
+# pulled. COMPOSE_TEST_ARGS: e.g. --quick-train, --keep. See docs/operations.md.
+COMPOSE_TEST_ARGS ?=
+
+compose-test:
+	$(PYTHON) deploy/compose_test.py $(COMPOSE_TEST_ARGS)
 
 openapi: install
 	$(BIN)/python -m hybridrec.openapi_export

@@ -16,9 +16,14 @@ import yaml
 from services.gateway.settings import GatewaySettings
 from services.ranking.settings import RankingSettings
 from services.retrieval.settings import RetrievalSettings
+from shared.serving.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = {"gateway": GatewaySettings, "retrieval": RetrievalSettings, "ranking": RankingSettings}
+SETTINGS: dict[str, type[ServiceSettings]] = {
+    "gateway": GatewaySettings,
+    "retrieval": RetrievalSettings,
+    "ranking": RankingSettings,
+}
 CLI_ONLY_VARS = {"HYBRIDREC_DATA"}
 
 
@@ -75,7 +80,7 @@ def test_env_vars_are_real_settings(compose: dict, name: str) -> None:
         for k, v in env.items()
         if v and k.startswith("HYBRIDREC_") and k not in CLI_ONLY_VARS
     }
-    parsed = SETTINGS[name](**values)
+    parsed = SETTINGS[name](**values)  # type: ignore[arg-type]
     assert parsed.port == int(env["HYBRIDREC_PORT"])
 
 
