@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,7 +37,7 @@ MARKER = "zzleak"
 N_USERS, N_ITEMS, PER_USER = 40, 36, 16
 T0, SPAN = 1_500_000_000, 1_000_000
 VOCAB = ("funny", "dark", "classic", "slow", "quotable", "twist ending", "visual", "moving")
-SPLIT_OPTS = {"min_rating": 3.0, "k_core": 3, "seed": 7}
+SPLIT_OPTS: dict[str, Any] = {"min_rating": 3.0, "k_core": 3, "seed": 7}
 
 
 class RecordingEncoder:
@@ -146,8 +147,21 @@ def _two_stage(content: np.ndarray) -> TwoStageRecommender:
         content, cfg, name="leak-check")
 
 
-def _fingerprint(data: EvalData, encoder: TextEncoder, cache: Path) -> dict[str, object]:
-    """Everything a model computes from ``data`` that must not depend on hidden data."""
+@dataclasses.dataclass
+class Fingerprint:
+    """Everything a model computes from an EvalData that must not depend on hidden data."""
+
+    texts: list[str]
+    encoder_inputs: list[str]
+    content: np.ndarray
+    tables: dict[str, Any]
+    candidates: list[list[int]]
+    content_scores: np.ndarray
+    two_stage_scores: np.ndarray
+    candidate_items: np.ndarray | None
+
+
+def _fingerprint(data: EvalData, encoder: TextEncoder, cache: Path) -> Fingerprint:
     import keras
 
     recorder = RecordingEncoder(encoder)
@@ -160,36 +174,37 @@ def _fingerprint(data: EvalData, encoder: TextEncoder, cache: Path) -> dict[str,
     keras.utils.set_random_seed(5)
     model = _two_stage(content)
     model.fit(data)
-    return {
-        "texts": item_texts(data.items),
-        "encoder_inputs": sorted(recorder.seen),
-        "content": content,
-        "tables": {f.name: getattr(tables, f.name) for f in dataclasses.fields(tables)},
-        "candidates": [c.item_idx.tolist() for c in model.candidates(users)],
-        "content_scores": source.score(users),
-        "two_stage_scores": model.score(users),
-        "candidate_items": data.candidate_items,
-    }
+    return Fingerprint(
+        texts=item_texts(data.items),
+        encoder_inputs=sorted(recorder.seen),
+        content=content,
+        tables={f.name: getattr(tables, f.name) for f in dataclasses.fields(tables)},
+        candidates=[c.item_idx.tolist() for c in model.candidates(users)],
+        content_scores=source.score(users),
+        two_stage_scores=model.score(users),
+        candidate_items=data.candidate_items,
+    )
 
 
-def _assert_same(clean: dict[str, object], poisoned: dict[str, object]) -> None:
-    leaked = [t for t in poisoned["texts"] if MARKER in t]  # type: ignore[attr-defined]
+def _assert_same(clean: Fingerprint, poisoned: Fingerprint) -> None:
+    leaked = [t for t in poisoned.texts if MARKER in t]
     assert not leaked, f"{len(leaked)} item texts carry hidden tags, e.g. {leaked[:2]}"
-    assert not [t for t in poisoned["encoder_inputs"] if MARKER in t]  # type: ignore[attr-defined]
-    assert poisoned["texts"] == clean["texts"]
-    assert poisoned["encoder_inputs"] == clean["encoder_inputs"]
-    np.testing.assert_array_equal(poisoned["content"], clean["content"])
-    for name, value in clean["tables"].items():  # type: ignore[attr-defined]
-        other = poisoned["tables"][name]  # type: ignore[index]
+    assert not [t for t in poisoned.encoder_inputs if MARKER in t]
+    assert poisoned.texts == clean.texts
+    assert poisoned.encoder_inputs == clean.encoder_inputs
+    np.testing.assert_array_equal(poisoned.content, clean.content)
+    for name, value in clean.tables.items():
+        other = poisoned.tables[name]
         if isinstance(value, np.ndarray):
             np.testing.assert_array_equal(other, value, err_msg=f"feature table {name}")
         else:
             assert other == value, f"feature table {name}"
-    assert poisoned["candidates"] == clean["candidates"]
-    np.testing.assert_array_equal(poisoned["content_scores"], clean["content_scores"])
-    np.testing.assert_allclose(poisoned["two_stage_scores"], clean["two_stage_scores"],
+    assert poisoned.candidates == clean.candidates
+    np.testing.assert_array_equal(poisoned.content_scores, clean.content_scores)
+    np.testing.assert_allclose(poisoned.two_stage_scores, clean.two_stage_scores,
                                rtol=0, atol=1e-6)
-    np.testing.assert_array_equal(poisoned["candidate_items"], clean["candidate_items"])
+    np.testing.assert_array_equal(np.asarray(poisoned.candidate_items),
+                                  np.asarray(clean.candidate_items))
 
 
 def _check_split(kind: str, tmp_path: Path, encoder: TextEncoder, extra) -> EvalData:

@@ -81,13 +81,17 @@ def test_split_view_holds_training_data_only() -> None:
     assert _tags(view.items) == {1: ["train pair"], 2: [], 3: [], 4: []}
     pd.testing.assert_frame_equal(view.interactions, split.train)
     assert view.tags is not None and view.tags["tag"].tolist() == ["train pair"]
-    assert view.info["view"]["tag_events_kept"] == 1
-    assert view.info["view"]["tag_events_total"] == 3
+    record = view.info["view"]
+    assert isinstance(record, dict)
+    assert record["tag_events_kept"] == 1 and record["tag_events_total"] == 3
     user_view = split_view(ds, Split(train=split.train, valid=split.valid, test=split.test,
                                      kind="temporal-user", seed=0,
                                      user_cutoffs=pd.Series({1: 11, 2: 40})))
-    assert _tags(user_view.items)[1] == []  # written at user 1's held-out start
-    assert user_view.info["view"]["per_user_cutoff"] is True
+    # User 1's tag is written at their held-out start; user 3 has no held-out data and
+    # no global cutoff applies, so their late tag counts.
+    assert _tags(user_view.items) == {1: [], 2: [], 3: [], 4: ["late"]}
+    assert user_view.info["view"] == {**record, "split": "temporal-user", "cutoff": None,
+                                      "per_user_cutoff": True}
 
 
 def test_serving_catalogue_uses_the_training_pairs_tags() -> None:
