@@ -37,6 +37,7 @@ from shared.contracts.public_v1 import (
     Recommendations,
     SimilarItems,
 )
+from shared.contracts.status_v1 import Status, UserHistory
 
 __all__ = ["AsyncHybridrecClient", "HybridrecClient", "HybridrecClientError"]
 
@@ -213,6 +214,14 @@ class _Calls:
         return _Call("POST", "/v1/items", ItemDetail, json=body, ok=(201,))
 
     @staticmethod
+    def user_history(user_id: int, limit: int) -> _Call[UserHistory]:
+        return _Call("GET", f"/v1/users/{int(user_id)}/history", UserHistory, {"limit": limit})
+
+    @staticmethod
+    def status() -> _Call[Status]:
+        return _Call("GET", "/v1/status", Status)
+
+    @staticmethod
     def health() -> _Call[Health]:
         # Readiness answers 503 with a Health body saying which check failed: return it.
         return _Call("GET", "/health/ready", Health, ok=(200, 503))
@@ -301,6 +310,14 @@ class HybridrecClient:
     ) -> ItemDetail:
         """Add an item: its title plus keyword fields, or a whole ``NewItem``/dict."""
         return self._run(_Calls.add_item(item, genres, year, overview, tags))
+
+    def user_history(self, user_id: int, limit: int = 50) -> UserHistory:
+        """A user's feedback events, then the rest of their history, newest first."""
+        return self._run(_Calls.user_history(user_id, limit))
+
+    def status(self) -> Status:
+        """Services' readiness, the live bundle and the gateway's last-minute traffic."""
+        return self._run(_Calls.status())
 
     def health(self) -> Health:
         """The gateway's readiness (``status`` is ``not_ready`` when a check fails)."""
@@ -395,6 +412,14 @@ class AsyncHybridrecClient:
     ) -> ItemDetail:
         """Add an item: its title plus keyword fields, or a whole ``NewItem``/dict."""
         return await self._run(_Calls.add_item(item, genres, year, overview, tags))
+
+    async def user_history(self, user_id: int, limit: int = 50) -> UserHistory:
+        """A user's feedback events, then the rest of their history, newest first."""
+        return await self._run(_Calls.user_history(user_id, limit))
+
+    async def status(self) -> Status:
+        """Services' readiness, the live bundle and the gateway's last-minute traffic."""
+        return await self._run(_Calls.status())
 
     async def health(self) -> Health:
         """The gateway's readiness (``status`` is ``not_ready`` when a check fails)."""

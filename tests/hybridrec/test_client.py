@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from shared.contracts.public_v1 import (
     Recommendations,
     SimilarItems,
 )
+from shared.contracts.status_v1 import Status, UserHistory
 
 pytestmark = pytest.mark.slow
 
@@ -136,6 +138,48 @@ def test_post_event_updates_recommendations(client: HybridrecClient, users: pd.D
     assert view.item_id == top and view.event_id != accepted.event_id
 
 
+def test_status_and_user_history(
+    client: HybridrecClient, users: pd.DataFrame, small_bundle: Path
+) -> None:
+    row = users.iloc[5]
+    uid, known = int(row.user_id), [int(i) for i in row.history]
+    hist = client.user_history(uid, limit=5)
+    assert isinstance(hist, UserHistory) and hist.user_id == uid
+    assert [e.item_id for e in hist.items] == list(dict.fromkeys(reversed(known)))[:5]
+    assert {e.source for e in hist.items} == {"history"} and hist.total == len(set(known))
+
+    # A low rating is no part of retrieval's history, but it tops the user's history here.
+    top = client.recommend_for_user(uid, k=3).items[0]
+    client.post_event(uid, top.item_id, type="rating", rating=1.5, timestamp=1_764_288_000)
+    after = client.user_history(uid, limit=3)
+    first = after.items[0]
+    assert (first.item_id, first.title, first.source) == (top.item_id, top.title, "event")
+    assert (first.type, first.rating, first.timestamp) == ("rating", 1.5, 1_764_288_000)
+    assert after.total == hist.total + 1
+    with pytest.raises(HybridrecClientError) as unknown:
+        client.user_history(10**9)
+    assert (unknown.value.status, unknown.value.code) == (404, "not_found")
+
+    status = client.status()
+    assert isinstance(status, Status)
+    assert [(s.service, s.status) for s in status.services] == [
+        ("gateway", "ok"),
+        ("retrieval", "ok"),
+        ("ranking", "ok"),
+    ]
+    manifest = json.loads((small_bundle / "latest" / "manifest.json").read_text())
+    assert status.bundle is not None and status.bundle.version == manifest["version"]
+    assert (status.bundle.n_items, status.bundle.n_users) == (
+        manifest["components"]["n_items"],
+        manifest["components"]["n_users"],
+    )
+    assert status.bundle.metrics["valid_ndcg@10_retrieval"] == pytest.approx(
+        manifest["metrics"]["valid_ndcg@10_retrieval"]
+    )
+    assert status.traffic.total_requests >= 1 and status.traffic.total_events >= 1
+    assert status.traffic.p50_ms is not None and status.traffic.p50_ms > 0
+
+
 def test_add_item_then_look_it_up(client: HybridrecClient, items: pd.DataFrame) -> None:
     src = items.sort_values("popularity").iloc[-2]
     title = f"{src.title} Strikes Again"
@@ -205,6 +249,10 @@ def test_async_client_every_method(
         async with AsyncHybridrecClient(base_url, api_key=API_KEY, timeout=30.0) as ac:
             health = await ac.health()
             assert health.status == "ok" and health.service == "gateway"
+            status = await ac.status()
+            assert status.bundle is not None and status.bundle.version == health.model_version
+            hist = await ac.user_history(uid, limit=2)
+            assert hist.user_id == uid and len(hist.items) == 2
             recs = await ac.recommend_for_user(uid, k=6, genres=["Drama"])
             assert _check_ranked(recs, 6) == [it.item_id for it in sync_recs.items]
             assert all("Drama" in it.genres for it in recs.items)
