@@ -2,8 +2,9 @@
 
 Flags map onto the services' settings through ``HYBRIDREC_<NAME>`` environment
 variables, so a flag and its variable are the same setting. ``all`` starts
-retrieval and ranking first, then the gateway, prints the URLs and a sample
-curl once the gateway is ready, and stops every child on Ctrl-C or SIGTERM.
+retrieval and ranking first, then the gateway, prints the URLs (the dashboard's
+first) and a sample curl once the gateway is ready, and stops every child on
+Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -120,7 +121,8 @@ def serve(args: argparse.Namespace) -> int:
         base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{ports['gateway']}"
         if _wait_ready(f"{base}/health/ready", 180, procs):
             print(
-                f"\nhybridrec is up:\n  gateway   {base}   (docs: {base}/docs)\n"
+                f"\nhybridrec is up:\n  dashboard {base}/ui/   (open it in a browser)\n"
+                f"  gateway   {base}   (docs: {base}/docs)\n"
                 f"  retrieval {retrieval_url}\n  ranking   {ranking_url}\n\n"
                 f"Try:\n  curl '{base}/v1/users/1/recommendations?k=10'\n"
                 f"Stop with Ctrl-C.\n",
