@@ -184,7 +184,7 @@ def pick_annoy(annoy: list[dict[str, Any]], target: float) -> dict[str, Any] | N
     Cheapest = the smallest search_k, then the fewest trees. An Annoy query's cost is
     the search_k candidates it scores: the medians grow ~linearly with search_k, while
     at one search_k the medians of different tree counts differ by less than the
-    run-to-run noise of this shared machine (+-15%), so ranking by measured p50 alone
+    run-to-run noise of this shared machine, so ranking by measured p50 alone
     would flip between runs. Fewer trees also mean a smaller index and a faster build.
     """
     ok = [(s["search_k"], r["n_trees"], s) for r in annoy for s in r["search"]

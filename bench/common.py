@@ -98,8 +98,9 @@ def file_mb(path: str | os.PathLike[str]) -> float:
 def cpu_speed() -> dict[str, float]:
     """Fixed CPU work timed on this machine (best of 5, ms), measured once per process.
 
-    Machines of one kind differ (seen here: the same e2e run took 1.5x the CPU per
-    request on another session's machine). These figures say how fast this one runs
+    Machines of one kind differ, so the same e2e run can cost a different CPU time per
+    request from one session to the next (``docs/scaling.md`` has such sittings side by
+    side). These figures say how fast this one runs
     the interpreter, numpy over cached data (``numpy_scan_ms``) and random reads from
     memory (``random_rows_ms``), so results from two sittings can be set side by side;
     within one run, compare only with the run's own baseline.
@@ -128,8 +129,9 @@ def cpu_speed() -> dict[str, float]:
             np.argpartition(-(mat @ vec), 100)[:100]
 
     # Memory latency, which the two above miss: a row gather over 512 MB (far beyond the
-    # caches), the access pattern of ANN graphs and per-candidate table lookups. Seen
-    # here: a machine whose loop was faster than another's took 2x the CPU per request.
+    # caches), the access pattern of ANN graphs and per-candidate table lookups. A machine
+    # with a faster loop can still be slower per request (docs/scaling.md, "Huge pages
+    # for the HNSW graphs, and a slower machine").
     def random_rows_ms() -> float:
         table = np.ones((1 << 21, 64), dtype=np.float32)  # freed on return
         rows = rng.integers(0, len(table), size=200_000)

@@ -19,7 +19,7 @@ Interface (stable; ``make bench`` calls it)::
             rates=(50, 100, 200, 400), duration_s=20.0, warmup_s=3.0,
             mix=None, out_dir=RESULTS, tag="", env_extra=None) -> dict
 
-``artifacts=None`` uses (and on first use trains, ~5-20 min) the small benchmark
+``artifacts=None`` uses (and on first use trains, for minutes) the small benchmark
 bundle in ``bench/.cache/e2e-small``: ``hybridrec train --quick`` on the bundled
 ml-latest-small with serving-sized candidate lists (depth 200, 200 candidates).
 CLI::

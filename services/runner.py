@@ -48,8 +48,8 @@ def _env_from_flags(args: argparse.Namespace) -> dict[str, str]:
     env.setdefault("KERAS_BACKEND", "tensorflow")
     # Each process runs one small forward pass at a time; TensorFlow's default thread
     # pools (one thread per core) only add contention with the other services on the
-    # same cores (query tower on 2 busy cores: 8.1 -> 4.1 ms wall, 2.9 -> 2.1 ms CPU
-    # per call). A value already set in the environment wins.
+    # same cores (figures: docs/scaling.md#measurements-behind-code-choices). A value
+    # already set in the environment wins.
     env.setdefault("TF_NUM_INTRAOP_THREADS", "1")
     env.setdefault("TF_NUM_INTEROP_THREADS", "1")
     # Transparent huge pages for malloc's large blocks (the HNSW graphs): glibc reads

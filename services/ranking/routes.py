@@ -26,7 +26,8 @@ RankBody = Annotated[RankRequest, Depends(json_body(RankRequest))]
 )
 async def rank(engine: EngineDep, body: RankBody) -> Response:
     """The candidates scored by the hybrid ranker, best first."""
-    # On the event loop: ~1-3 ms of numpy that holds the GIL either way; a sync route
-    # would add a thread-pool hop (~5 % of the service's CPU) to every request.
+    # On the event loop: the numpy work holds the GIL either way, and a sync route would
+    # add a thread-pool hop to every request (figures:
+    # docs/scaling.md#measurements-behind-code-choices).
     # Serialised here, once: FastAPI would dump, validate and encode the model again.
     return Response(engine.rank(body).model_dump_json(), media_type="application/json")

@@ -31,8 +31,8 @@ def normalise_title(text: str) -> list[str]:
 
 
 # Ids up to LUT_SLACK * n_items + LUT_BASE get a direct id -> position table (int32,
-# 4 bytes per id); sparser ids keep the binary search. A lookup of 200 ids in a 1M
-# catalogue: binary search ~40 us of cache misses, table ~4 us.
+# 4 bytes per id); sparser ids keep the binary search, slower for its cache misses
+# (figures: docs/scaling.md#measurements-behind-code-choices).
 LUT_SLACK, LUT_BASE = 8, 1 << 20
 
 

@@ -129,8 +129,9 @@ def _invert(neighbors: np.ndarray, weights: np.ndarray, k: int) -> tuple[np.ndar
 
 
 # score_from_history sums neighbour weights sparsely (sort the h*K touched items) when
-# h*K * SPARSE_FACTOR < n_items, else densely (a bincount over the catalogue). Measured
-# at 1M items, K=200: history 50 -> 0.37 vs 1.05 ms, 165 -> 1.3 vs 1.8, 500 -> 4.4 vs 3.5.
+# h*K * SPARSE_FACTOR < n_items, else densely (a bincount over the catalogue): the sort
+# wins for short histories, the bincount for long ones (figures:
+# docs/scaling.md#measurements-behind-code-choices).
 SPARSE_FACTOR = 16
 
 
@@ -180,7 +181,7 @@ def score_from_history(
     touched_n = int(np.count_nonzero(valid))
     if touched_n * SPARSE_FACTOR < n:
         # Sparse accumulation over the h*K touched items only, for a long catalogue
-        # and a short history (a dense [n_items] bincount costs ~1 ms at 1M items).
+        # and a short history (a dense [n_items] bincount grows with the catalogue).
         touched, inv = np.unique(nb[valid], return_inverse=True)
         summed = np.bincount(inv, weights=w[valid], minlength=touched.size)
         summed[np.isin(touched, hist)] = 0.0

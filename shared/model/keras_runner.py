@@ -7,7 +7,7 @@ a ``.keras`` file with ``safe_mode=True`` (the custom layers come from
 * ``numpy`` (default when every layer is supported): the plain-numpy interpreter
   :class:`~shared.model.numpy_forward.NumpyForward`, no TensorFlow call per request, run
   with single-threaded BLAS (OpenBLAS's threaded sgemm stalls when TensorFlow's thread
-  pools share the process; see ``docs/performance.md``);
+  pools share the process; figures: ``docs/scaling.md#ranking``);
 * ``tf_function``: a ``tf.function`` with a fixed ``input_signature`` (batch dimension
   ``None``, so a request never retraces), traced once at load;
 * ``eager``: ``model(inputs, training=False)``.

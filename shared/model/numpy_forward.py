@@ -2,8 +2,8 @@
 
 Reads the layer graph from ``model.get_config()`` and the weights once, then runs a
 forward pass with numpy only: no TensorFlow call per request, which costs far more
-than the arithmetic for one request's few rows (a ``tf.function`` call of the query
-tower took ~1.5 ms; the numpy pass a few hundred microseconds). Supported layers: Dense
+than the arithmetic for one request's few rows (figures: ``docs/scaling.md#ranking``;
+the query tower's in ``docs/performance-history.md``). Supported layers: Dense
 (linear, relu, sigmoid, tanh), Embedding, Normalization, Concatenate, Multiply, Add,
 Dropout (identity), and hybridrec's IdDropout (identity at inference),
 MaskedMeanPooling and L2Normalize. Any other layer raises :class:`BundleError` at
@@ -93,7 +93,8 @@ class NumpyForward:
                           "backend='tf_function'")
 
     #: Rows per block: small enough that OpenBLAS stays single-threaded, whose
-    #: multi-threaded path is ~10x slower for a 500-row request on a busy 2-core box.
+    #: multi-threaded path is much slower on a busy box (figures:
+    #: docs/scaling.md#measurements-behind-code-choices).
     block_rows = 256
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:

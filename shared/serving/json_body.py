@@ -1,11 +1,12 @@
 """Request bodies parsed straight from the raw bytes by pydantic's JSON parser.
 
 FastAPI reads a JSON body with the standard library's ``json.loads`` and then
-validates the Python objects: for ranking's 200-candidate body that was a quarter of
-the service's event-loop time. :func:`json_body` is a dependency that validates the
-raw bytes in one pass (``model_validate_json``), with the same 422 answer on bad
-input; :func:`documented_body` and :func:`register_schemas` keep the OpenAPI
-document exactly as FastAPI would have written it for a declared body.
+validates the Python objects: two passes that took a large share of the ranking
+service's event loop for its candidate bodies (figures:
+``docs/scaling.md#measurements-behind-code-choices``). :func:`json_body` is a
+dependency that validates the raw bytes in one pass (``model_validate_json``), with
+the same 422 answer on bad input; :func:`documented_body` and :func:`register_schemas`
+keep the OpenAPI document exactly as FastAPI would have written it for a declared body.
 """
 
 from __future__ import annotations

@@ -2,25 +2,25 @@
 
 Thread pools. A service answers many small requests on one event loop. Multi-threaded BLAS and
 TensorFlow's thread pools don't make a 300-candidate request faster, but their idle
-workers spin-wait after each call: measured here, one retrieval request took 8 ms of
-wall time and 14 ms of CPU, and under load the spinning threads took the core the
-other services needed. :func:`limit_compute_threads` caps every pool at
-``HYBRIDREC_COMPUTE_THREADS`` (default 1) before the models load.
+workers spin-wait after each call, so a request costs more CPU than wall time and under
+load the spinning threads take the core the other services need (figures:
+``docs/scaling.md#measurements-behind-code-choices``). :func:`limit_compute_threads`
+caps every pool at ``HYBRIDREC_COMPUTE_THREADS`` (default 1) before the models load.
 
 Garbage collector. TensorFlow, Keras and a loaded bundle leave millions of
 long-lived Python objects; every full collection walked them all and stopped the
-event loop for 100-600 ms every few seconds under load (requests queued behind it).
+event loop every few seconds under load, with requests queued behind it (figures:
+``docs/performance-history.md``, ``gc.freeze()``).
 :func:`freeze_heap` moves what exists after a model load into the collector's
 permanent generation, so collections only look at what requests allocate.
 
-Huge pages. An HNSW search visits thousands of graph nodes scattered over gigabytes
-(1.7 GB for 1M x 384 content vectors); with 4 KiB pages nearly every visit misses the
-TLB. :func:`with_huge_pages` asks glibc's malloc to back its large allocations with
-transparent huge pages (``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``, read once when a
-process starts, so ``hybridrec serve`` sets it for the processes it starts). Measured
-by ``bench.huge_pages`` on the 1M bundle's graphs, top-300 service queries, each variant
-in its own process: content graph 1.72 -> 1.27 ms median (p99 2.93 -> 1.95 ms), item
-graph 0.26 -> 0.24 ms. :func:`huge_page_report` reads back how much of the heap got them.
+Huge pages. An HNSW search visits thousands of graph nodes scattered over gigabytes;
+with 4 KiB pages nearly every visit misses the TLB. :func:`with_huge_pages` asks glibc's
+malloc to back its large allocations with transparent huge pages
+(``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``, read once when a process starts, so
+``hybridrec serve`` sets it for the processes it starts); ``bench.huge_pages`` measures
+the graphs' queries with and without (figures: ``docs/scaling.md``, "Huge pages for the
+HNSW graphs"). :func:`huge_page_report` reads back how much of the heap got them.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 (brute force, for small catalogues), :class:`~.annoy_index.AnnIndex` (Annoy trees) and
 :class:`~.hnsw.HnswIndex` (hnswlib graphs) implement it. Which one serves a catalogue
 is a size decision (:func:`~.exact.use_exact`); the measurements behind it are in
-``docs/performance.md``.
+``docs/scaling.md#measurements-behind-code-choices``.
 """
 
 from __future__ import annotations

@@ -30,15 +30,15 @@ LARGE_CATALOGUE = 100_000
 DEFAULT_SEARCH_K = 20_000
 #: Vectors wider than this (BERT content, 384-d) get the wide-vector parameters.
 WIDE_DIM = 128
-#: Large catalogues, item-tower vectors: chosen by ``make bench`` (bench/ann_bench.py) on
-#: 1M x 64 clustered item vectors with real query-tower user vectors as the cheapest setting
-#: with recall@100 >= 0.95 (two runs: 0.961 / 0.955 at 9.6 / 8.1 ms median; exact numpy
-#: 56-58 ms). Trees barely matter at a fixed search_k here: 100 trees needed search_k
-#: 50,000 for 0.953 with a 1.9 GB index built in 451 s; 25 trees: 0.67 GB in 92 s.
+#: Large catalogues, item-tower vectors: the cheapest setting with recall@100 >= 0.95
+#: that ``make bench`` (bench/ann_bench.py) finds on 1M x 64 clustered item vectors with
+#: real query-tower user vectors. Trees barely matter at a fixed search_k, and fewer trees
+#: mean a smaller index and a faster build (figures:
+#: docs/scaling.md#ann-search-1m-x-64-item-tower-vectors-top-100).
 LARGE_N_TREES = 25
 LARGE_SEARCH_K = 40_000
 #: Large catalogues, wide vectors (384-d content): build time grows with width x trees,
-#: so fewer trees; 1M items: 25 trees build in ~7 min, recall measured in docs/scaling.md.
+#: so fewer trees (figures: docs/scaling.md#content-bert-index-1m-x-384).
 LARGE_WIDE_N_TREES = 25
 LARGE_WIDE_SEARCH_K = 20_000
 

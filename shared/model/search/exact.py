@@ -1,21 +1,9 @@
 """Exact cosine search over a small catalogue, with the query interface of :class:`AnnIndex`.
 
 Below a size, brute force is both exact and cheaper than walking Annoy's trees: one
-matrix-vector product and a partial sort. Measured on this 2-core machine (300
-neighbours, median of 200 queries, search_k 20,000):
-
-=============  ===========  ==========
-items x dim    Annoy        exact
-=============  ===========  ==========
-9,742 x 64     2.0 ms       0.35 ms
-9,742 x 384    2.1 ms       2.4 ms
-50,000 x 64    3.3 ms       2.4 ms
-100,000 x 64   3.6 ms       6.0 ms
-=============  ===========  ==========
-
-so :func:`use_exact` picks it up to :data:`EXACT_MAX_ELEMENTS` (items x dim); above
-that the bundle's Annoy index serves (recall@100 >= 0.95 at 1M items, see
-``docs/scaling.md``).
+matrix-vector product and a partial sort. So :func:`use_exact` picks it up to
+:data:`EXACT_MAX_ELEMENTS` (items x dim); above that the bundle's ANN index serves
+(figures: ``docs/scaling.md#measurements-behind-code-choices``).
 """
 
 from __future__ import annotations

@@ -3,13 +3,10 @@
 An optional second index kind for large catalogues. Annoy stays the default and
 is always in a bundle (memory-mapped, so processes share it and start fast);
 an HNSW index, when the bundle has one, answers the same top-k queries from RAM
-in a fraction of the time at the same recall. Measured by ``make bench`` on
-this 2-core machine over 1M x 64 clustered item vectors: Annoy's pick (25 trees,
-search_k 40,000) recall@100 0.958 at 4.8 ms median; HNSW (M=16,
-ef_construction=100, ef=250) 0.963 at 0.34 ms. Over the 1M x 384 content vectors,
-with the queries the service builds (the mean of a user's recent items): Annoy's
-default (search_k 20,000) recall@100 0.26 at 4.9 ms, HNSW ef=250 0.50 at 1.5 ms.
-``docs/scaling.md`` has the sweeps and the end-to-end effect.
+in a fraction of Annoy's time, at the same recall on item-tower vectors and a better
+one on content vectors (figures, sweeps and the end-to-end effect:
+``docs/scaling.md#ann-search-1m-x-64-item-tower-vectors-top-100`` and
+``docs/scaling.md#content-bert-index-1m-x-384``).
 
 Positions are item indices ``0..n-1`` as in :mod:`shared.model.search.annoy_index`; scores are
 cosine similarities (hnswlib's cosine distance is ``1 - cos``). The search
@@ -35,8 +32,8 @@ DEFAULT_EF_CONSTRUCTION = 100
 #: Search beam for recall@100 >= 0.95 on 1M x 64 item vectors (``make bench``).
 DEFAULT_EF = 250
 #: Search beam for 384-d content vectors (``make bench``, content section): no beam
-#: reaches recall@100 0.95 there at a serving cost (ef 1,000: 0.79 at 4.3 ms); 250 doubles
-#: Annoy's recall at a third of its latency.
+#: reaches recall@100 0.95 there at a serving cost, so this is a cost bound that still
+#: beats Annoy's recall and latency (figures: docs/scaling.md#content-bert-index-1m-x-384).
 WIDE_EF = 250
 DEFAULT_SEED = 42
 DEFAULT_THREADS = 2
