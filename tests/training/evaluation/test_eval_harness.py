@@ -148,3 +148,21 @@ def test_run_models_fits_and_reports_each_stage(synth_ds: Dataset) -> None:
     assert report["dataset"]["sha256"] == "0" * 64
     assert report["split"]["params"]["k_core"] == 5
     assert report["ks"] == [5, 10]
+
+
+def test_per_user_metrics_are_kept_and_average_to_the_report(synth_ds: Dataset) -> None:
+    split = make_split(synth_ds, "random", k_core=5)
+    data = EvalData.from_split(synth_ds, split)
+    per_user: dict = {}
+    fitted: list[str] = []
+    oracle = MatrixModel("oracle", _dense(data.test))
+    report = run_models([oracle], data, ks=(10,), progress=False, per_user=per_user,
+                        after_fit=lambda name, model: fitted.append(name))
+    assert fitted == ["oracle"]
+    res = per_user["oracle"]["test"]
+    assert np.array_equal(res.users, np.flatnonzero(np.diff(data.test.indptr) > 0))
+    assert res.metrics["recall@10"].mean() == pytest.approx(
+        report["models"]["oracle"]["test"]["recall@10"])
+    # a model scoring each user's test items highest hits every test item within the top 10
+    small = np.diff(data.test.indptr)[res.users] <= 10
+    assert (res.metrics["recall@10"][small] == 1.0).all()
