@@ -137,6 +137,7 @@ def run_evaluate(
     if seeds < 1:
         raise ConfigError(f"seeds must be >= 1, got {seeds}; use --seeds 3 for reported runs.")
     t0 = time.perf_counter()
+    report: dict[str, Any] = {}
     wanted = [n.strip().lower() for n in models] if models is not None else None
     own = tuple(n for n in (wanted or []) if n in HYBRID_MODELS)
     names = wanted if wanted is not None else DEFAULT_MODELS.get(split, ())
@@ -172,27 +173,29 @@ def run_evaluate(
                 seed_online[name] = run_online(scorer, data, osplit, ks)
 
         seed_users: dict[str, dict[str, UserMetrics]] = {}
-        report = run_models(
+        run = run_models(
             [*build_baselines(split, baseline_names, s), *hybrid, *extras],
             data, ks=ks, dataset=ds, split=sp, progress=progress,
             per_user=seed_users, after_fit=after_fit,
         )
-        runs.append(report)
+        runs.append(run)
         user_ids.append(data.user_ids)
         variants = chosen_variants(hybrid) or variants
         per_user.append(seed_users)
         online_res.append(seed_online)
-    report = {
-        "dataset": runs[0]["dataset"],
-        "split": {"kind": split, "seeds": [r["split"]["seed"] for r in runs],
-                  "params": runs[0]["split"].get("params", {})},
-        "ks": [int(k) for k in ks],
-        "summary": summarize(runs, per_user, dict.fromkeys(hybrid_names), online_res),
-        "runs": runs,
-        "command": _command(split, seeds, seed, models),
-        "wall_seconds": time.perf_counter() - t0,
-    }
-    write_report(report, out_dir, per_user=per_user, online=online_res, user_ids=user_ids)
+        # Written after every seed, so a long run leaves a report of the seeds done.
+        report = {
+            "dataset": runs[0]["dataset"],
+            "split": {"kind": split, "seeds": [r["split"]["seed"] for r in runs],
+                      "params": runs[0]["split"].get("params", {})},
+            "ks": [int(k) for k in ks],
+            "summary": summarize(runs, per_user, dict.fromkeys(hybrid_names), online_res),
+            "runs": runs,
+            "command": _command(split, seeds, seed, models),
+            "complete": k + 1 == seeds,
+            "wall_seconds": time.perf_counter() - t0,
+        }
+        write_report(report, out_dir, per_user=per_user, online=online_res, user_ids=user_ids)
     if echo:
         print(summary_table(report))
     return report

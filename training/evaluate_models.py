@@ -10,8 +10,9 @@ sources + ranker, reported beside its own retrieval-only order), and the
 Every choice of the two-stage system is made on validation (never on test):
 
 * the EASE source's λ: the dense EASE grid on validation NDCG@10;
-* the variants in :data:`TWO_STAGE_VARIANTS` (candidate sources, ranker ID
-  embeddings, candidate count): :class:`ValidationChoice` fits each, keeps the
+* the variants in :data:`TWO_STAGE_VARIANTS` (ranker ID embeddings on or off;
+  more variants – sources, candidate count – cost a full fit each):
+  :class:`ValidationChoice` fits each, keeps the
   best on validation NDCG@10 and records every variant's validation score (on the
   first seed of a multi-seed run; later seeds reuse that variant);
 * inside each fit, the ranker's epoch (early stopping on validation).
@@ -46,7 +47,6 @@ Variant = tuple[Sequence[str] | None, dict[str, Any], dict[str, Any]]
 TWO_STAGE_VARIANTS: dict[str, Variant] = {
     "default": (None, {}, {}),
     "ids": (None, {"use_ids": True}, {}),
-    "candidates-100": (None, {}, {"depth": 100, "max_candidates": 100, "min_candidates": 50}),
 }
 #: A quick variant set for ``--quick-choice`` runs and tests.
 QUICK_VARIANTS: dict[str, Variant] = {"default": (None, {}, {})}
