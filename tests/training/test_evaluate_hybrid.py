@@ -28,12 +28,13 @@ def test_content_model_beats_random_on_cold_items(
         echo=False,
         split_options={"k_core": 5},
     )
-    models = report["models"]
+    models = report["runs"][0]["models"]
     assert set(models) == {"Random", "Content (BERT)"}
     content, rnd = models["Content (BERT)"]["test"], models["Random"]["test"]
     assert content["ndcg@10"] > rnd["ndcg@10"], (content, rnd)
     written = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert "Content (BERT)" in written["models"]
+    assert written["summary"]["models"]["Content (BERT)"]["role"] == "hybrid"
+    assert written["summary"]["best_peer"] is None  # Random is a reference, not a peer
     assert (tmp_path / "out" / "report.png").stat().st_size > 0
 
 
