@@ -56,10 +56,7 @@ def training_tags(
     if tags is None or tags.empty or train.empty:
         return pd.DataFrame({c: pd.Series(dtype="str" if c == "tag" else "int64")
                              for c in TAG_COLUMNS})
-    pairs = pd.MultiIndex.from_arrays([train["user_id"].to_numpy(np.int64),
-                                       train["item_id"].to_numpy(np.int64)])
-    keep = pd.MultiIndex.from_arrays([tags["user_id"].to_numpy(np.int64),
-                                      tags["item_id"].to_numpy(np.int64)]).isin(pairs)
+    keep = _pair_in(tags, train)
     ts = tags["timestamp"].to_numpy(np.int64)
     if cutoff is not None:
         keep &= ts < int(cutoff)
@@ -67,6 +64,22 @@ def training_tags(
         limit = tags["user_id"].map(user_cutoffs).to_numpy(dtype=np.float64, na_value=np.inf)
         keep &= ts < limit
     return tags.loc[keep, list(TAG_COLUMNS)].reset_index(drop=True)
+
+
+def _pair_in(rows: pd.DataFrame, pairs: pd.DataFrame) -> np.ndarray:
+    """[len(rows)] bool: the row's (user_id, item_id) is one of ``pairs``'."""
+    ru, ri = rows["user_id"].to_numpy(np.int64), rows["item_id"].to_numpy(np.int64)
+    pu, pi = pairs["user_id"].to_numpy(np.int64), pairs["item_id"].to_numpy(np.int64)
+    lo = min(ru.min(), ri.min(), pu.min(), pi.min())
+    width = int(max(ri.max(), pi.max())) - int(lo) + 1
+    span = int(max(ru.max(), pu.max())) - int(lo) + 1
+    if float(span) * float(width) < 2**62:  # one int64 key per pair, binary search
+        known = np.sort((pu - lo) * width + (pi - lo))
+        keys = (ru - lo) * width + (ri - lo)
+        pos = np.minimum(np.searchsorted(known, keys), len(known) - 1)
+        return np.asarray(known[pos] == keys)
+    index = pd.MultiIndex.from_arrays([pu, pi])
+    return np.asarray(pd.MultiIndex.from_arrays([ru, ri]).isin(index))
 
 
 def _tag_lists(tags: pd.DataFrame) -> pd.Series:
