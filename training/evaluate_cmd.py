@@ -202,5 +202,11 @@ def run_evaluate(
 
 
 def _command(split: str, seeds: int, seed: int, models: Sequence[str] | None) -> str:
+    """The CLI call that reproduces the run (``--models`` only when not the CLI default)."""
+    from training.evaluate_models import DEFAULT_HYBRID
+
     cmd = f"hybridrec evaluate --split {split} --seeds {seeds} --seed {seed}"
-    return cmd + (f" --models {','.join(models)}" if models else "")
+    default = [*DEFAULT_MODELS.get(split, ()), *DEFAULT_HYBRID.get(split, ())]
+    if models is None or [m.strip().lower() for m in models] == default:
+        return cmd
+    return cmd + f" --models {','.join(models)}"
