@@ -264,8 +264,6 @@ def make_split(
         )
     if not 0 < cold_frac < 1:
         raise ConfigError(f"cold_frac must be in (0, 1), got {cold_frac}.")
-    if k_core < 0:
-        raise ConfigError(f"k_core must be >= 0, got {k_core}; use 0 to turn the filter off.")
     df = threshold(ds.interactions, min_rating)
     if kind in ("random", "temporal-user"):
         df = k_core_filter(df, k_core)
@@ -287,13 +285,7 @@ def make_split(
         labels = _assign_by_position(df, _random_order(df, seed), vf, tf)
     elif kind == "temporal-user":
         params["test_frac"] = tf
-        users = df["user_id"].to_numpy()
-        order = np.lexsort((df["item_id"].to_numpy(), df["timestamp"].to_numpy(), users))
-        # Test = last tf of all; valid = last vf of the rest.
-        labels = _temporal_labels(users[order], vf, tf)
-        out = np.empty_like(labels)
-        out[order] = labels
-        labels = out
+        labels = _temporal_labels(df, vf, tf)
     elif kind == "temporal":
         params["test_frac"] = tf
         df, labels, cutoff = _global_time_cut(df, vf, tf, k_core, params)
@@ -319,10 +311,9 @@ def make_split(
         params=params,
         cold_items=cold,
         cutoff=cutoff,
+        user_cutoffs=(df[labels != 0].groupby("user_id")["timestamp"].min()
+                      if kind == "temporal-user" else None),
     )
-    if kind == "temporal-user":
-        held = df[labels != 0]
-        split.user_cutoffs = held.groupby("user_id")["timestamp"].min()
     split.params["counts"] = split.summary()
     return split
 
@@ -400,8 +391,11 @@ def _hold_out_items(
     return out, labels, cold
 
 
-def _temporal_labels(users_sorted: np.ndarray, valid_frac: float, test_frac: float) -> np.ndarray:
-    """Labels for rows sorted by (user, time): last ``test_frac`` test, then last valid of rest."""
+def _temporal_labels(df: pd.DataFrame, valid_frac: float, test_frac: float) -> np.ndarray:
+    """Per user, by (time, item): the last ``test_frac`` test, the last valid of the rest."""
+    users = df["user_id"].to_numpy()
+    order = np.lexsort((df["item_id"].to_numpy(), df["timestamp"].to_numpy(), users))
+    users_sorted = users[order]
     starts = np.flatnonzero(np.r_[True, users_sorted[1:] != users_sorted[:-1]])
     sizes = np.diff(np.r_[starts, len(users_sorted)])
     rest = ratio_counts(sizes, 0.0, test_frac)[0]
@@ -410,4 +404,6 @@ def _temporal_labels(users_sorted: np.ndarray, valid_frac: float, test_frac: flo
     labels = np.zeros(len(users_sorted), dtype=np.int8)
     labels[pos >= np.repeat(n_train, sizes)] = 1
     labels[pos >= np.repeat(rest, sizes)] = 2
-    return labels
+    out = np.empty_like(labels)
+    out[order] = labels
+    return out
