@@ -20,6 +20,7 @@ from fastapi import Path as PathParam
 from services.gateway.core import GatewayCore
 from services.gateway.deps import ApiKeyDep, CoreDep
 from services.gateway.traffic import TrafficWindow, install_degraded_counter
+from shared.contracts import bundle_layout as L
 from shared.contracts.bundle import read_manifest
 from shared.contracts.errors import NotFoundError
 from shared.contracts.internal_v1 import CandidatesRequest
@@ -119,8 +120,22 @@ def _bundle_summary(app: FastAPI) -> BundleSummary | None:
     if cached is not None and cached.version == active.version:
         return cached
     summary = summarise_manifest(read_manifest(Path(active.path)), active.loaded_at)
+    summary.example_user_ids = _example_users(Path(active.path))
     app.state.bundle_summary = summary
     return summary
+
+
+def _example_users(bundle_dir: Path, n: int = 5) -> list[int]:
+    """The first few user ids of the bundle's users table (only that column is read)."""
+    import pyarrow as pa  # only when a bundle is summarised: not at import
+    import pyarrow.parquet as pq
+
+    try:
+        ids = pq.read_table(bundle_dir / L.USERS, columns=["user_id"]).column(0)
+        return sorted(int(u) for u in ids.slice(0, 1000).to_pylist())[:n]
+    except (OSError, KeyError, ValueError, pa.ArrowException) as exc:
+        log.warning("no example users from %s: %s", bundle_dir, exc)
+        return []
 
 
 def summarise_manifest(manifest: dict[str, Any], loaded_at: datetime | None) -> BundleSummary:

@@ -35,6 +35,9 @@ class BundleSummary(BaseModel):
     n_items: int | None = Field(None, description="Items in the bundle's catalogue.")
     n_users: int | None = Field(None, description="Users the bundle was trained on.")
     sources: list[str] = Field(default_factory=list, description="Retrieval's candidate sources.")
+    example_user_ids: list[int] = Field(
+        default_factory=list, description="A few users of the training data, to look at."
+    )
     metrics: dict[str, float] = Field(
         default_factory=dict,
         description="The manifest's numeric evaluation results (flattened: `a.b` for nested).",

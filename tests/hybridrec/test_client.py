@@ -176,6 +176,7 @@ def test_status_and_user_history(
     assert status.bundle.metrics["valid_ndcg@10_retrieval"] == pytest.approx(
         manifest["metrics"]["valid_ndcg@10_retrieval"]
     )
+    assert status.bundle.example_user_ids == sorted(int(u) for u in users.user_id[:1000])[:5]
     assert status.traffic.total_requests >= 1 and status.traffic.total_events >= 1
     assert status.traffic.p50_ms is not None and status.traffic.p50_ms > 0
 

@@ -14,6 +14,19 @@ function historyRow(e) {
     e.timestamp ? h("span", { class: "muted small" }, ` ${fmt.unix(e.timestamp)}`) : null);
 }
 
+async function examples() {
+  const box = h("p", { class: "muted" }, "Enter the id of a user of the training data");
+  try {
+    const ids = ((await api("/v1/status")).data.bundle || {}).example_user_ids || [];
+    if (ids.length) {
+      box.append(", for example: ");
+      ids.forEach((id, i) => box.append(i ? ", " : "", h("a", { href: `#/users/${encodeURIComponent(String(id))}` }, `user ${id}`)));
+    }
+  } catch { /* the form alone still works */ }
+  box.append(".");
+  return box;
+}
+
 export async function render(main, arg, query) {
   const uid = arg;
   const idInput = h("input", { type: "text", inputmode: "numeric", name: "user", value: uid, required: true, placeholder: "e.g. 1", autocomplete: "off" });
@@ -36,7 +49,7 @@ export async function render(main, arg, query) {
   const histBox = h("section", { class: "card", "aria-labelledby": "hist-h" }, h("h2", { id: "hist-h" }, "History (newest first)"));
   const recBox = h("section", { class: "card", "aria-labelledby": "rec-h" }, h("h2", { id: "rec-h" }, "Recommendations"));
   mount(main, h("h1", {}, uid ? `User ${uid}` : "Users"), form, notice,
-    uid ? h("div", { class: "columns" }, histBox, recBox) : h("p", { class: "muted" }, "Enter a user id from the training data (for MovieLens: 1, 2, 3, ...)."));
+    uid ? h("div", { class: "columns" }, histBox, recBox) : await examples());
   if (!uid) { idInput.focus(); return null; }
 
   let previous = null;
