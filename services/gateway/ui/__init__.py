@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -30,9 +30,9 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/ui")
-async def ui_root() -> RedirectResponse:
+async def ui_root(request: Request) -> RedirectResponse:
     """``/ui`` -> ``/ui/`` so the page's relative URLs resolve under it."""
-    return RedirectResponse("/ui/", status_code=308)
+    return RedirectResponse(f"{request.scope.get('root_path', '')}/ui/", status_code=308)
 
 
 @router.get("/ui/")

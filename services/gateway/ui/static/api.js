@@ -20,7 +20,8 @@ export function setAdminKey(key) { sessionStorage.setItem(ADMIN_KEY, key); }
 export function forgetKeys() { sessionStorage.removeItem(KEY); sessionStorage.removeItem(ADMIN_KEY); }
 
 async function send(path, { method = "GET", body, params, admin = false, headers = {} }) {
-  const url = new URL(path, window.location.origin);
+  // Relative to the page (<root>/ui/), so a gateway behind a path prefix works too.
+  const url = new URL(`..${path}`, document.baseURI);
   for (const [k, v] of Object.entries(params || {})) {
     if (v !== undefined && v !== null && v !== "") url.searchParams.set(k, String(v));
   }

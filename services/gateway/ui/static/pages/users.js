@@ -58,7 +58,7 @@ export async function render(main, arg, query) {
   async function loadHistory() {
     const body = [h("h2", { id: "hist-h" }, "History (newest first)")];
     try {
-      const { data } = await api(`/v1/users/${encodeURIComponent(uid)}/history`, { params: { limit: 100 } });
+      const { data } = await api(`/v1/users/${encodeURIComponent(uid)}/history`, { params: { limit: 2 * SHOWN } });
       excluded = data.items.filter((e) => e.source === "event").map((e) => e.item_id);
       const shownN = Math.min(SHOWN, data.items.length);
       body.push(h("p", { class: "muted small" }, `${shownN} of ${data.total} entries; events show type, rating and time.`),
