@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from services.retrieval import fresh
 from services.retrieval.engine import RetrievalEngine
 from services.retrieval.routes import router
 from services.retrieval.settings import RetrievalSettings, get_settings
@@ -41,7 +42,7 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
             reloader.startup_failed()
             return
         try:
-            await engine.refresh_fresh_items()
+            await fresh.refresh(engine)
         except RedisUnavailable:
             log.warning("fresh items not loaded yet: Redis is down")
         reloader.adopt(engine, engine.version, engine.bundle.root)
@@ -49,7 +50,7 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
         while True:
             await asyncio.sleep(REFRESH_S)
             with contextlib.suppress(RedisUnavailable):
-                await app.state.engine.refresh_fresh_items()  # the current engine
+                await fresh.refresh(app.state.engine)  # the current engine
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -63,11 +64,11 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
         store = UserStateStore(
             guard, prefix=settings.redis_prefix, max_history=settings.max_history
         )
-        fresh = FreshItemStore(guard, settings.state_dir, prefix=settings.redis_prefix)
+        fresh_store = FreshItemStore(guard, settings.state_dir, prefix=settings.redis_prefix)
 
         def build(bundle: Bundle) -> RetrievalEngine:
             """An engine beside the current one; BERT is shared, not loaded again."""
-            engine = RetrievalEngine(settings, bundle, store, fresh)
+            engine = RetrievalEngine(settings, bundle, store, fresh_store)
             current: RetrievalEngine | None = app.state.engine
             if current is not None and current._text_encoder is not None:
                 engine._text_encoder = current._text_encoder
@@ -77,7 +78,7 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
 
         async def prepare(engine: RetrievalEngine) -> None:
             with contextlib.suppress(RedisUnavailable):
-                await engine.refresh_fresh_items()
+                await fresh.refresh(engine)
 
         reloader = BundleReloader(
             service="retrieval",

@@ -1,19 +1,36 @@
-"""Items added at run time (``POST /v1/items``), held in memory beside the bundle's catalogue."""
+"""Items added at run time (``POST /v1/items``): everything about them in one place.
+
+A fresh item is embedded on arrival (BERT text vector and the candidate tower's
+content-only path), stored durably (:class:`~shared.stores.fresh_items.FreshItemStore`,
+shared by every retrieval replica), and held in memory beside the bundle's catalogue by
+:class:`FreshItems`: looked up, searched by title, found as a similar item, scored exactly
+as a candidate (there are few of them, so no index) and inserted into the merged candidate
+list at the fused score of the catalogue candidate it beats. The next ``hybridrec train
+--include-fresh`` folds them into the bundle.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from shared.contracts.public_v1 import ItemDetail, NewItem
 from shared.model.catalogue import Catalogue
-from shared.stores.fresh_items import decode_vector
+from shared.model.text import item_text
+from shared.stores.fresh_items import decode_vector, encode_vector
+
+if TYPE_CHECKING:
+    from services.retrieval.engine import RetrievalEngine
+
+VectorKind = Literal["content", "vector"]
 
 
 @dataclass
 class FreshItems:
-    """Run-time items held in memory: ids, metadata and both vectors."""
+    """Run-time items held in memory: ids, metadata and both vectors, in arrival order."""
 
     ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     content: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
@@ -32,3 +49,128 @@ class FreshItems:
             vectors=np.stack([decode_vector(r["vector"]) for r in recs]),
             records={int(r["item_id"]): r for r in recs},
         )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self.records
+
+    def meta(self, item_id: int) -> dict[str, Any]:
+        """Title, year and genres of a fresh item (the fields candidates carry)."""
+        rec = self.records[item_id]
+        return {
+            "title": rec["title"],
+            "year": rec.get("year"),
+            "genres": list(rec.get("genres", [])),
+        }
+
+    def detail(self, item_id: int) -> ItemDetail:
+        """A fresh item as the API shows an item."""
+        rec = self.records[item_id]
+        return ItemDetail(
+            item_id=item_id,
+            title=rec["title"],
+            year=rec.get("year"),
+            genres=rec.get("genres", []),
+            tags=rec.get("tags", []),
+            overview=rec.get("overview"),
+            popularity=0,
+            fresh=True,
+        )
+
+    def vector(self, item_id: int, kind: VectorKind) -> np.ndarray:
+        """A fresh item's content (BERT) or item-tower vector."""
+        return decode_vector(self.records[item_id][kind])
+
+    def title_matches(self, q: str) -> list[int]:
+        """Ids of the fresh items whose title holds every word of ``q``."""
+        words = q.lower().split()
+        return [
+            i for i, rec in self.records.items() if all(w in rec["title"].lower() for w in words)
+        ]
+
+    def neighbours(self, q: np.ndarray, kind: VectorKind, skip: int) -> list[tuple[int, float]]:
+        """``(item_id, cosine)`` of every fresh item but ``skip`` against ``q``."""
+        if not len(self):
+            return []
+        matrix = self.content if kind == "content" else self.vectors
+        sims = matrix @ np.asarray(q, np.float32)
+        return [(int(i), float(s)) for i, s in zip(self.ids, sims, strict=True) if int(i) != skip]
+
+    def candidates(
+        self,
+        vec: np.ndarray,
+        content_query: np.ndarray | None,
+        exclude_ids: set[int],
+        genres: list[str],
+        k: int,
+    ) -> list[tuple[int, float, str]]:
+        """Fresh items scored exactly: ``(item_id, score, source)``, best first.
+
+        The score is the better of the two-tower similarity to the user vector and, with a
+        history, the content similarity to the history's content query.
+        """
+        if not len(self):
+            return []
+        tt = self.vectors @ vec.astype(np.float32)
+        score, source = tt, np.full(len(tt), "two_tower", dtype=object)
+        if content_query is not None:
+            cs = self.content @ content_query.astype(np.float32)
+            source = np.where(cs > tt, "content", source)
+            score = np.maximum(tt, cs)
+        want = {g.lower() for g in genres}
+        out = []
+        for j in np.argsort(-score, kind="stable")[:k]:
+            iid = int(self.ids[j])
+            if iid in exclude_ids:
+                continue
+            if want and not want & {g.lower() for g in self.records[iid].get("genres", [])}:
+                continue
+            out.append((iid, float(score[j]), str(source[j])))
+        return out
+
+    def insert(
+        self, rows: list[dict[str, Any]], fresh: list[tuple[int, float, str]], k: int
+    ) -> list[dict[str, Any]]:
+        """Candidate rows with the fresh ones inserted, each at the fused score of the
+        catalogue candidate it beats on its own source; the first ``k`` are kept."""
+        for iid, score, source in fresh:
+            at = sum(1 for it in rows if it["source_scores"].get(source, -np.inf) > score)
+            fused = rows[at]["score"] if at < len(rows) else 0.0
+            rows.insert(
+                at,
+                {
+                    "item_id": iid,
+                    "score": fused + 1e-6,
+                    "source": "fresh",
+                    "source_scores": {source: score},
+                    "source_ranks": {},
+                    **self.meta(iid),
+                },
+            )
+        return rows[:k]
+
+
+async def refresh(engine: RetrievalEngine) -> None:
+    """Reload run-time items from their durable store (other replicas add them too)."""
+    engine.fresh = FreshItems.from_records(await engine.fresh_store.all(), engine.catalogue)
+
+
+async def add(engine: RetrievalEngine, item: NewItem) -> ItemDetail:
+    """Embed a new item (BERT + the candidate tower's content path) and store it durably."""
+    encoder = await engine.text_encoder()
+    text = item_text(item.title, item.year, item.genres, item.tags, item.overview)
+    content = (await asyncio.to_thread(encoder.encode, [text]))[0]
+    vector = engine.candidate_tower.encode_new_items(
+        engine.encoder, content[None, :], [item.genres], [item.year]
+    )[0]
+    record = {
+        **item.model_dump(mode="json"),
+        "content": encode_vector(content),
+        "vector": encode_vector(vector),
+    }
+    min_id = max(engine.catalogue.max_item_id, *(engine.fresh.records or [0])) + 1
+    stored = await engine.fresh_store.add(record, min_id)
+    await refresh(engine)
+    return engine.fresh.detail(int(stored["item_id"]))

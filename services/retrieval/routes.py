@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
 
-from services.retrieval import operations as ops
+from services.retrieval import items, pipeline
 from services.retrieval.deps import EngineDep
 from shared.contracts.internal_v1 import (
     CandidatesRequest,
@@ -34,7 +34,7 @@ ItemIdPath = Annotated[int, Path(ge=1, le=2**53)]
 async def candidates(engine: EngineDep, body: CandidatesRequest) -> Response:
     """Merged two-tower, neighbour-table, content and popular candidates, best first."""
     # Serialised here, once: FastAPI would dump, validate and encode the model again.
-    result = await ops.candidates(engine, body)
+    result = await pipeline.candidates(engine, body)
     return Response(result.model_dump_json(), media_type="application/json")
 
 
@@ -52,7 +52,7 @@ async def similar(
     mode: Literal["content", "collaborative"] = "content",
 ) -> SimilarItems:
     """Content (BERT) or collaborative (item-tower) neighbours."""
-    return await ops.similar(engine, item_id, k, mode)
+    return await items.similar(engine, item_id, k, mode)
 
 
 @router.get(
@@ -64,7 +64,7 @@ async def similar(
 )
 async def get_item(engine: EngineDep, item_id: ItemIdPath) -> ItemDetail:
     """An item of the catalogue or a fresh one."""
-    return ops.get_item(engine, item_id)
+    return items.get_item(engine, item_id)
 
 
 @router.get(
@@ -80,7 +80,7 @@ async def search(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> ItemList:
     """Items whose titles match the query words."""
-    return ItemList(items=ops.search(engine, q, limit))
+    return ItemList(items=items.search(engine, q, limit))
 
 
 @router.post(
@@ -93,7 +93,7 @@ async def search(
 )
 async def add_item(engine: EngineDep, body: NewItemRequest) -> JSONResponse:
     """Embed and store a new item; it is searchable and recommendable at once."""
-    item = await ops.add_item(engine, body)
+    item = await items.add_item(engine, body)
     return JSONResponse(item.model_dump(mode="json"), status_code=201)
 
 
@@ -108,7 +108,7 @@ async def push_history(
     engine: EngineDep, user_id: Annotated[int, Path(ge=0, le=2**53)], body: HistoryUpdate
 ) -> Response:
     """Record recent items and invalidate the cached user vector."""
-    await ops.push_history(engine, user_id, body.item_ids)
+    await items.push_history(engine, user_id, body.item_ids)
     return Response(status_code=204)
 
 
@@ -121,4 +121,4 @@ async def push_history(
 )
 async def explain(engine: EngineDep, body: ExplainRequest) -> ExplainResponse:
     """The watched item each recommended item is most similar to."""
-    return ops.explain(engine, body)
+    return items.explain(engine, body)

@@ -363,22 +363,34 @@ def test_rank_rejects_candidates_it_cannot_score(
 ) -> None:
     """Found by schema fuzzing: these were a 500 (OverflowError) or NaN scores sent as null."""
     known = int(items.iloc[0].item_id)
-    ok: dict[str, Any] = {"item_id": known, "score": 0.5, "source": "two_tower"}
+
+    def one(item_id: int = known, score: float = 0.5, **source: Any) -> dict[str, Any]:
+        """One candidate as columns, with per-source columns ``source_scores=...``."""
+        return {"item_ids": [item_id], "scores": [score], "sources": ["two_tower"], **source}
+
     bad: list[tuple[dict[str, Any], str]] = [
-        ({**ok, "item_id": 2**63}, "item_id"),
-        ({**ok, "item_id": 0}, "item_id"),
-        ({**ok, "score": 1e300}, "score"),
-        ({**ok, "source_scores": {"two_tower": -1e30}}, "source_scores"),
-        ({**ok, "source_ranks": {"two_tower": -(2**50)}}, "source_ranks"),
-        ({**ok, "source_ranks": {"two_tower": 0}}, "source_ranks"),
+        (one(item_id=2**63), "item_ids"),
+        (one(item_id=0), "item_ids"),
+        (one(score=1e300), "scores"),
+        (one(source_scores={"two_tower": [-1e30]}), "source_scores"),
+        (one(source_ranks={"two_tower": [-(2**50)]}), "source_ranks"),
+        (one(source_ranks={"two_tower": [0]}), "source_ranks"),
     ]
     with httpx.Client(base_url=stack["ranking"].url, timeout=30) as rk:
-        for cand, field in bad:
-            assert_error(rk.post("/v1/rank", json={"candidates": [cand]}), 422, field)
-        nan = f'{{"candidates": [{{"item_id": {known}, "score": NaN, "source": "x"}}]}}'
+        for cols, field in bad:
+            assert_error(rk.post("/v1/rank", json={"columns": cols}), 422, field)
+        nan = (
+            f'{{"columns": {{"item_ids": [{known}], "scores": [NaN], "sources": ["x"]}}}}'
+        )
         assert_error(post_raw(rk, "/v1/rank", nan), 422, "finite")
-        extreme = {**ok, "score": -1e9, "source_scores": {"two_tower": 1e9}}
-        r = rk.post("/v1/rank", json={"candidates": [extreme, {**ok, "item_id": 2**53}]})
+        extreme = {
+            "item_ids": [known, 2**53],
+            "scores": [-1e9, 0.5],
+            "sources": ["two_tower", "two_tower"],
+            "source_scores": {"two_tower": [1e9, None]},
+            "source_ranks": {"two_tower": [1, None]},
+        }
+        r = rk.post("/v1/rank", json={"columns": extreme})
         assert r.status_code == 200, r.text[:300]
         assert all(isinstance(it["score"], float) for it in r.json()["items"]), r.text[:300]
 

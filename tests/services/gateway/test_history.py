@@ -12,6 +12,7 @@ from typing import Any, cast
 
 from services.gateway.history import PendingHistory
 from shared.contracts.errors import DependencyUnavailableError, NotFoundError
+from shared.contracts.internal_v1 import HistoryUpdate
 from shared.contracts.public_v1 import MAX_IDS
 from shared.serving.clients import RetrievalClient
 
@@ -24,17 +25,14 @@ class _Retrieval:
         self.unknown: set[int] = set()
         self.posts: list[tuple[int, list[int]]] = []
 
-    async def request(self, method: str, path: str, **kw: Any) -> Any:
-        assert method == "POST" and path.endswith("/history"), path
-        user = int(path.split("/")[3])
-        items = list(kw["json"]["item_ids"])
+    async def push_history(self, user: int, req: HistoryUpdate, **kw: Any) -> None:
+        items = list(req.item_ids)
         await asyncio.sleep(0)
         if self.down:
             raise DependencyUnavailableError("retrieval is down")
         if self.unknown & set(items):
             raise NotFoundError("unknown item")
         self.posts.append((user, items))
-        return None
 
 
 def _client(r: _Retrieval) -> RetrievalClient:

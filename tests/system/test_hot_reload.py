@@ -315,23 +315,18 @@ def test_a_bundle_ranking_cannot_load_switches_retrieval_back(env: Env, gw: http
 def test_ranking_keeps_candidates_it_does_not_know(env: Env) -> None:
     # Mid-switch, retrieval may already send ids of a bundle ranking has not loaded yet.
     unknown = 10**9
-    candidates = [
-        {"item_id": env.items[0], "score": 0.9, "source": "two_tower"},
-        {"item_id": unknown, "score": 0.8, "source": "fresh"},
-        {"item_id": env.items[1], "score": 0.7, "source": "two_tower"},
-    ]
+    ids = [env.items[0], unknown, env.items[1]]
+    columns = {
+        "item_ids": ids,
+        "scores": [0.9, 0.8, 0.7],
+        "sources": ["two_tower", "fresh", "two_tower"],
+    }
     r = httpx.post(
         f"{env.procs['ranking'].url}/v1/rank",
-        json={
-            "user_id": env.users[0],
-            "history": [unknown, env.items[2]],
-            "candidates": candidates,
-        },
+        json={"user_id": env.users[0], "history": [unknown, env.items[2]], "columns": columns},
     )
     assert r.status_code == 200, r.text
-    assert sorted(it["item_id"] for it in r.json()["items"]) == sorted(
-        c["item_id"] for c in candidates
-    )
+    assert sorted(it["item_id"] for it in r.json()["items"]) == sorted(ids)
 
 
 def test_the_gateway_falls_back_to_the_new_bundles_popular_items(

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from services.retrieval import engine as engine_module
+from services.retrieval import pipeline
 from services.retrieval.engine import RetrievalEngine
 from services.retrieval.lists import most_popular
 from services.retrieval.settings import RetrievalSettings
@@ -100,8 +100,8 @@ def test_threaded_annoy_queries_give_the_inline_lists(small_bundle: Path, tmp_pa
     rng = np.random.default_rng(0)
     for u in rng.choice(len(parallel.user_ids), size=10, replace=False):
         hist, vec, exclude = _user_request(parallel, u, rng)
-        a = asyncio.run(parallel.source_lists(vec, hist, exclude, None))
-        b = asyncio.run(serial.source_lists(vec, hist, exclude, None))
+        a = asyncio.run(pipeline.source_lists(parallel, vec, hist, exclude, None))
+        b = asyncio.run(pipeline.source_lists(serial, vec, hist, exclude, None))
         assert a.keys() == b.keys() and "content" in a
         for name in a:
             np.testing.assert_array_equal(a[name][0], b[name][0])
@@ -113,7 +113,7 @@ def test_table_sources_run_while_the_ann_queries_are_in_flight(
 ) -> None:
     engine = _engine(small_bundle, tmp_path, threads=2)
     tables_done = threading.Event()
-    plain_scores = engine_module.score_from_history
+    plain_scores = pipeline.score_from_history
 
     def scores_then_signal(*args, **kwargs):  # type: ignore[no-untyped-def]
         out = plain_scores(*args, **kwargs)
@@ -136,11 +136,11 @@ def test_table_sources_run_while_the_ann_queries_are_in_flight(
                 raise AssertionError("the table sources waited for the ANN query")
             return self.inner.query(q, n)
 
-    monkeypatch.setattr(engine_module, "score_from_history", scores_then_signal)
+    monkeypatch.setattr(pipeline, "score_from_history", scores_then_signal)
     engine.item_index = WaitsForTables(engine.item_index)  # type: ignore[assignment]
     engine.content_index = WaitsForTables(engine.content_index)  # type: ignore[assignment]
     hist, vec, exclude = _user_request(engine, 0, np.random.default_rng(4))
-    lists = asyncio.run(engine.source_lists(vec, hist, exclude, None))
+    lists = asyncio.run(pipeline.source_lists(engine, vec, hist, exclude, None))
     assert tables_done.is_set() and {"two_tower", "content"} <= lists.keys()
     assert set(engine.tables) <= lists.keys()
 
@@ -153,12 +153,12 @@ def test_a_failing_table_source_leaves_no_query_unawaited(
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise ValidationError("table broken")
 
-    monkeypatch.setattr(engine_module, "score_from_history", broken)
+    monkeypatch.setattr(pipeline, "score_from_history", broken)
     hist, vec, exclude = _user_request(engine, 0, np.random.default_rng(5))
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         with pytest.raises(ValidationError, match="table broken"):
-            asyncio.run(engine.source_lists(vec, hist, exclude, None))
+            asyncio.run(pipeline.source_lists(engine, vec, hist, exclude, None))
         gc.collect()
     assert not [w for w in seen if "never awaited" in str(w.message)], seen
 
@@ -201,8 +201,8 @@ def test_hnsw_source_lists_agree_with_exact_search(small_bundle: Path, tmp_path:
     overlap: dict[str, list[float]] = {"two_tower": [], "content": []}
     for u in rng.choice(len(graph.user_ids), size=10, replace=False):
         hist, vec, exclude = _user_request(graph, u, rng)
-        a = asyncio.run(graph.source_lists(vec, hist, exclude, None))
-        b = asyncio.run(exact.source_lists(vec, hist, exclude, None))
+        a = asyncio.run(pipeline.source_lists(graph, vec, hist, exclude, None))
+        b = asyncio.run(pipeline.source_lists(exact, vec, hist, exclude, None))
         for name in overlap:
             got, want = set(a[name][0].tolist()), set(b[name][0].tolist())
             overlap[name].append(len(got & want) / len(want))
@@ -238,7 +238,9 @@ def test_smaller_first_query_keeps_the_full_querys_candidates(
 
     async def search(vec, first, full, exclude, allowed):  # type: ignore[no-untyped-def]
         pending = engine.start_query(engine.item_index, vec, first)
-        return await engine.search(engine.item_index, pending, vec, first, full, exclude, allowed)
+        return await pipeline.search(
+            engine, engine.item_index, pending, vec, first, full, exclude, allowed
+        )
 
     allowed = rng.random(engine.n_items) < 0.5 if filtered else None
     requeried = 0

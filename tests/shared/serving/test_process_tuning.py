@@ -14,7 +14,7 @@ import pytest
 from shared.contracts.errors import ConfigError
 from shared.serving.process_tuning import with_huge_pages
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = """
 import gc, json, os
 import numpy as np

@@ -81,7 +81,8 @@ def test_ranking_down_answers_in_retrieval_order(
     assert ranked.status_code == 200 and ranked.json()["degraded"] == [], ranked.text
     cands = httpx.post(f"{retrieval}/v1/candidates", json=_candidates_body(uid), timeout=30)
     assert cands.status_code == 200, cands.text
-    order = [(c["item_id"], c["score"]) for c in cands.json()["items"]][:10]
+    cols = cands.json()["columns"]
+    order = list(zip(cols["item_ids"], cols["scores"], strict=True))[:10]
     assert len(order) == 10
 
     stack["ranking"].stop()
@@ -211,13 +212,14 @@ class _SlowHandler(BaseHTTPRequestHandler):
             return
         if body.get("user_id") == SLOW_USER:
             self.server.stopping.wait(SLOW_S)
-        items = [
-            {"item_id": i, "title": f"fake {i}", "score": 1.0 - j / 10, "source": "two_tower"}
-            for j, i in enumerate(FAKE_ITEMS)
-        ]
-        self._answer(
-            {"user_id": body.get("user_id"), "items": items, "history": [], "model_version": "f1"}
-        )
+        columns = {
+            "item_ids": FAKE_ITEMS,
+            "scores": [1.0 - j / 10 for j in range(len(FAKE_ITEMS))],
+            "sources": ["two_tower"] * len(FAKE_ITEMS),
+            "titles": [f"fake {i}" for i in FAKE_ITEMS],
+        }
+        user = body.get("user_id")
+        self._answer({"user_id": user, "columns": columns, "history": [], "model_version": "f1"})
 
 
 @pytest.fixture(scope="module")

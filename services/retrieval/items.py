@@ -1,0 +1,124 @@
+"""Retrieval's item operations: similar items, lookup, title search, new items, a user's
+history update and the reasons shown beside recommendations.
+
+Each treats the bundle's catalogue and the run-time fresh items
+(:mod:`services.retrieval.fresh`) as one catalogue.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from services.retrieval import fresh
+from services.retrieval.engine import RetrievalEngine
+from services.retrieval.fresh import VectorKind
+from services.retrieval.lists import normalise
+from shared.contracts.errors import DependencyUnavailableError
+from shared.contracts.internal_v1 import ExplainRequest, ExplainResponse, Explanation
+from shared.contracts.public_v1 import ItemDetail, NewItem, ScoredItem, SimilarItems
+from shared.serving.timing import stage
+
+
+def _meta(engine: RetrievalEngine, item_id: int, pos: int) -> dict[str, Any]:
+    """Title, year and genres of a catalogue item (``pos`` >= 0) or a fresh one."""
+    if pos < 0:
+        return engine.fresh.meta(item_id)
+    c = engine.catalogue
+    return {"title": c.titles[pos], "year": c.years[pos], "genres": c.genres[pos]}
+
+
+def _position(engine: RetrievalEngine, item_id: int) -> int:
+    """Catalogue position of an item, -1 for a fresh one; 404 when it is neither."""
+    pos = int(engine.catalogue.positions([item_id])[0])
+    if pos < 0 and item_id not in engine.fresh:
+        engine.catalogue.position(item_id)  # raises the 404 with its message
+    return pos
+
+
+async def similar(engine: RetrievalEngine, item_id: int, k: int, mode: str) -> SimilarItems:
+    """Content (BERT) or collaborative (item-tower) neighbours of one item."""
+    pos = _position(engine, item_id)
+    kind: VectorKind = "content" if mode == "content" else "vector"
+    if kind == "content":
+        index, vectors = engine.content_index, engine.content_vectors
+    else:
+        index, vectors = engine.item_index, engine.item_vectors
+    q = np.asarray(vectors[pos] if pos >= 0 else engine.fresh.vector(item_id, kind), np.float32)
+    with stage("ann"):
+        ids, scores = await engine.ann_query(index, q, min(k + 1, engine.n_items))
+    found = [
+        (int(engine.catalogue.item_ids[i]), float(s), int(i))
+        for i, s in zip(ids, scores, strict=True)
+        if i >= 0 and i != pos
+    ]
+    found += [(iid, s, -1) for iid, s in engine.fresh.neighbours(q, kind, skip=item_id)]
+    found.sort(key=lambda t: -t[1])
+    items = [
+        ScoredItem(item_id=iid, score=s, rank=r + 1, **_meta(engine, iid, p))
+        for r, (iid, s, p) in enumerate(found[:k])
+    ]
+    return SimilarItems(item_id=item_id, mode=mode, items=items, model_version=engine.version)  # type: ignore[arg-type]
+
+
+def get_item(engine: RetrievalEngine, item_id: int) -> ItemDetail:
+    """One item's details (catalogue or fresh)."""
+    pos = _position(engine, item_id)
+    if pos >= 0:
+        return ItemDetail.model_validate(engine.catalogue.record(pos))
+    return engine.fresh.detail(item_id)
+
+
+def search(engine: RetrievalEngine, q: str, limit: int) -> list[ItemDetail]:
+    """Title search over the catalogue, then fresh items."""
+    out = [
+        ItemDetail.model_validate(engine.catalogue.record(p))
+        for p in engine.catalogue.search(q, limit)
+    ]
+    if len(out) < limit:
+        out += [engine.fresh.detail(i) for i in engine.fresh.title_matches(q)]
+    return out[:limit]
+
+
+async def add_item(engine: RetrievalEngine, item: NewItem) -> ItemDetail:
+    """Embed and store a new item; it is searchable and recommendable at once."""
+    return await fresh.add(engine, item)
+
+
+async def push_history(engine: RetrievalEngine, user_id: int, item_ids: list[int]) -> None:
+    """Append to a user's recent history and drop the cached vector.
+
+    Raises:
+        DependencyUnavailableError: Redis did not take the update (503: the caller retries).
+    """
+    engine.check_items(item_ids)
+    if await engine.store.push_recent(user_id, item_ids) == "bypass":
+        raise DependencyUnavailableError(
+            f"the recent history of user {user_id} was not stored: Redis is unavailable; "
+            "retry once it answers again (the gateway queues and retries such updates)"
+        )
+    await engine.store.invalidate(engine.version, user_id)
+
+
+def explain(engine: RetrievalEngine, req: ExplainRequest) -> ExplainResponse:
+    """For each item, the history item it is most similar to by content."""
+    hist = [i for i in req.history if engine.catalogue.positions([i])[0] >= 0][-50:]
+    if not hist:
+        return ExplainResponse(items=[Explanation(item_id=i, reasons=[]) for i in req.item_ids])
+    hpos = engine.catalogue.positions(hist)
+    hvec = engine.content_vectors[hpos]
+    out = []
+    for iid in req.item_ids:
+        pos = int(engine.catalogue.positions([iid])[0])
+        if pos >= 0:
+            v = engine.content_vectors[pos]
+        elif iid in engine.fresh:
+            v = engine.fresh.vector(iid, "content")
+        else:
+            out.append(Explanation(item_id=iid, reasons=[]))
+            continue
+        sims = hvec @ normalise(np.asarray(v, np.float32))
+        title = engine.catalogue.titles[int(hpos[int(np.argmax(sims))])]
+        out.append(Explanation(item_id=iid, reasons=[f"similar to {title}, which you watched"]))
+    return ExplainResponse(items=out)

@@ -1,0 +1,356 @@
+"""The candidates pipeline: one ``POST /v1/candidates`` request, top to bottom.
+
+1. :func:`candidates` checks the ids, reads the user's history and cached query vector
+   (one Redis round trip), and builds the exclusion and filter masks;
+2. :func:`user_vector` runs the query tower unless the vector was cached;
+3. :func:`source_lists` asks every candidate source the ranker was trained with: the
+   two-tower and content ANN queries run in worker threads while the neighbour tables
+   (EASE, item-kNN) and popularity are computed here;
+4. :func:`merge` merges them exactly as training did (:mod:`shared.model.candidates`);
+5. fresh items (:mod:`services.retrieval.fresh`) are scored exactly and inserted;
+6. :func:`build_columns` turns the result into the columns the gateway forwards to ranking.
+
+The loaded state every step reads (catalogue, towers, indexes, tables) is
+:class:`~services.retrieval.engine.RetrievalEngine`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Coroutine
+from typing import Any
+
+import numpy as np
+
+from services.retrieval.engine import RetrievalEngine
+from services.retrieval.lists import most_popular, normalise
+from shared.contracts.errors import NotFoundError
+from shared.contracts.internal_v1 import CandidatesRequest, CandidatesResponse, dedupe_keep_last
+from shared.model.candidates import CandidateSet, merge_candidates
+from shared.model.item_knn import score_from_history
+from shared.model.search import VectorIndex
+from shared.serving.timing import stage
+
+Lists = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+async def candidates(engine: RetrievalEngine, req: CandidatesRequest) -> CandidatesResponse:
+    """Merged candidates for a known, new or anonymous user, best first, as columns."""
+    engine.check_items(list(dict.fromkeys([*req.history, *req.check_item_ids])))
+    features = req.user_features.model_dump(exclude_none=True) if req.user_features else None
+    cacheable = not req.history and not features
+    history, status, cached = await user_history(
+        engine, req.user_id, req.history, vector_key=vector_key(req.user_id, cacheable)
+    )
+    upos = engine.user_position(req.user_id)
+    if req.user_id is not None and upos < 0 and not history and req.user_features is None:
+        raise NotFoundError(
+            f"user {req.user_id} is unknown: no training history and no feedback events; "
+            "send events with POST /v1/users/{user_id}/events, or ask for anonymous "
+            "recommendations with POST /v1/recommendations and recent_item_ids"
+        )
+    pos = engine.catalogue.positions(history)
+    hist_pos = pos[pos >= 0]
+    vec, vstatus = await user_vector(engine, req.user_id, hist_pos, features, cacheable, cached)
+    exclude = np.zeros(engine.n_items, dtype=bool)
+    if req.exclude_seen and len(hist_pos):
+        exclude[hist_pos] = True
+    ex_pos = engine.catalogue.positions(req.exclude_item_ids)
+    exclude[ex_pos[ex_pos >= 0]] = True
+    allowed = engine.catalogue.genre_mask(req.genres) if req.genres else None
+    lists = await source_lists(engine, vec, hist_pos, exclude, allowed)
+    with stage("merge"):
+        cs = merge(engine, lists, exclude, allowed, req.k)
+    excluded_ids = set(req.exclude_item_ids) | (set(history) if req.exclude_seen else set())
+    with stage("fresh"):
+        fresh = engine.fresh.candidates(
+            vec, content_query(engine, hist_pos), excluded_ids, req.genres, req.k
+        )
+    with stage("build"):
+        if not fresh:
+            columns = build_columns(engine, cs)
+        else:
+            rows = engine.fresh.insert(candidate_rows(engine, cs), fresh, req.k)
+            columns = rows_to_columns(rows)
+        cache = (
+            vstatus
+            if vstatus in ("hit", "miss", "bypass")
+            else ("bypass" if status == "bypass" else "none")
+        )
+        return CandidatesResponse.model_validate(
+            {
+                "user_id": req.user_id,
+                "columns": columns,
+                "history": history,
+                "model_version": engine.version,
+                "cache": cache,
+            }
+        )
+
+
+# ---------------------------------------------------------------------- 1-2: the user
+def vector_key(user_id: int | None, cacheable: bool) -> str | None:
+    """The cache key of a user's query vector, or None when it must not be cached."""
+    return f"u{user_id}" if cacheable and user_id is not None else None
+
+
+async def user_history(
+    engine: RetrievalEngine,
+    user_id: int | None,
+    extra: list[int],
+    *,
+    vector_key: str | None = None,
+) -> tuple[list[int], str, tuple[np.ndarray | None, str]]:
+    """Known history + recent events + request items (ids, most recent last).
+
+    With ``vector_key``, the user's cached query vector is read in the same Redis round
+    trip; it comes back as ``(vector or None, cache status)``.
+    """
+    known: list[int] = []
+    status = "none"
+    cached: tuple[np.ndarray | None, str] = (None, "none")
+    if user_id is not None:
+        pos = engine.user_position(user_id)
+        if pos >= 0:
+            known = engine.histories[pos].tolist()
+        with stage("cache"):
+            recent, status, vec, vstatus = await engine.store.recent_and_vector(
+                user_id, engine.version, vector_key
+            )
+        if vector_key is not None:
+            cached = (vec, vstatus)
+        known += recent
+    return dedupe_keep_last(known + list(extra)), status, cached
+
+
+async def user_vector(
+    engine: RetrievalEngine,
+    user_id: int | None,
+    hist_pos: np.ndarray,
+    features: dict[str, Any] | None,
+    cacheable: bool,
+    cached: tuple[np.ndarray | None, str] | None = None,
+) -> tuple[np.ndarray, str]:
+    """The query-tower vector, from the cache when possible.
+
+    ``cached`` is what :func:`user_history` already read; without it the cache is read here.
+    """
+    key = vector_key(user_id, cacheable)
+    status: str = "none"
+    if key is not None:
+        if cached is None:
+            with stage("cache"):
+                vec_hit, status = await engine.store.get_vector(engine.version, key)
+        else:
+            vec_hit, status = cached
+        if vec_hit is not None:
+            return vec_hit, status
+    with stage("query_tower"):
+        vec = engine.query_tower.encode(
+            engine.encoder, [user_id], [hist_pos[-engine.encoder.history_length :]], [features]
+        )[0]
+    if key is not None:
+        with stage("cache"):
+            stored = await engine.store.set_vector(engine.version, key, vec)
+        status = "bypass" if stored == "bypass" else status
+    return vec, status
+
+
+def content_query(engine: RetrievalEngine, hist_pos: np.ndarray) -> np.ndarray | None:
+    """The content source's query: the mean BERT vector of the recent history (None if empty)."""
+    if not len(hist_pos):
+        return None
+    window = engine.content_vectors[hist_pos[-engine.history_window :]]
+    return normalise(window.mean(axis=0)).astype(np.float32)
+
+
+# ---------------------------------------------------------------------- 3: the sources
+async def source_lists(
+    engine: RetrievalEngine,
+    vec: np.ndarray,
+    hist_pos: np.ndarray,
+    exclude: np.ndarray,
+    allowed: np.ndarray | None,
+) -> Lists:
+    """Per source, ``(item positions, scores)`` best first (catalogue items only).
+
+    The ANN queries are submitted to the ANN threads first; the neighbour-table and
+    popularity lists are computed on this thread while they run (hnswlib and Annoy
+    release the GIL), so a request costs about the longer of the two, not their sum.
+    The ``ann`` stage is therefore the time spent *waiting* for the ANN answers after
+    the other sources were done (the part on the request's critical path).
+    """
+    n_excluded = int(np.count_nonzero(exclude))
+    extra = n_excluded if len(hist_pos) else 0
+    widen = 4 if allowed is not None else 1
+    depth = engine.depth
+    # Neighbours to fetch so that `depth` survive the exclusions and the filter: at
+    # most every excluded item (capped), at first only half a depth of them.
+    full = min((depth + min(extra, 5 * depth)) * widen, engine.n_items)
+    first = min((depth + min(extra, depth // 2)) * widen, full)
+    lists: Lists = {}
+    queries: dict[str, Coroutine[Any, Any, tuple[np.ndarray, np.ndarray]]] = {}
+    try:
+        with stage("ann"):
+            for name, index, q in _ann_queries(engine, vec, hist_pos):
+                pending = engine.start_query(index, q, first)
+                queries[name] = search(engine, index, pending, q, first, full, exclude, allowed)
+        with stage("sources"):
+            for name, (nb, w) in engine.tables.items():
+                if len(hist_pos):
+                    lists[name] = score_from_history(hist_pos, nb, w, engine.n_items, k=depth)
+            if "popularity" in engine.source_names:
+                top = most_popular(engine.popular_order, depth, exclude, allowed, n_excluded)
+                lists["popularity"] = (top, engine.catalogue.popularity[top].astype(np.float32))
+    except BaseException:
+        for waiting in queries.values():
+            waiting.close()  # never awaited: no "coroutine was never awaited" warning
+        raise
+    with stage("ann"):
+        found = await asyncio.gather(*queries.values())
+    return {**dict(zip(queries, found, strict=True)), **lists}
+
+
+def _ann_queries(
+    engine: RetrievalEngine, vec: np.ndarray, hist_pos: np.ndarray
+) -> list[tuple[str, VectorIndex, np.ndarray]]:
+    """``(source, index, query vector)`` of each ANN source this request uses."""
+    out: list[tuple[str, VectorIndex, np.ndarray]] = []
+    if "two_tower" in engine.source_names:
+        out.append(("two_tower", engine.item_index, vec.astype(np.float32)))
+    q = content_query(engine, hist_pos)
+    if "content" in engine.source_names and q is not None:
+        out.append(("content", engine.content_index, q))
+    return out
+
+
+async def search(
+    engine: RetrievalEngine,
+    index: VectorIndex,
+    pending: Awaitable[tuple[np.ndarray, np.ndarray]],
+    q: np.ndarray,
+    first: int,
+    full: int,
+    exclude: np.ndarray,
+    allowed: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first query's answer (``pending``), or top ``full`` if it leaves < ``depth`` usable.
+
+    An ANN query's cost grows with the neighbours asked for; most users' excluded items
+    are a small part of their nearest neighbours, so a first, smaller query usually
+    leaves ``depth`` candidates and the larger one runs only when it does not.
+    """
+    ids, scores = await pending
+    if first < full and len(ids) == first:
+        valid = ids >= 0
+        ok = valid & ~exclude[np.where(valid, ids, 0)]
+        if allowed is not None:
+            ok &= allowed[np.where(valid, ids, 0)]
+        if int(np.count_nonzero(ok)) < engine.depth:
+            ids, scores = await engine.ann_query(index, q, full)
+    return ids, scores
+
+
+# ---------------------------------------------------------------------- 4: the merge
+def merge(
+    engine: RetrievalEngine,
+    lists: Lists,
+    exclude: np.ndarray,
+    allowed: np.ndarray | None,
+    k: int,
+) -> CandidateSet:
+    """Merge the source lists exactly as training did."""
+    trimmed = {}
+    for name, (idx, sc) in lists.items():
+        keep = (idx >= 0) & np.isfinite(sc)
+        idx, sc = idx[keep], sc[keep]
+        ok = ~exclude[idx]
+        if allowed is not None:
+            ok &= allowed[idx]
+        trimmed[name] = (idx[ok][: engine.depth], sc[ok][: engine.depth])
+    return merge_candidates(
+        trimmed,
+        engine.source_names,
+        engine.n_items,
+        fill_sources=engine.fill_sources,
+        min_candidates=min(engine.min_candidates, k),
+        max_candidates=k,
+        missing_rank=engine.depth + 1,
+    )
+
+
+# ---------------------------------------------------------------------- 6: the answer
+def build_columns(engine: RetrievalEngine, cs: CandidateSet) -> dict[str, Any]:
+    """The merged candidates as :class:`~shared.contracts.internal_v1.CandidateColumns`."""
+    c = engine.catalogue
+    names = cs.source_names
+    idx = cs.item_idx.tolist()
+    found = cs.ranks < cs.missing_rank  # [m, s]
+    first = np.where(found.any(axis=1), found.argmax(axis=1), -1).tolist()
+    source_scores: dict[str, list[float | None]] = {}
+    source_ranks: dict[str, list[int | None]] = {}
+    for j, name in enumerate(names):
+        hit = found[:, j]
+        if not hit.any():
+            continue
+        flags = hit.tolist()
+        scores, ranks = cs.scores[:, j].tolist(), cs.ranks[:, j].tolist()
+        source_scores[name] = [v if f else None for v, f in zip(scores, flags, strict=True)]
+        source_ranks[name] = [r if f else None for r, f in zip(ranks, flags, strict=True)]
+    return {
+        "item_ids": c.item_ids[cs.item_idx].tolist(),
+        "scores": cs.fused.tolist(),
+        "sources": [names[f] if f >= 0 else "popular" for f in first],
+        "titles": [c.titles[p] for p in idx],
+        "years": [c.years[p] for p in idx],
+        "genres": [c.genres[p] for p in idx],
+        "source_scores": source_scores,
+        "source_ranks": source_ranks,
+    }
+
+
+def candidate_rows(engine: RetrievalEngine, cs: CandidateSet) -> list[dict[str, Any]]:
+    """The merged candidates as one dict each, for the rare answer fresh items enter."""
+    cols = build_columns(engine, cs)
+    rows = []
+    for j, iid in enumerate(cols["item_ids"]):
+        rows.append(
+            {
+                "item_id": iid,
+                "title": cols["titles"][j],
+                "year": cols["years"][j],
+                "genres": cols["genres"][j],
+                "score": cols["scores"][j],
+                "source": cols["sources"][j],
+                "source_scores": {
+                    n: v[j] for n, v in cols["source_scores"].items() if v[j] is not None
+                },
+                "source_ranks": {
+                    n: v[j] for n, v in cols["source_ranks"].items() if v[j] is not None
+                },
+            }
+        )
+    return rows
+
+
+def rows_to_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Candidate rows (as :func:`candidate_rows` makes them) as column fields."""
+    names = list(dict.fromkeys(n for r in rows for n in (*r["source_scores"], *r["source_ranks"])))
+    return {
+        "item_ids": [r["item_id"] for r in rows],
+        "scores": [r["score"] for r in rows],
+        "sources": [r["source"] for r in rows],
+        "titles": [r["title"] for r in rows],
+        "years": [r["year"] for r in rows],
+        "genres": [r["genres"] for r in rows],
+        "source_scores": {
+            n: [r["source_scores"].get(n) for r in rows]
+            for n in names
+            if any(n in r["source_scores"] for r in rows)
+        },
+        "source_ranks": {
+            n: [r["source_ranks"].get(n) for r in rows]
+            for n in names
+            if any(n in r["source_ranks"] for r in rows)
+        },
+    }
