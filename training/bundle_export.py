@@ -51,6 +51,36 @@ def _histories(edata: EvalData, ds: Dataset, max_len: int) -> list[list[int]]:
     return [[int(x) for x in ids[h[-max_len:]]] for h in hist]
 
 
+def seen_csr(
+    interactions: pd.DataFrame, user_ids: np.ndarray, item_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every catalogue item each user interacted with, as CSR arrays (``exclude_seen``).
+
+    Args:
+        interactions: ``user_id``, ``item_id`` of every interaction (any rating).
+        user_ids: int64 [n_users] sorted, the rows of the users table.
+        item_ids: int64 [n_items] sorted, the catalogue order (item positions).
+
+    Returns:
+        ``(indptr int64 [n_users + 1], item positions int32)``, each row sorted and unique;
+        interactions of users or items outside the tables are left out.
+    """
+    u = np.searchsorted(user_ids, interactions["user_id"].to_numpy(np.int64))
+    i = np.searchsorted(item_ids, interactions["item_id"].to_numpy(np.int64))
+    u_c, i_c = np.minimum(u, len(user_ids) - 1), np.minimum(i, len(item_ids) - 1)
+    ok = (
+        (u < len(user_ids))
+        & (i < len(item_ids))
+        & (user_ids[u_c] == interactions["user_id"].to_numpy(np.int64))
+        & (item_ids[i_c] == interactions["item_id"].to_numpy(np.int64))
+    )
+    pairs = np.unique(u[ok].astype(np.int64) * len(item_ids) + i[ok])
+    rows, items = np.divmod(pairs, len(item_ids))
+    indptr = np.zeros(len(user_ids) + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=len(user_ids)), out=indptr[1:])
+    return indptr, items.astype(np.int32)
+
+
 def _ann_recall(
     index: VectorIndex, vectors: np.ndarray, queries: np.ndarray
 ) -> float:
@@ -122,6 +152,9 @@ def export_bundle(
         users = edata.users.copy()
         users["history"] = _histories(edata, ds, max_len=200)
         writer.save_parquet(L.USERS, users)
+        indptr, seen = seen_csr(ds.interactions, edata.user_ids, edata.item_ids)
+        writer.save_npy(L.SEEN_INDPTR, indptr)
+        writer.save_npy(L.SEEN_ITEMS, seen)
 
         top = np.argsort(-counts, kind="stable")[: cfg.popular_size]
         popular = [

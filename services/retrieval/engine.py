@@ -21,7 +21,7 @@ from services.retrieval.fresh import FreshItems
 from services.retrieval.settings import RetrievalSettings
 from shared.contracts import bundle_layout as L
 from shared.contracts.bundle import Bundle, load_bundle
-from shared.contracts.errors import ConfigError, NotFoundError
+from shared.contracts.errors import BundleError, ConfigError, NotFoundError
 from shared.model.catalogue import Catalogue
 from shared.model.features import FeatureEncoder
 from shared.model.query_serving import CandidateTowerRunner, QueryTowerRunner
@@ -35,6 +35,33 @@ from shared.stores.fresh_items import FreshItemStore
 from shared.stores.user_state import UserStateStore
 
 log = logging.getLogger("hybridrec.retrieval")
+
+def _seen_tables(bundle: Bundle, n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """The users' training items as CSR arrays (``bundle_layout.SEEN_*``), checked."""
+    files = bundle.manifest.get("files", {})
+    missing = [rel for rel in (L.SEEN_INDPTR, L.SEEN_ITEMS) if rel not in files]
+    if missing:
+        raise BundleError(
+            f"bundle {bundle.version} has no {' or '.join(missing)}: it was written by an "
+            "older hybridrec, before bundles stored every user's full training history "
+            "(exclude_seen needs it); retrain with `hybridrec train` and point "
+            "HYBRIDREC_ARTIFACTS at the new bundle"
+        )
+    indptr = np.asarray(bundle.load_npy(L.SEEN_INDPTR, mmap=False), np.int64)
+    items = np.asarray(bundle.load_npy(L.SEEN_ITEMS, mmap=False), np.int32)
+    if (
+        indptr.shape != (n_users + 1,)
+        or indptr[0] != 0
+        or indptr[-1] != len(items)
+        or (len(items) and (items.min() < 0 or items.max() >= n_items))
+    ):
+        raise BundleError(
+            f"bundle {bundle.version}: {L.SEEN_INDPTR} / {L.SEEN_ITEMS} do not match "
+            f"{n_users} users and {n_items} items (indptr shape {indptr.shape}, "
+            f"{len(items)} item positions); the bundle is inconsistent, retrain"
+        )
+    return indptr, items
+
 
 class RetrievalEngine:
     """Loaded bundle + stores; answers candidates, similar items, items, history."""
@@ -56,6 +83,7 @@ class RetrievalEngine:
         self.user_ids = users["user_id"].to_numpy(np.int64)
         self.users = UserIndex(self.user_ids)
         self.histories = [np.asarray(h, np.int64) for h in users["history"].tolist()]
+        self.seen_indptr, self.seen_items = _seen_tables(bundle, len(self.user_ids), self.n_items)
         self.encoder = FeatureEncoder.load(bundle.path(L.FEATURES))
         self.query_tower = QueryTowerRunner(bundle.path(L.QUERY_TOWER))
         self.candidate_tower = CandidateTowerRunner(bundle.path(L.CANDIDATE_TOWER))
@@ -143,6 +171,12 @@ class RetrievalEngine:
     def user_position(self, user_id: int | None) -> int:
         """Position of a known user, -1 otherwise."""
         return self.users.position(user_id)
+
+    def seen_positions(self, user_pos: int) -> np.ndarray:
+        """Item positions (int32) a known user interacted with in the training data."""
+        if user_pos < 0:
+            return self.seen_items[:0]
+        return self.seen_items[self.seen_indptr[user_pos] : self.seen_indptr[user_pos + 1]]
 
     def check_items(self, ids: list[int]) -> None:
         """404 naming the ids that are neither in the catalogue nor fresh."""

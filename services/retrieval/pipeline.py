@@ -39,7 +39,7 @@ async def candidates(engine: RetrievalEngine, req: CandidatesRequest) -> Candida
     engine.check_items(list(dict.fromkeys([*req.history, *req.check_item_ids])))
     features = req.user_features.model_dump(exclude_none=True) if req.user_features else None
     cacheable = not req.history and not features
-    history, status, cached = await user_history(
+    history, status, cached, seen_since = await user_history(
         engine, req.user_id, req.history, vector_key=vector_key(req.user_id, cacheable)
     )
     upos = engine.user_position(req.user_id)
@@ -53,15 +53,22 @@ async def candidates(engine: RetrievalEngine, req: CandidatesRequest) -> Candida
     hist_pos = pos[pos >= 0]
     vec, vstatus = await user_vector(engine, req.user_id, hist_pos, features, cacheable, cached)
     exclude = np.zeros(engine.n_items, dtype=bool)
-    if req.exclude_seen and len(hist_pos):
+    excluded_ids = set(req.exclude_item_ids)
+    if req.exclude_seen:
+        # Everything seen: the full training history (the bundle's, not the recent
+        # window in `history`), every event since (the store's seen set) and the request's.
+        exclude[engine.seen_positions(upos)] = True
         exclude[hist_pos] = True
+        if seen_since:
+            since = engine.catalogue.positions(sorted(seen_since))
+            exclude[since[since >= 0]] = True
+        excluded_ids |= set(history) | seen_since
     ex_pos = engine.catalogue.positions(req.exclude_item_ids)
     exclude[ex_pos[ex_pos >= 0]] = True
     allowed = engine.catalogue.genre_mask(req.genres) if req.genres else None
     lists = await source_lists(engine, vec, hist_pos, exclude, allowed)
     with stage("merge"):
         cs = merge(engine, lists, exclude, allowed, req.k)
-    excluded_ids = set(req.exclude_item_ids) | (set(history) if req.exclude_seen else set())
     with stage("fresh"):
         fresh = engine.fresh.candidates(
             vec, content_query(engine, hist_pos), excluded_ids, req.genres, req.k
@@ -100,27 +107,29 @@ async def user_history(
     extra: list[int],
     *,
     vector_key: str | None = None,
-) -> tuple[list[int], str, tuple[np.ndarray | None, str]]:
+) -> tuple[list[int], str, tuple[np.ndarray | None, str], set[int]]:
     """Known history + recent events + request items (ids, most recent last).
 
     With ``vector_key``, the user's cached query vector is read in the same Redis round
-    trip; it comes back as ``(vector or None, cache status)``.
+    trip; it comes back as ``(vector or None, cache status)``. The last value is every
+    item id the user sent events about since the state began (the store's seen set,
+    which the capped recent list does not hold in full).
     """
     known: list[int] = []
     status = "none"
     cached: tuple[np.ndarray | None, str] = (None, "none")
+    seen: set[int] = set()
     if user_id is not None:
         pos = engine.user_position(user_id)
         if pos >= 0:
             known = engine.histories[pos].tolist()
         with stage("cache"):
-            recent, status, vec, vstatus = await engine.store.recent_and_vector(
-                user_id, engine.version, vector_key
-            )
+            read = await engine.store.recent_and_vector(user_id, engine.version, vector_key)
         if vector_key is not None:
-            cached = (vec, vstatus)
-        known += recent
-    return dedupe_keep_last(known + list(extra)), status, cached
+            cached = (read.vector, read.vector_status)
+        status, seen = read.status, read.seen
+        known += read.recent
+    return dedupe_keep_last(known + list(extra)), status, cached, seen
 
 
 async def user_vector(

@@ -11,6 +11,13 @@ from __future__ import annotations
 
 ITEMS = "items.parquet"  # item_id, title, year, genres, tags, overview, popularity
 USERS = "users.parquet"  # user_id, history (item ids, most recent last) [+ gender, age, occupation]
+#: Every item each user interacted with in the training data (all ratings, low ones too,
+#: and the feedback events folded in), as CSR arrays over the rows of USERS: user row u's
+#: item positions are ``SEEN_ITEMS[SEEN_INDPTR[u]:SEEN_INDPTR[u + 1]]`` (sorted, unique).
+#: USERS' ``history`` keeps only the recent items the query tower reads; ``exclude_seen``
+#: reads these.
+SEEN_INDPTR = "users/seen_indptr.npy"  # [n_users + 1] int64
+SEEN_ITEMS = "users/seen_items.npy"  # [n_seen] int32 item positions
 POPULAR = "popular.json"  # top items with metadata, best first (the gateway's fallback)
 CONTENT_VECTORS = "vectors/content.npy"  # [n_items, 384] float32, L2-normalised BERT vectors
 CONTENT_INDEX = "index/content.ann"  # Annoy (angular) over CONTENT_VECTORS

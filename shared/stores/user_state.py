@@ -2,11 +2,14 @@
 
 Keys (Redis): ``<prefix>:uvec:<model_version>:<user_key>`` holds a float32 vector
 (raw bytes) with a TTL; ``<prefix>:hist:<user_id>`` is a list of recent item ids,
-most recent last, trimmed to ``max_history``. Because the model version is part
-of the vector key, a vector cached under one bundle is never used with another.
-On Redis Cluster the user part of both keys is the hash tag ``{u<user_id>}``
-(``<prefix>:hist:{u42}``, ``<prefix>:uvec:<version>:{u42}``; a user's vector key is
-``u<user_id>``), so the one-round-trip read of both stays in one slot.
+most recent last, trimmed to ``max_history``; ``<prefix>:seen:<user_id>`` is the set of
+every item id pushed since the user's state began (not trimmed: ``exclude_seen`` must
+leave out everything a user saw after the bundle was trained, not only the recent
+list's last ``max_history``). Because the model version is part of the vector key, a
+vector cached under one bundle is never used with another. On Redis Cluster the user
+part of every key is the hash tag ``{u<user_id>}`` (``<prefix>:hist:{u42}``,
+``<prefix>:seen:{u42}``, ``<prefix>:uvec:<version>:{u42}``; a user's vector key is
+``u<user_id>``), so the one-round-trip read of all three stays in one slot.
 When Redis is down every read is a miss and every write is skipped
 (``status == "bypass"``); the service keeps answering without the cache.
 """
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -29,6 +32,16 @@ def _decode(raw: bytes | str) -> np.ndarray:
     """A cached vector's raw bytes as a writable float32 array ``[d]``."""
     data = raw.encode("latin-1") if isinstance(raw, str) else raw
     return np.frombuffer(data, dtype=np.float32).copy()
+
+
+class UserRead(NamedTuple):
+    """What :meth:`UserStateStore.recent_and_vector` read in one round trip."""
+
+    recent: list[int]  # recent item ids, most recent last (at most ``max_history``)
+    status: CacheStatus  # of the history read
+    vector: np.ndarray | None  # the cached query vector [d] float32, if asked for and cached
+    vector_status: CacheStatus  # ``miss`` when no vector was asked for
+    seen: set[int]  # every item id pushed for the user (empty when Redis is down)
 
 
 class UserStateStore:
@@ -54,6 +67,7 @@ class UserStateStore:
         self.max_local_users = max_local_users
         self._vectors: OrderedDict[str, bytes] = OrderedDict()
         self._history: OrderedDict[int, list[int]] = OrderedDict()
+        self._seen: dict[int, set[int]] = {}  # evicted with the user's history
 
     @property
     def backend(self) -> str:
@@ -65,6 +79,9 @@ class UserStateStore:
 
     def _hkey(self, user_id: int) -> str:
         return key(self.prefix, "hist", slot_tag(f"u{user_id}", user_id, self.cluster))
+
+    def _skey(self, user_id: int) -> str:
+        return key(self.prefix, "seen", slot_tag(f"u{user_id}", user_id, self.cluster))
 
     async def get_vector(
         self, version: str, user_key: str
@@ -123,54 +140,64 @@ class UserStateStore:
 
     async def recent_and_vector(
         self, user_id: int, version: str, user_key: str | None
-    ) -> tuple[list[int], CacheStatus, np.ndarray | None, CacheStatus]:
-        """:meth:`recent` and (when ``user_key`` is given) :meth:`get_vector` in one round trip.
+    ) -> UserRead:
+        """:meth:`recent`, the seen set and (when ``user_key`` is given) :meth:`get_vector`.
 
-        Returns:
-            ``(recent ids, history status, cached vector [d] or None, vector status)``;
-            the vector status is ``miss`` when no key was asked for.
+        One Redis round trip (a pipeline of LRANGE, SMEMBERS and GET on keys of one slot).
+        The vector status is ``miss`` when no key was asked for.
         """
-        if self.guard is None or user_key is None:
+        if self.guard is None:
             recent, status = await self.recent(user_id)
+            seen = set(self._seen.get(user_id, ()))
             if user_key is None:
-                return recent, status, None, "miss"
+                return UserRead(recent, status, None, "miss", seen)
             vec, vstatus = await self.get_vector(version, user_key)
-            return recent, status, vec, vstatus
-        hk, vk = self._hkey(user_id), self._vkey(version, user_key)
+            return UserRead(recent, status, vec, vstatus, seen)
+        hk, sk = self._hkey(user_id), self._skey(user_id)
+        vk = self._vkey(version, user_key) if user_key is not None else None
 
         async def _read(r):  # type: ignore[no-untyped-def]
             async with r.pipeline(transaction=False) as pipe:
                 pipe.lrange(hk, 0, -1)
-                pipe.get(vk)
+                pipe.smembers(sk)
+                if vk is not None:
+                    pipe.get(vk)
                 return await pipe.execute()
 
         try:
-            raw_hist, raw_vec = await self.guard.run(_read)
+            raw = await self.guard.run(_read)
         except RedisUnavailable:
-            return [], "bypass", None, "bypass"
-        recent = [int(x) for x in raw_hist]
+            return UserRead([], "bypass", None, "bypass" if vk is not None else "miss", set())
+        recent = [int(x) for x in raw[0]]
+        seen = {int(x) for x in raw[1]}
+        raw_vec = raw[2] if vk is not None else None
         if raw_vec is None:
-            return recent, "hit", None, "miss"
-        return recent, "hit", _decode(raw_vec), "hit"
+            return UserRead(recent, "hit", None, "miss", seen)
+        return UserRead(recent, "hit", _decode(raw_vec), "hit", seen)
 
     async def push_recent(self, user_id: int, item_ids: list[int]) -> CacheStatus:
-        """Append item ids to a user's recent history (trimmed to ``max_history``)."""
+        """Append item ids to a user's recent history (trimmed to ``max_history``) and
+        add them to the user's seen set (not trimmed), in one transaction."""
         if not item_ids:
             return "hit"
+        ids = [int(i) for i in item_ids]
         if self.guard is None:
             hist = self._history.setdefault(user_id, [])
-            hist.extend(int(i) for i in item_ids)
+            hist.extend(ids)
             del hist[: max(0, len(hist) - self.max_history)]
+            self._seen.setdefault(user_id, set()).update(ids)
             self._history.move_to_end(user_id)
             while len(self._history) > self.max_local_users:
-                self._history.popitem(last=False)
+                evicted, _ = self._history.popitem(last=False)
+                self._seen.pop(evicted, None)
             return "hit"
-        hk = self._hkey(user_id)
+        hk, sk = self._hkey(user_id), self._skey(user_id)
 
         async def _push(r):  # type: ignore[no-untyped-def]
             async with r.pipeline(transaction=True) as pipe:
-                pipe.rpush(hk, *[int(i) for i in item_ids])
+                pipe.rpush(hk, *ids)
                 pipe.ltrim(hk, -self.max_history, -1)
+                pipe.sadd(sk, *ids)
                 return await pipe.execute()
 
         try:

@@ -122,7 +122,7 @@ def test_user_state_keys_share_a_slot_and_round_trip(redis_cluster: LocalCluster
     users = list(range(1, 41))
     vec = np.linspace(-1, 1, 8, dtype=np.float32)
 
-    async def main() -> tuple[list[Any], list[tuple[str, str]]]:
+    async def main() -> tuple[list[Any], list[tuple[str, str, str]]]:
         guard = RedisGuard(redis_cluster.url, timeout_s=TIMEOUT_S)
         store = UserStateStore(guard, prefix=prefix, max_history=3)
         try:
@@ -132,7 +132,7 @@ def test_user_state_keys_share_a_slot_and_round_trip(redis_cluster: LocalCluster
                 assert await store.push_recent(u, [u + 2, u + 3]) == "hit"  # trimmed to 3
                 assert await store.set_vector(version, f"u{u}", vec * u) == "miss"
                 out.append(await store.recent_and_vector(u, version, f"u{u}"))
-                keys.append((store._hkey(u), store._vkey(version, f"u{u}")))
+                keys.append((store._hkey(u), store._vkey(version, f"u{u}"), store._skey(u)))
             await store.invalidate(version, users[0])
             out.append(await store.recent_and_vector(users[0], version, f"u{users[0]}"))
             return out, keys
@@ -140,21 +140,22 @@ def test_user_state_keys_share_a_slot_and_round_trip(redis_cluster: LocalCluster
             await guard.close()
 
     out, keys = asyncio.run(main())
-    for u, (recent, status, got, vstatus) in zip(users, out, strict=False):
+    for u, (recent, status, got, vstatus, seen) in zip(users, out, strict=False):
         assert (recent, status, vstatus) == ([u + 1, u + 2, u + 3], "hit", "hit")
+        assert seen == {u, u + 1, u + 2, u + 3}  # the seen set is not trimmed
         np.testing.assert_array_equal(got, vec * u)
     assert out[-1][2] is None and out[-1][3] == "miss"  # invalidated
     client = redis_cluster.client()
     try:
-        for hk, vk in keys:
-            assert hk.endswith("}") and vk.endswith("}"), (hk, vk)
-            assert key_slot(hk.encode()) == key_slot(vk.encode()), (hk, vk)
-            assert client.exists(hk) == 1
-            assert _node_of(client, hk) == _node_of(client, vk)
+        for hk, vk, sk in keys:
+            assert hk.endswith("}") and vk.endswith("}") and sk.endswith("}"), (hk, vk, sk)
+            assert key_slot(hk.encode()) == key_slot(vk.encode()) == key_slot(sk.encode())
+            assert client.exists(hk) == 1 and client.exists(sk) == 1
+            assert _node_of(client, hk) == _node_of(client, vk) == _node_of(client, sk)
         # users spread over the cluster: the tag is per user, not one hot slot
-        assert len({_node_of(client, hk) for hk, _ in keys}) == 3
-        for hk, vk in keys:
-            client.delete(hk, vk)
+        assert len({_node_of(client, hk) for hk, _, _ in keys}) == 3
+        for hk, vk, sk in keys:
+            client.delete(hk, vk, sk)
     finally:
         client.close()
 

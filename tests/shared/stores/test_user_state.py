@@ -90,14 +90,68 @@ def test_recent_and_vector_in_one_read(backend: str, redis_url: str, redis_prefi
         return [empty, no_vector, both, other_version, not_asked]
 
     empty, no_vector, both, other_version, not_asked = _run(backend, redis_url, redis_prefix, body)
-    assert empty == ([], "hit", None, "miss")
-    assert no_vector == ([3, 4], "hit", None, "miss")
-    recent, status, got, vstatus = both
-    assert (recent, status, vstatus) == ([3, 4], "hit", "hit")
+    assert empty == ([], "hit", None, "miss", set())
+    assert no_vector == ([3, 4], "hit", None, "miss", {3, 4})
+    recent, status, got, vstatus, seen = both
+    assert (recent, status, vstatus, seen) == ([3, 4], "hit", "hit", {3, 4})
     assert got is not None and got.dtype == np.float32
     np.testing.assert_array_equal(got, vec)
-    assert other_version == ([3, 4], "hit", None, "miss")  # a vector of another bundle is unused
-    assert not_asked == ([3, 4], "hit", None, "miss")
+    # a vector of another bundle is unused
+    assert other_version == ([3, 4], "hit", None, "miss", {3, 4})
+    assert not_asked == ([3, 4], "hit", None, "miss", {3, 4})
+
+
+def test_seen_set_keeps_everything_the_capped_list_drops(
+    backend: str, redis_url: str, redis_prefix: str
+) -> None:
+    """The recent list keeps the last ``max_history``; the seen set keeps every item pushed."""
+    pushed = list(range(100, 230))  # 130 items in batches, far beyond max_history=50
+
+    async def body(store: UserStateStore) -> tuple[Any, Any, Any]:
+        for start in range(0, len(pushed), 7):
+            assert await store.push_recent(5, pushed[start : start + 7]) == "hit"
+        await store.push_recent(5, [100, 101])  # seen again: the set does not grow
+        await store.push_recent(6, [1])  # another user's set is apart
+        return (
+            await store.recent_and_vector(5, "v1", "u5"),
+            await store.recent_and_vector(5, "v1", None),
+            await store.recent_and_vector(6, "v1", None),
+        )
+
+    with_vec, without_vec, other = _run(backend, redis_url, redis_prefix, body, max_history=50)
+    assert with_vec.recent == [*pushed[-48:], 100, 101]  # capped at 50, most recent last
+    assert with_vec.seen == set(pushed)
+    assert without_vec.seen == set(pushed) and without_vec.recent == with_vec.recent
+    assert other.seen == {1}
+    if backend == "redis":
+        client = redis.Redis.from_url(redis_url)
+        try:
+            members = client.smembers(key(redis_prefix, "seen", "5"))
+            assert {int(m) for m in members} == set(pushed)
+            assert client.llen(key(redis_prefix, "hist", "5")) == 50
+        finally:
+            client.close()
+
+
+def test_seen_set_read_is_one_round_trip(redis_url: str, redis_prefix: str) -> None:
+    """History, seen set and vector come back from one pipeline (one network round trip)."""
+    calls: list[int] = []
+
+    async def body(store: UserStateStore) -> Any:
+        await store.push_recent(9, [1, 2, 3])
+        assert store.guard is not None
+        run = store.guard.run
+
+        async def counting(fn):  # type: ignore[no-untyped-def]
+            calls.append(1)
+            return await run(fn)
+
+        store.guard.run = counting  # type: ignore[method-assign]
+        return await store.recent_and_vector(9, "v1", "u9")
+
+    read = _run("redis", redis_url, redis_prefix, body)
+    assert calls == [1]
+    assert read.seen == {1, 2, 3} and read.recent == [1, 2, 3]
 
 
 def test_vector_from_float64_is_stored_as_float32(
