@@ -14,6 +14,11 @@
 ARG BASE_IMAGE=python:3.11-slim
 
 FROM ${BASE_IMAGE} AS build
+# python3-dev: headers for Debian's python3 (python:3.11-slim has its own in /usr/local).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential python3-dev \
+    && rm -rf /var/lib/apt/lists/*
+# Declared after apt-get, so that changing where pip looks keeps that layer cached.
 ARG PIP_INDEX_URL=https://pypi.org/simple
 ARG PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
 ARG PIP_FIND_LINKS=
@@ -21,10 +26,6 @@ ARG PIP_CERT_URL=
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DEFAULT_TIMEOUT=180
-# python3-dev: headers for Debian's python3 (python:3.11-slim has its own in /usr/local).
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends build-essential python3-dev \
-    && rm -rf /var/lib/apt/lists/*
 RUN if [ -n "$PIP_CERT_URL" ]; then \
         python3 -c "import sys, urllib.request as u; u.urlretrieve(sys.argv[1], '/etc/pip-ca.pem')" "$PIP_CERT_URL" \
         && printf '[global]\ncert = /etc/pip-ca.pem\n' > /etc/pip.conf; fi

@@ -36,6 +36,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -53,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "hybridrec-ct"
 LOCAL_BASE = "hybridrec-base:bookworm"
 LOCAL_REDIS = "hybridrec-redis:bookworm"
+PIP_PORT_BASE = 38411  # loopback ports of the pip sources served to the build
 INSTALL_HINT = (
     "make compose-test needs Docker and compose. On Debian/Ubuntu, as root:\n"
     "  apt-get install -y docker.io docker-compose debootstrap\n"
@@ -267,7 +269,14 @@ class LocalSources:
         else:
             root, sub = path, ""
         handler = functools.partial(_QuietHandler, directory=str(root))
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        # The same ports from run to run keep the build arguments, hence Docker's layer
+        # cache, unchanged; a random port when the fixed one is taken.
+        try:
+            server = http.server.ThreadingHTTPServer(
+                ("127.0.0.1", PIP_PORT_BASE + len(self.servers)), handler
+            )
+        except OSError:
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         self.servers.append(server)
         url = f"http://127.0.0.1:{server.server_address[1]}/{sub}"
@@ -301,6 +310,31 @@ def pip_build_args(sources: LocalSources) -> list[str]:
     if cfg["cert"]:  # e.g. the CA of a TLS-inspecting proxy in front of the index
         args += ["--build-arg", "PIP_CERT_URL=" + sources.url_for(cfg["cert"][0], index=False)]
     return args
+
+
+def build_context(git_ref: str | None, logdir: Path) -> Path:
+    """The working tree, or (``--git-ref``) a clean export of a commit: what was committed."""
+    if git_ref is None:
+        return ROOT
+    dest = logdir / "context"
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", git_ref],
+        capture_output=True,
+        check=False,
+    )
+    if archive.returncode != 0:
+        raise CheckFailed(f"git archive {git_ref}: {archive.stderr.decode(errors='replace')}")
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", git_ref],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    say(f"   build context: commit {commit} ({git_ref}), not the working tree")
+    return dest
 
 
 # ---------------------------------------------------------------- talking to the stack
@@ -390,6 +424,57 @@ class Stack:
             check=False,
         )
         return out.stdout.strip()
+
+    def seed_artifacts(self, bundle_root: Path, image: str) -> None:
+        """Copy a bundle root (``latest`` + versions) into the stack's ``artifacts`` volume."""
+        volume = f"{PROJECT}_artifacts"
+        if not (bundle_root / "latest").exists():
+            raise CheckFailed(f"--artifacts {bundle_root}: no bundle there (no `latest`)")
+        run(
+            [
+                "docker",
+                "volume",
+                "create",
+                "--label",
+                f"com.docker.compose.project={PROJECT}",
+                "--label",
+                "com.docker.compose.volume=artifacts",
+                volume,
+            ],
+            capture=True,
+        )
+        run(
+            [
+                "docker",
+                "run",
+                "--rm",
+                "--user",
+                "0",
+                "-v",
+                f"{volume}:/artifacts",
+                "-v",
+                f"{bundle_root.resolve()}:/seed:ro",
+                "--entrypoint",
+                "sh",
+                image,
+                "-c",
+                "cp -a /seed/. /artifacts/ && chown -R 10001:10001 /artifacts",
+            ]
+        )
+
+    def ready(self, service: str) -> bool:
+        """The gateway's readiness; fails at once when a container crash-loops."""
+        for name in ("retrieval", "ranking", service):
+            if self.health(name).startswith(("restarting", "exited", "dead")):
+                logs = subprocess.run(
+                    ["docker", "logs", "--tail", "15", self.container(name)],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
+                tail = (logs.stdout + logs.stderr).strip()[-1500:]
+                raise CheckFailed(f"the {name} container is {self.health(name)}:\n{tail}")
+        return self.get("/health/ready")[0] == 200
 
     def get(self, path: str) -> tuple[int, Any]:
         return http_json("GET", self.base + path)
@@ -518,6 +603,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="train with --quick (a smoke-test bundle, minutes faster)",
     )
+    parser.add_argument(
+        "--artifacts",
+        type=Path,
+        help="seed the artifacts volume with this bundle root (the trainer then skips "
+        "training, as it does on any volume that holds a bundle)",
+    )
+    parser.add_argument(
+        "--git-ref",
+        help="build a commit (e.g. HEAD) exported with git archive instead of the working "
+        "tree, so uncommitted edits stay out of the image",
+    )
     parser.add_argument("--keep", action="store_true", help="leave the stack running")
     parser.add_argument("--logdir", type=Path, default=Path("/tmp/hybridrec-compose-test"))
     parser.add_argument("--up-timeout", type=float, default=2400, help="seconds for compose up")
@@ -525,8 +621,10 @@ def main(argv: list[str] | None = None) -> int:
     args.logdir.mkdir(parents=True, exist_ok=True)
     for old in args.logdir.glob("*.log"):
         old.unlink()
-    summary: dict[str, Any] = {"ok": False}
+    summary: dict[str, Any] = {"ok": False, "trained_in_compose": args.artifacts is None}
     stack: Stack | None = None
+    # SIGTERM (kill, a CI timeout) unwinds through the teardown below like Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         with step("preflight"):
             compose = compose_command()
@@ -538,6 +636,7 @@ def main(argv: list[str] | None = None) -> int:
             base, redis = base_images(args, args.logdir)
         with step("build hybridrec:latest"):
             sources = LocalSources()
+            context = build_context(args.git_ref, args.logdir)
             try:
                 run(
                     [
@@ -550,7 +649,7 @@ def main(argv: list[str] | None = None) -> int:
                         *pip_build_args(sources),
                         "-t",
                         "hybridrec:latest",
-                        str(ROOT),
+                        str(context),
                     ],
                     env={"DOCKER_BUILDKIT": "0"},
                     log=args.logdir / "build.log",
@@ -558,6 +657,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             finally:
                 sources.close()
+                if context != ROOT:
+                    shutil.rmtree(context, ignore_errors=True)
         port = free_port()
         env = {
             "BASE_IMAGE": base,
@@ -567,10 +668,13 @@ def main(argv: list[str] | None = None) -> int:
         }
         stack = Stack(compose, env, port, args.logdir)
         stack.cmd("down", "-v", "--remove-orphans", check=False, capture=True)  # a stale run
+        if args.artifacts is not None:
+            with step(f"seed the artifacts volume from {args.artifacts}"):
+                stack.seed_artifacts(args.artifacts, "hybridrec:latest")
         with step("compose up (trainer, then services until healthy)"):
             bring_up(stack, args.up_timeout)
         with step("gateway ready on 127.0.0.1"):
-            wait_for("gateway /health/ready", lambda: stack.get("/health/ready")[0] == 200, 300)
+            wait_for("gateway /health/ready", lambda: stack.ready("gateway"), 300)
             say(f"   {stack.states()}")
         with step("recommendations, an event, a new item"):
             summary.update(check_answers(stack))
