@@ -1,7 +1,7 @@
 """The ``hybridrec`` command line.
 
-Verbs: ``data download``, ``data info``, ``evaluate``, ``train``, ``serve``,
-``events export``.
+Verbs: ``data download``, ``data info``, ``data validate``, ``data convert``, ``evaluate``,
+``train``, ``serve``, ``events export``.
 Each verb imports what it needs when it runs, so ``hybridrec --help`` is instant.
 Every flag of ``serve`` can also be set as an environment variable
 ``HYBRIDREC_<NAME>`` (for example ``HYBRIDREC_REDIS_URL``).
@@ -40,6 +40,23 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
 
     ds = load_dataset(args.data, item_text=args.item_text)
     print(json.dumps(ds.summary(), indent=2, default=str))
+    return 0
+
+
+def _cmd_data_validate(args: argparse.Namespace) -> int:
+    from training.data.commands import run_validate
+
+    return run_validate(args.path, schema=args.schema, as_json=args.json, max_rows=args.max_rows)
+
+
+def _cmd_data_convert(args: argparse.Namespace) -> int:
+    from training.data.commands import run_convert
+
+    print(
+        run_convert(
+            args.source, args.out, fmt=args.format, data_dir=args.data_dir, item_text=args.item_text
+        )
+    )
     return 0
 
 
@@ -111,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    data = sub.add_parser("data", help="download or inspect MovieLens releases")
+    data = sub.add_parser("data", help="download, convert, validate or inspect datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     dl = data_sub.add_parser("download", help="download a MovieLens release (sha256 checked)")
     dl.add_argument("name", choices=["ml-latest-small", "ml-100k", "ml-1m", "ml-25m", "ml-32m"])
@@ -122,6 +139,31 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--data", default=default_data_path())
     info.add_argument("--item-text", default=None, help="CSV with an overview column")
     info.set_defaults(func=_cmd_data_info)
+    val = data_sub.add_parser(
+        "validate",
+        help="check a dataset folder in hybridrec's format (docs/own-data.md); "
+        "exit code 1 on errors",
+    )
+    val.add_argument("path", help="folder holding interactions.* and items.* (csv, parquet, jsonl)")
+    val.add_argument("--schema", default=None, help="schema file (default: PATH/schema.yaml)")
+    val.add_argument("--json", action="store_true", help="print the report as JSON")
+    val.add_argument("--max-rows", type=int, default=20, help="rows listed per problem")
+    val.set_defaults(func=_cmd_data_validate)
+    conv = data_sub.add_parser(
+        "convert", help="write a MovieLens release in hybridrec's dataset format"
+    )
+    conv.add_argument(
+        "source",
+        help="release name (ml-latest-small, ml-100k, ml-1m, ml-25m, "
+        "ml-32m: read from --data-dir/NAME.zip) or a release folder/zip",
+    )
+    conv.add_argument("out", help="new folder to write")
+    conv.add_argument("--format", choices=["csv", "parquet", "jsonl"], default="csv")
+    conv.add_argument(
+        "--data-dir", default=str(PROJECT_ROOT / "data"), help="where `data download` put the zips"
+    )
+    conv.add_argument("--item-text", default=None, help="CSV with an overview column")
+    conv.set_defaults(func=_cmd_data_convert)
 
     ev = sub.add_parser("evaluate", help="offline evaluation against strong baselines")
     ev.add_argument("--data", default=default_data_path(), help="MovieLens folder or .zip")
@@ -150,7 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=_cmd_evaluate)
 
     tr = sub.add_parser("train", help="raw MovieLens data -> a verified artifact bundle")
-    tr.add_argument("--data", default=default_data_path(), help="MovieLens folder or .zip")
+    tr.add_argument(
+        "--data",
+        default=default_data_path(),
+        help="a folder in hybridrec's dataset format (docs/own-data.md) or a MovieLens folder/.zip",
+    )
     tr.add_argument("--item-text", default=None, help="CSV with an overview column")
     tr.add_argument("--out", default="artifacts", help="bundle root (gets <version>/ and latest)")
     tr.add_argument("--seed", type=int, default=42)
@@ -183,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--implicit-rating",
         type=float,
         default=4.0,
-        help="rating given to view/click events from --events (negative: leave them out)",
+        help="rating given to view/click events from --events and to positive events without "
+        "a rating in a hybridrec-format --data (negative: leave --events' ones out)",
     )
     tr.set_defaults(func=_cmd_train)
 

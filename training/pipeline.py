@@ -150,7 +150,11 @@ def run_train(
     keras.utils.set_random_seed(seed)
     timer = StageTimer()
     with timer.stage("load data"):
-        ds = load_dataset(data, item_text=item_text)
+        ds = load_dataset(
+            data,
+            item_text=item_text,
+            **({} if implicit_rating is None else {"implicit_rating": implicit_rating}),
+        )
         if include_fresh:
             from training.fresh_items import fold_fresh_items, read_fresh_items
 

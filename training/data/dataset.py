@@ -1,6 +1,7 @@
 """The canonical in-memory form of a recommendation dataset.
 
-Every reader (MovieLens CSV, ml-1m ``.dat``, ml-100k ``u.*``) returns a
+Every reader (MovieLens CSV, ml-1m ``.dat``, ml-100k ``u.*``, the project's own format in
+:mod:`training.data.generic`) returns a
 :class:`Dataset` whose tables have exactly these columns and dtypes:
 
 * ``interactions``: ``user_id`` int64, ``item_id`` int64, ``rating`` float32,
@@ -23,8 +24,13 @@ Every reader (MovieLens CSV, ml-1m ``.dat``, ml-100k ``u.*``) returns a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from training.data.ids import IdMap
 
 INTERACTION_COLUMNS = ("user_id", "item_id", "rating", "timestamp")
 ITEM_COLUMNS = ("item_id", "title", "year", "genres", "tags", "overview")
@@ -47,6 +53,12 @@ class Dataset:
         source_sha256: sha256 of the source file (zip) or of the folder's files.
         source_path: Where the data was read from.
         info: Free-form notes, for example how many items got an overview.
+        id_maps: ``users``/``items`` -> the :class:`training.data.ids.IdMap` that turned the
+            files' string ids into these int64 ids (None: the ids were integers already, as
+            in MovieLens files).
+        item_attributes: Every item attribute of a dataset in the project's format and the
+            ``available`` flag, by int64 ``item_id`` (None for MovieLens releases).
+        user_attributes: Every user attribute of such a dataset's users table, or None.
     """
 
     name: str
@@ -58,6 +70,9 @@ class Dataset:
     source_sha256: str = ""
     source_path: str = ""
     info: dict[str, object] = field(default_factory=dict)
+    id_maps: dict[str, IdMap] | None = None
+    item_attributes: pd.DataFrame | None = None
+    user_attributes: pd.DataFrame | None = None
 
     @property
     def user_feature_columns(self) -> list[str]:
@@ -77,3 +92,27 @@ class Dataset:
             "n_tag_events": 0 if self.tags is None else len(self.tags),
             **self.info,
         }
+
+
+def keep_latest_pairs(ratings: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Keep the latest (user, item) row by timestamp (the later row on a tie); rows dropped."""
+    users, items = ratings["user_id"].to_numpy(), ratings["item_id"].to_numpy()
+    if users.min() >= 0 and items.min() >= 0 and (
+            float(users.max()) + 1) * (float(items.max()) + 1) < 2**62:
+        key = pd.Series(users * (int(items.max()) + 1) + items)
+        ordered = np.sort(key.to_numpy())  # sorting beats hashing 25M keys
+        repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+        if not len(repeated):
+            return ratings, 0
+        dup = key.isin(np.unique(repeated)).to_numpy()
+    else:
+        dup = ratings.duplicated(["user_id", "item_id"], keep=False).to_numpy()
+        if not dup.any():
+            return ratings, 0
+    sub = ratings.loc[dup, ["user_id", "item_id", "timestamp"]]
+    keep = sub.sort_values("timestamp", kind="stable").drop_duplicates(
+        ["user_id", "item_id"], keep="last").index
+    drop = sub.index.difference(keep).to_numpy()
+    mask = np.ones(len(ratings), dtype=bool)
+    mask[drop] = False
+    return ratings[mask].reset_index(drop=True), len(drop)

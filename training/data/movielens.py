@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from shared.contracts.errors import DataError
-from training.data.dataset import ITEM_COLUMNS, TAG_COLUMNS, Dataset
+from training.data.dataset import ITEM_COLUMNS, TAG_COLUMNS, Dataset, keep_latest_pairs
 
 log = logging.getLogger(__name__)
 
@@ -327,30 +327,6 @@ def _read_ml100k(src: _Source) -> _Tables:
     return ratings, items, users, None, None
 
 
-def _drop_duplicates(ratings: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Keep the latest (user, item) rating by timestamp; later line wins a tie."""
-    users, items = ratings["user_id"].to_numpy(), ratings["item_id"].to_numpy()
-    if users.min() >= 0 and items.min() >= 0 and (
-            float(users.max()) + 1) * (float(items.max()) + 1) < 2**62:
-        key = pd.Series(users * (int(items.max()) + 1) + items)
-        ordered = np.sort(key.to_numpy())  # sorting beats hashing 25M keys
-        repeated = ordered[1:][ordered[1:] == ordered[:-1]]
-        if not len(repeated):
-            return ratings, 0
-        dup = key.isin(np.unique(repeated)).to_numpy()
-    else:
-        dup = ratings.duplicated(["user_id", "item_id"], keep=False).to_numpy()
-        if not dup.any():
-            return ratings, 0
-    sub = ratings.loc[dup, ["user_id", "item_id", "timestamp"]]
-    keep = sub.sort_values("timestamp", kind="stable").drop_duplicates(
-        ["user_id", "item_id"], keep="last").index
-    drop = sub.index.difference(keep).to_numpy()
-    mask = np.ones(len(ratings), dtype=bool)
-    mask[drop] = False
-    return ratings[mask].reset_index(drop=True), len(drop)
-
-
 def _release_name(src: _Source, n_ratings: int) -> str:
     for text in (src.path.name, src.inner):
         match = _NAME_RE.search(text)
@@ -361,8 +337,8 @@ def _release_name(src: _Source, n_ratings: int) -> str:
     return "ml-latest-small" if n_ratings <= 1_000_000 else "ml-latest"
 
 
-def load_dataset(path: str | Path, item_text: str | Path | None = None, *,
-                 min_rating: float | None = None) -> Dataset:
+def load_movielens(path: str | Path, item_text: str | Path | None = None, *,
+                   min_rating: float | None = None) -> Dataset:
     """Load a MovieLens release from its folder or ``.zip`` into the canonical form.
 
     Args:
@@ -403,7 +379,7 @@ def load_dataset(path: str | Path, item_text: str | Path | None = None, *,
     if users is not None:
         _check(~ratings["user_id"].isin(users["user_id"]), rlabel, header,
                lambda i: f"user id {ratings['user_id'].iloc[i]} is not in {ufile} (unknown user)")
-    ratings, n_dup = _drop_duplicates(ratings)
+    ratings, n_dup = keep_latest_pairs(ratings)
     info: dict[str, object] = {"format": src.fmt, "duplicates_dropped": n_dup}
     if n_dup:
         log.warning("%s: dropped %d duplicate (user, item) ratings, kept the latest", rlabel, n_dup)
