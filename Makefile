@@ -29,7 +29,7 @@ install: $(STAMP)
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy shared services training hybridrec bench
+	$(BIN)/mypy shared services training hybridrec bench harness
 	$(BIN)/python -m hybridrec.openapi_export --check
 
 test: lint

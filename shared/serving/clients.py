@@ -34,7 +34,7 @@ import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -65,6 +65,17 @@ E = TypeVar("E", bound=HybridrecError)
 
 #: Failures that say the instance, not the request, is at fault: another one may answer.
 _CONNECTION_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError)
+
+
+class SendOptions(TypedDict, total=False):
+    """How to send one call (see :meth:`ServiceClient.send`)."""
+
+    params: dict[str, Any] | None
+    timeout_s: float | None
+    request_id: str | None
+    headers: Mapping[str, str] | None
+    idempotent: bool
+    instance: str | None
 
 
 class UpstreamClientError(HybridrecError):
@@ -345,31 +356,11 @@ class ServiceClient:
     # --- JSON and typed calls ----------------------------------------------------------
 
     async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: dict[str, Any] | None = None,
-        timeout_s: float | None = None,
-        request_id: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        idempotent: bool = True,
-        instance: str | None = None,
+        self, method: str, path: str, *, json: Any = None, **options: Unpack[SendOptions]
     ) -> Any:
         """Send a request; return the decoded JSON body (None if empty) or raise."""
         body = _dumps(json) if json is not None else None
-        resp = await self.send(
-            method,
-            path,
-            body=body,
-            params=params,
-            timeout_s=timeout_s,
-            request_id=request_id,
-            headers=headers,
-            idempotent=idempotent,
-            instance=instance,
-        )
+        resp = await self.send(method, path, body=body, **options)
         try:
             return resp.json()
         except ValueError as exc:
@@ -382,30 +373,15 @@ class ServiceClient:
         req: BaseModel | None,
         response_model: type[M],
         *,
-        timeout_s: float | None,
-        request_id: str | None,
         exclude: Any = None,
-        params: dict[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-        idempotent: bool = True,
-        instance: str | None = None,
+        **options: Unpack[SendOptions],
     ) -> M:
         """Send a model as JSON (less the ``exclude`` fields) and parse the answer."""
         body = None
         if req is not None:
             with timing.stage("codec"):
                 body = req.model_dump_json(exclude=exclude).encode()
-        resp = await self.send(
-            method,
-            path,
-            body=body,
-            params=params,
-            timeout_s=timeout_s,
-            request_id=request_id,
-            headers=headers,
-            idempotent=idempotent,
-            instance=instance,
-        )
+        resp = await self.send(method, path, body=body, **options)
         try:
             with timing.stage("codec"):
                 return response_model.model_validate_json(resp.body)

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack
 from typing import Any, TypeVar
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from harness.processes import free_port
+from harness.processes import app_in_thread, free_port
 from shared.contracts.errors import DependencyUnavailableError
 from shared.serving.clients import ServiceClient, split_urls
 
@@ -51,28 +49,13 @@ class Servers:
 
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
-        self._running: list[tuple[uvicorn.Server, threading.Thread]] = []
+        self._stack = ExitStack()
 
     def start(self, name: str, host: str = "127.0.0.1", port: int | None = None) -> str:
-        port = port or free_port()
-        config = uvicorn.Config(
-            _app(name, self.calls), host=host, port=port, log_level="critical",
-            timeout_graceful_shutdown=1,
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        self._running.append((server, thread))
-        return f"http://{host}:{port}"
+        return self._stack.enter_context(app_in_thread(_app(name, self.calls), host, port))
 
     def stop(self) -> None:
-        for server, thread in self._running:
-            server.should_exit = True
-            thread.join(10)
+        self._stack.close()
 
 
 @pytest.fixture

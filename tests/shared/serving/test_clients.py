@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
-from harness.processes import free_port
+from harness.processes import app_in_thread, free_port
 from shared.contracts.errors import DependencyUnavailableError, NotFoundError, ValidationError
 from shared.contracts.internal_v1 import (
     CandidateColumns,
@@ -134,27 +132,8 @@ def _app() -> FastAPI:
 
 @pytest.fixture(scope="module")
 def server_url() -> Iterator[str]:
-    port = free_port()
-    config = uvicorn.Config(
-        _app(),
-        host="127.0.0.1",
-        port=port,
-        log_level="critical",
-        lifespan="on",
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with app_in_thread(_app()) as url:
+        yield url
 
 
 def _call(url: str, body: Callable[[ServiceClient], Awaitable[T]], *, timeout_s: float = 2.0) -> T:

@@ -7,11 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.shared.test_ann_index import DIM, assert_cosine_topk, assert_reloads_same, clustered
 
 from shared.contracts.errors import BundleError, ConfigError
 from shared.model.search.annoy_index import exact_topk, recall_at_k
 from shared.model.search.hnsw import DEFAULT_EF, WIDE_EF, HnswIndex, default_ef
+from tests.shared.model.search.test_annoy_index import (
+    DIM,
+    assert_cosine_topk,
+    assert_reloads_same,
+    clustered,
+)
 
 
 def test_hnsw_matches_exact_search_and_survives_reload(tmp_path: Path) -> None:
