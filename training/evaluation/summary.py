@@ -41,8 +41,19 @@ def model_role(name: str, hybrid_names: Iterable[str]) -> str:
 
 
 def _pairs(per_user: Sequence[dict[str, dict[str, UserMetrics]]], name: str, stage: str,
-           metric: str) -> list[tuple[np.ndarray, np.ndarray]]:
-    return [(pu[name][stage].users, pu[name][stage].metrics[metric]) for pu in per_user]
+           metric: str, user_ids: Sequence[np.ndarray] | None = None
+           ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per seed, (user ids, values): raw ids when ``user_ids`` maps user_idx, else user_idx."""
+    out = []
+    for k, pu in enumerate(per_user):
+        res = pu[name][stage]
+        ids = res.users if user_ids is None else np.asarray(user_ids[k])[res.users]
+        out.append((ids, res.metrics[metric]))
+    return out
+
+
+def _interval(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    return bootstrap_mean([v for _, v in pairs], [u for u, _ in pairs]).to_dict()
 
 
 def summarize(
@@ -50,6 +61,7 @@ def summarize(
     per_user: Sequence[dict[str, dict[str, UserMetrics]]],
     hybrid_names: Iterable[str],
     online: Sequence[dict[str, dict[str, UserMetrics]]] | None = None,
+    user_ids: Sequence[np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """The multi-seed summary.
 
@@ -58,6 +70,8 @@ def summarize(
         per_user: Per seed, ``{model: {stage: UserMetrics}}``.
         hybrid_names: Names of hybridrec's own models.
         online: Per seed, ``{model: {"with"|"without": UserMetrics}}`` (may be empty).
+        user_ids: Per seed, the split's raw user ids (user_idx -> id), so that a user
+            shared by several seeds is one bootstrap cluster. None = user_idx.
 
     Returns:
         ``{"seeds", "models": {name: {"role", "test": {metric: interval or mean},
@@ -75,8 +89,7 @@ def summarize(
                 continue
             block: dict[str, Any] = {}
             for metric in CI_METRICS:
-                block[metric] = bootstrap_mean(
-                    [v for _, v in _pairs(per_user, name, stage, metric)]).to_dict()
+                block[metric] = _interval(_pairs(per_user, name, stage, metric, user_ids))
             for metric in MEAN_METRICS:
                 vals = [r["models"][name][stage].get(metric, float("nan")) for r in runs]
                 block[metric] = {"mean": float(np.mean(vals)), "per_seed": vals}
@@ -93,8 +106,8 @@ def summarize(
         for other in dict.fromkeys(n for n in (REFERENCE, best_peer) if n and n in peers):
             comparisons[name][other] = {
                 metric: _relative(paired_difference(
-                    _pairs(per_user, name, "test", metric),
-                    _pairs(per_user, other, "test", metric)).to_dict(),
+                    _pairs(per_user, name, "test", metric, user_ids),
+                    _pairs(per_user, other, "test", metric, user_ids)).to_dict(),
                     models[other]["test"][metric]["mean"])
                 for metric in CI_METRICS}
     return {
@@ -102,7 +115,7 @@ def summarize(
         "models": models,
         "best_peer": best_peer,
         "comparisons": comparisons,
-        "online": summarize_online(online or [], hybrid_names),
+        "online": summarize_online(online or [], hybrid_names, user_ids),
     }
 
 
@@ -112,7 +125,8 @@ def _relative(diff: dict[str, Any], base: float) -> dict[str, Any]:
 
 
 def summarize_online(online: Sequence[dict[str, dict[str, UserMetrics]]],
-                     hybrid_names: Sequence[str]) -> dict[str, Any]:
+                     hybrid_names: Sequence[str],
+                     user_ids: Sequence[np.ndarray] | None = None) -> dict[str, Any]:
     """Online protocol: per model with/without/gain intervals; hybrid gain minus EASE gain."""
     if not online or not online[0]:
         return {}
@@ -123,11 +137,11 @@ def summarize_online(online: Sequence[dict[str, dict[str, UserMetrics]]],
         block: dict[str, Any] = {}
         gains[name] = {}
         for metric in CI_METRICS:
-            w = [(o[name]["with"].users, o[name]["with"].metrics[metric]) for o in online]
-            wo = [(o[name]["without"].users, o[name]["without"].metrics[metric]) for o in online]
+            w = _pairs(online, name, "with", metric, user_ids)
+            wo = _pairs(online, name, "without", metric, user_ids)
             block[metric] = {
-                "with": bootstrap_mean([v for _, v in w]).to_dict(),
-                "without": bootstrap_mean([v for _, v in wo]).to_dict(),
+                "with": _interval(w),
+                "without": _interval(wo),
                 "gain": paired_difference(w, wo).to_dict(),
             }
             gains[name][metric] = [

@@ -49,3 +49,17 @@ def test_pairs_by_user_id_and_refuses_different_seed_counts() -> None:
     assert diff.mean == pytest.approx(0.75)  # users 2 and 3 only
     with pytest.raises(ValueError, match="same seeds"):
         paired_difference(a, a + a)
+
+
+def test_seeds_sharing_users_are_not_counted_as_independent_samples() -> None:
+    rng = np.random.default_rng(2)
+    users = np.arange(200)
+    vals = rng.random(200)
+    one = bootstrap_mean([vals], [users])
+    # The same users with the same values in three seeds (a time cutoff does that):
+    # no more information than one seed, so the interval must not shrink.
+    three = bootstrap_mean([vals, vals, vals], [users, users, users])
+    assert (three.high - three.low) == pytest.approx(one.high - one.low, rel=0.15)
+    # Treated as independent users, the interval would shrink by about sqrt(3).
+    naive = bootstrap_mean([vals, vals, vals])
+    assert (naive.high - naive.low) < 0.7 * (three.high - three.low)
