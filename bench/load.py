@@ -9,13 +9,18 @@ request and memory growth per service (``bench/results/load.json`` + ``.png``).
 Two series over the same stack: ``cached`` (the gateway's result cache on, users
 and items drawn with Zipf skew ``--skew``, the way traffic concentrates on active
 users and popular items) and, as the baseline, ``uncached`` (every recommendation
-computed: ``Cache-Control: no-cache``).
+computed: ``Cache-Control: no-cache``). First, the ``cold`` phase: a fresh stack
+(started for it, ready = warm), a result cache with nothing in it and users drawn
+uniformly, driven at once at ``--cold-rate`` for ``--cold-duration`` seconds with no
+warm-up excluded from the figures: what the first seconds after a deploy or a restart
+look like (p99 and errors; answers shed as ``degraded: ["overload"]`` are counted apart).
 
 ``soak``: one rate for a long time (default 10 minutes at 100 requests/s after a
 1-minute warm-up); the verdict is ``zero errors`` and ``memory growth < 10 %``
 after the warm-up for every service (``bench/results/soak.json`` + ``.png``).
 
     python -m bench.load load [--rates 50,100,200,400] [--duration 20]
+                              [--cold-rate 200] [--cold-duration 10]
     python -m bench.load soak [--rate 100] [--duration 600] [--warmup 60]
 
 Loopback only; every run is bounded in count and time and stops by itself.
@@ -46,6 +51,46 @@ def _spec(url: str, artifacts: Path, pids: dict[str, int], **kw: Any) -> LoadSpe
     return LoadSpec(url=url, user_ids=users, item_ids=items, pids=pids, **kw)
 
 
+def run_cold_start(
+    artifacts: Path,
+    *,
+    rate: float = 200.0,
+    duration_s: float = 10.0,
+    mix: dict[str, float] | None = None,
+    redis_url: str = DEFAULT_REDIS_URL,
+) -> dict[str, Any]:
+    """Fresh services, an empty result cache, uniform users, at ``rate`` from the start.
+
+    Nothing is excluded as warm-up: the figures cover the first request on. The stack is
+    its own (a fresh Redis key prefix, so no cached answer exists) and stopped after.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="hr-cold-"))
+    started = time.perf_counter()
+    with running_stack(
+        artifacts, workdir, redis_url=redis_url, serve=True, HYBRIDREC_LOG_LEVEL="warning"
+    ) as svcs:
+        ready_s = time.perf_counter() - started
+        pids = {name: svc.pid for name, svc in svcs.items()}
+        rep = run_load(
+            _spec(svcs["gateway"].url, artifacts, pids, rate=rate, duration_s=duration_s,
+                  warmup_s=0.0, mix=mix or dict(DEFAULT_MIX), seed=int(rate) + 1, skew=0.0,
+                  no_cache=False),
+            log_path=workdir / "loadgen.log",
+        )  # fmt: skip
+    rep["mode"] = "cold"
+    rep["start_to_ready_s"] = round(ready_s, 1)
+    lat = rep["latency"]
+    print(
+        f"[load] cold     {rate:5.0f} req/s: achieved {rep['achieved_rps']:6.1f}  "
+        f"p50 {lat.get('p50_ms', 0):7.2f}  p99 {lat.get('p99_ms', 0):7.2f} ms  "
+        f"errors {rep['errors']['total']}  degraded {rep['degraded']['total']}  "
+        f"(fresh stack ready in {ready_s:.1f} s)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return rep
+
+
 def run_rates(
     artifacts: Path | None = None,
     *,
@@ -57,11 +102,21 @@ def run_rates(
     redis_url: str = DEFAULT_REDIS_URL,
     skew: float = DEFAULT_SKEW,
     modes: tuple[str, ...] = MODES,
+    cold_rate: float = 200.0,
+    cold_duration_s: float = 10.0,
 ) -> dict[str, Any]:
-    """Each mode, then each rate in turn, against one stack; returns (and writes) ``load.json``."""
+    """The cold-start phase (``cold_duration_s`` > 0), then each mode and each rate in turn
+    against one stack; returns (and writes) ``load.json``."""
     if not modes or set(modes) - set(MODES):
         raise ValueError(f"modes must be some of {MODES}, got {modes}")
     artifacts = artifacts or ensure_small_bundle()
+    cold = (
+        run_cold_start(
+            artifacts, rate=cold_rate, duration_s=cold_duration_s, mix=mix, redis_url=redis_url
+        )
+        if cold_duration_s > 0
+        else None
+    )
     workdir = Path(tempfile.mkdtemp(prefix="hr-load-"))
     runs = []
     with running_stack(
@@ -95,6 +150,7 @@ def run_rates(
         "modes": list(modes),
         "cpus": os.cpu_count(),
         "load_average_at_end": os.getloadavg(),
+        "cold_start": cold,
         "runs": runs,
     }
     if out_dir is not None:
@@ -257,6 +313,10 @@ def main(argv: list[str] | None = None) -> int:
     lo.add_argument("--duration", type=float, default=20.0)
     lo.add_argument("--warmup", type=float, default=3.0)
     lo.add_argument("--modes", default=",".join(MODES), help="cached, uncached or both")
+    lo.add_argument("--cold-rate", type=float, default=200.0,
+                    help="req/s of the cold-start phase (fresh stack, empty cache)")  # fmt: skip
+    lo.add_argument("--cold-duration", type=float, default=10.0,
+                    help="seconds of the cold-start phase; 0 skips it")  # fmt: skip
     so = sub.add_parser("soak", help="one rate for a long time, with a verdict")
     so.add_argument("--rate", type=float, default=100.0)
     so.add_argument("--duration", type=float, default=600.0)
@@ -280,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
             out_dir=args.out,
             skew=args.skew,
             modes=tuple(m.strip() for m in args.modes.split(",") if m.strip()),
+            cold_rate=args.cold_rate,
+            cold_duration_s=args.cold_duration,
         )
         return 0
     report = run_soak(
