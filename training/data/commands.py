@@ -13,10 +13,11 @@ from training.data.download import DATASETS
 
 
 def run_validate(path: str, *, schema: str | None = None, as_json: bool = False,
-                 max_rows: int = 20, out: TextIO = sys.stdout) -> int:
+                 max_rows: int = 20, out: TextIO | None = None) -> int:
     """Print every problem and the summary; 0 when the data is usable, 1 on errors."""
     from training.data.validate import validate_folder
 
+    out = out or sys.stdout
     t0 = time.perf_counter()
     report = validate_folder(path, schema)
     seconds = round(time.perf_counter() - t0, 2)
