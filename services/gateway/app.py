@@ -20,6 +20,7 @@ from services.gateway.reload import StackReload, load_popular, popular_reloader
 from services.gateway.result_cache import ResultCache
 from services.gateway.routes import router
 from services.gateway.settings import GatewaySettings, get_settings
+from services.gateway.warmup import Warmth, keep_warm
 from shared.contracts.errors import HybridrecError
 from shared.contracts.public_v1 import Health
 from shared.serving.app_factory import create_app as create_base_app
@@ -99,12 +100,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
         watcher = reloader.start_watching(settings.watch_latest_s)
         flusher = asyncio.create_task(core.flush_spool_forever())
+        app.state.warmth = Warmth()
+        warmer = asyncio.create_task(keep_warm(core, app.state.warmth))
         freeze_heap()
         try:
             yield
         finally:
             if watcher is not None:
                 await stop_task(watcher)
+            await stop_task(warmer)
             if flusher is not None:
                 flusher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -122,6 +126,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         openapi_tags=TAGS,
     )
     app.state.core = None
+    app.state.warmth = None
     app.state.stack_reload = None
     app.state.api_keys = settings.key_set()
     app.state.admin_key = settings.admin_key
@@ -159,7 +164,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         responses={503: {"model": Health, "description": "Not ready; checks say why."}},
     )
     async def health_ready(request: Request) -> JSONResponse:
-        """Ready when retrieval answers; ranking and Redis being down only degrade answers."""
+        """Ready when retrieval answers and a warm-up recommendation went through it;
+        ranking and Redis being down only degrade answers."""
         core: GatewayCore | None = request.app.state.core
         if core is None:
             return ready_response("gateway", None, {"startup": "starting"})
@@ -169,6 +175,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         checks = {
             "retrieval": "ok" if retrieval_ok else "down: retrieval is not ready",
             "ranking": "ok" if ranking_ok else "ok (degraded: ranking down, retrieval order used)",
+            "warm_up": request.app.state.warmth.check(),
             "popular_fallback": "ok"
             if core.popular
             else "missing: no bundle at HYBRIDREC_ARTIFACTS",

@@ -44,12 +44,14 @@ class GatewaySettings(ServiceSettings):
         "a user's feedback event makes their cached answers stale at once.",
     )
     max_in_flight: int = Field(
-        32,
+        8,
         ge=0,
         le=100_000,
         description="Recommendations computed at once by this process; a request beyond it "
         "that the result cache cannot answer gets the popular items at once, marked "
-        "degraded: ['overload'], instead of queueing behind late work. 0 = no limit.",
+        "degraded: ['overload'], instead of queueing behind late work. 0 = no limit. "
+        "The default suits a gateway in front of one retrieval and one ranking process; "
+        "raise it with their replicas (docs/configuration.md).",
     )
     api_keys: str | None = Field(
         None, description="Comma-separated API keys; when set, X-API-Key is required."

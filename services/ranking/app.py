@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from services.ranking.engine import RankingEngine
 from services.ranking.routes import router
 from services.ranking.settings import RankingSettings, get_settings
+from services.ranking.warmup import warm_up
 from shared.contracts.internal_v1 import RankRequest
 from shared.contracts.public_v1 import Health
 from shared.serving.admin_routes import admin_router
@@ -30,7 +31,7 @@ def create_app(settings: RankingSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     async def load(app: FastAPI, reloader: BundleReloader[RankingEngine]) -> None:
-        engine = await load_engine(app, lambda: RankingEngine.load(settings))
+        engine = await load_engine(app, lambda: _warm(RankingEngine.load(settings)))
         if engine is None:
             reloader.startup_failed()
             return
@@ -43,7 +44,7 @@ def create_app(settings: RankingSettings | None = None) -> FastAPI:
         reloader = BundleReloader(
             service="ranking",
             artifacts=settings.artifacts,
-            build=lambda bundle: RankingEngine(settings, bundle),
+            build=lambda bundle: _warm(RankingEngine(settings, bundle)),
             swap=lambda engine: _swap(app, engine),
             verify=settings.verify_bundle,
             metrics=reload_metrics(app),
@@ -94,6 +95,13 @@ def create_app(settings: RankingSettings | None = None) -> FastAPI:
         return ready_response("ranking", engine.version if engine else None, checks)
 
     return app
+
+
+def _warm(engine: RankingEngine) -> RankingEngine:
+    """``engine`` after :func:`~services.ranking.warmup.warm_up` (in the loading thread):
+    ready means warm."""
+    warm_up(engine)
+    return engine
 
 
 def _swap(app: FastAPI, engine: RankingEngine) -> None:

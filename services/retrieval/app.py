@@ -14,6 +14,7 @@ from services.retrieval import fresh
 from services.retrieval.engine import RetrievalEngine
 from services.retrieval.routes import router
 from services.retrieval.settings import RetrievalSettings, get_settings
+from services.retrieval.warmup import warm_up
 from shared.contracts.bundle import Bundle, load_bundle
 from shared.contracts.public_v1 import Health
 from shared.serving.admin_routes import admin_router
@@ -67,13 +68,18 @@ def create_app(settings: RetrievalSettings | None = None) -> FastAPI:
         fresh_store = FreshItemStore(guard, settings.state_dir, prefix=settings.redis_prefix)
 
         def build(bundle: Bundle) -> RetrievalEngine:
-            """An engine beside the current one; BERT is shared, not loaded again."""
+            """An engine beside the current one, warm (BERT is shared, not loaded again).
+
+            Runs in a worker thread; the engine is served (ready) only after
+            :func:`~services.retrieval.warmup.warm_up` ran every code path once.
+            """
             engine = RetrievalEngine(settings, bundle, store, fresh_store)
             current: RetrievalEngine | None = app.state.engine
             if current is not None and current._text_encoder is not None:
                 engine._text_encoder = current._text_encoder
             else:
                 engine.warm_text_encoder()
+            warm_up(engine)
             return engine
 
         async def prepare(engine: RetrievalEngine) -> None:
