@@ -15,6 +15,28 @@ import pyarrow.compute as pc
 from training.data.schema import DOTS, EVENT_PATTERN, ID_PATTERN
 
 STRING = pd.StringDtype("pyarrow")
+NUMBER = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$"
+"""A decimal number as text (no ``inf``/``nan``)."""
+
+
+def arrow(s: pd.Series | np.ndarray) -> pa.Array:
+    """The values as one pyarrow ``large_string`` array (no copy for pyarrow-backed text)."""
+    arr = pa.array(s) if isinstance(s, pd.Series) and isinstance(s.dtype, pd.StringDtype) \
+        else pa.array(np.asarray(s, dtype=object), type=pa.large_string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr.cast(pa.large_string())
+
+
+def text_to_float(text: pd.Series) -> np.ndarray:
+    """Float64 of text cells that are decimal numbers, NaN elsewhere (pyarrow kernels)."""
+    arr = arrow(text)
+    ok = pc.fill_null(pc.match_substring_regex(arr, NUMBER), False)
+    out = np.full(len(arr), np.nan)
+    mask = np.asarray(ok, dtype=bool)
+    if mask.any():
+        out[mask] = np.asarray(pc.cast(arr.filter(ok), pa.float64()), dtype=np.float64)
+    return out
 TRUE_WORDS = ("true", "1", "yes", "y", "t")
 FALSE_WORDS = ("false", "0", "no", "n", "f")
 
@@ -37,7 +59,7 @@ def as_text(s: pd.Series) -> pd.Series:
 def parse_ids(s: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
     """Ids as text; masks of empty ids and of ids outside the alphabet/length (or only dots)."""
     text = as_text(s)
-    arr = pa.array(text, type=pa.string())
+    arr = arrow(text)
     empty = (text == "").to_numpy(dtype=bool)
     ok = pc.match_substring_regex(arr, f"^{ID_PATTERN}$")
     dots = pc.match_substring_regex(arr, f"^{DOTS}$")
@@ -67,8 +89,7 @@ def parse_timestamps(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return out, missing, bad
     text = as_text(s).str.strip()
     missing = (text == "").to_numpy(dtype=bool)
-    num = pd.to_numeric(text.where(~missing), errors="coerce").to_numpy(
-        dtype=np.float64, na_value=np.nan)
+    num = text_to_float(text)
     is_num = np.isfinite(num)
     out[is_num] = np.floor(num[is_num]).astype(np.int64)
     rest = ~is_num & ~missing
@@ -107,8 +128,7 @@ def parse_numbers(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return vals, np.isnan(vals), np.isinf(vals)
     text = as_text(s).str.strip()
     missing = (text == "").to_numpy(dtype=bool)
-    vals = pd.to_numeric(text.where(~missing), errors="coerce").to_numpy(
-        dtype=np.float64, na_value=np.nan)
+    vals = text_to_float(text)
     bad = (np.isnan(vals) & ~missing) | np.isinf(vals)
     vals[bad] = np.nan
     return vals, missing, bad
@@ -127,7 +147,7 @@ def parse_flags(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 def parse_events(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """Event types as text (lower-cased, stripped), and the mask of malformed ones."""
     text = as_text(s).str.strip().str.lower()
-    ok = pc.match_substring_regex(pa.array(text, type=pa.string()), f"^{EVENT_PATTERN}$")
+    ok = pc.match_substring_regex(arrow(text), f"^{EVENT_PATTERN}$")
     return text, ~np.asarray(ok, dtype=bool)
 
 
@@ -140,7 +160,7 @@ def parse_lists(s: pd.Series, separator: str) -> pd.Series:
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             arr = None
     if arr is None:
-        arr = pc.split_pattern(pa.array(as_text(s), type=pa.string()), separator)
+        arr = pc.split_pattern(arrow(as_text(s)).cast(pa.string()), separator)
     arr = pc.fill_null(arr, pa.scalar([], type=pa.list_(pa.string())))
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
@@ -157,6 +177,18 @@ def parse_lists(s: pd.Series, separator: str) -> pd.Series:
 
 def is_in(values: pd.Series | np.ndarray, pool: pd.Series | np.ndarray) -> np.ndarray:
     """Boolean mask: which ``values`` (text) appear in ``pool`` (hash lookup in pyarrow)."""
-    arr = pa.array(np.asarray(values, dtype=object), type=pa.string())
-    ref = pa.array(pd.unique(np.asarray(pool, dtype=object)), type=pa.string())
+    arr = arrow(values)
+    ref = pc.unique(arrow(pool))
     return np.asarray(pc.fill_null(pc.is_in(arr, value_set=ref), False), dtype=bool)
+
+
+def codes(s: pd.Series) -> np.ndarray:
+    """Int64 codes of the distinct values (pyarrow dictionary encoding), in first-seen order."""
+    enc = pc.dictionary_encode(arrow(s))
+    return np.asarray(enc.indices, dtype=np.int64)
+
+
+def duplicated_rows(*keys: np.ndarray) -> np.ndarray:
+    """Rows whose tuple of integer ``keys`` appeared in an earlier row (hashing ints)."""
+    frame = pd.DataFrame({str(i): np.asarray(k, dtype=np.int64) for i, k in enumerate(keys)})
+    return frame.duplicated().to_numpy(dtype=bool)

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from shared.contracts.errors import DataError
+from training.data.columns import is_in
 from training.data.dataset import ITEM_COLUMNS, TAG_COLUMNS, Dataset, keep_latest_pairs
 from training.data.ids import IdMap, build_id_map
 from training.data.schema import NEGATIVE_EVENTS, Attribute, Schema, TableSchema, dump_schema
@@ -131,12 +132,12 @@ def to_dataset(t: CanonicalTables, *, implicit_rating: float = DEFAULT_IMPLICIT_
     user_tables = [] if t.users is None else [t.users["user_id"]]
     users_map = build_id_map(inter["user_id"], *user_tables, *tag_users)
     items_map = build_id_map(t.items["item_id"])
-    negative = inter["event"].isin(NEGATIVE_EVENTS).to_numpy()
+    negative = is_in(inter["event"], np.array(NEGATIVE_EVENTS, dtype=object))
     pos = inter[~negative]
     if pos.empty:
         raise DataError("has no positive interactions (every event is a dislike or hide)",
                         path=str(t.files.get("interactions", "")))
-    rating = np.where(pos["event"].to_numpy() == "rating", pos["value"].to_numpy(np.float64),
+    rating = np.where((pos["event"] == "rating").to_numpy(bool), pos["value"].to_numpy(np.float64),
                       implicit_rating).astype(np.float32)
     ratings = pd.DataFrame({"user_id": users_map.to_int(pos["user_id"]),
                             "item_id": items_map.to_int(pos["item_id"]),

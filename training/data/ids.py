@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shared.contracts.errors import DataError
+from training.data.columns import arrow
 
 NUMERIC_ID = r"^(0|[1-9][0-9]{0,17})$"
 """A string id that is its own integer."""
@@ -42,17 +43,18 @@ class IdMap:
 
     def to_int(self, ids: pd.Series | np.ndarray) -> np.ndarray:
         """The int64 ids of string ids that the map knows (DataError otherwise)."""
-        arr = np.asarray(ids, dtype=object)
+        arr = arrow(ids)
         if self.kind == "numeric":
             try:
-                return arr.astype(np.int64)
-            except ValueError as exc:
+                return np.asarray(pc.cast(arr, pa.int64()), dtype=np.int64)
+            except pa.ArrowInvalid as exc:
                 raise DataError(f"an id is not a decimal integer under a numeric id map: {exc}"
                                 ) from exc
-        codes = pd.Categorical(arr, categories=self.strings).codes.astype(np.int64)
-        if (codes < 0).any():
-            raise DataError(f"ids {arr[codes < 0][:5].tolist()} are not in the id map")
-        return codes + 1
+        pos = pc.index_in(arr, value_set=arrow(self.strings))
+        if pos.null_count:
+            missing = arr.filter(pc.is_null(pos)).to_pylist()[:5]
+            raise DataError(f"ids {missing} are not in the id map")
+        return np.asarray(pos, dtype=np.int64) + 1
 
     def to_str(self, ints: pd.Series | np.ndarray) -> np.ndarray:
         """The string ids of int64 ids."""
@@ -64,8 +66,9 @@ class IdMap:
 
 def build_id_map(*columns: pd.Series | np.ndarray) -> IdMap:
     """The map for every id appearing in ``columns`` (see the module docstring)."""
-    values = pd.unique(np.concatenate([np.asarray(c, dtype=object) for c in columns]))
-    numeric = pc.match_substring_regex(pa.array(values, type=pa.string()), NUMERIC_ID)
+    values = pc.unique(pa.chunked_array([arrow(c) for c in columns], type=pa.large_string()))
+    numeric = pc.match_substring_regex(values, NUMERIC_ID)
     if bool(pc.all(numeric).as_py() if len(values) else True):
         return IdMap("numeric", np.array([], dtype=object))
-    return IdMap("dense", np.sort(values.astype(str)).astype(object))
+    ordered = pc.take(values, pc.sort_indices(values))
+    return IdMap("dense", np.asarray(ordered.to_pylist(), dtype=object))

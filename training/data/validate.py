@@ -73,7 +73,8 @@ class CanonicalTables:
     """The typed tables of a valid dataset; ids are strings.
 
     * ``interactions``: ``user_id``, ``item_id`` (str), ``timestamp`` (int64 seconds),
-      ``event`` (str), ``value`` (float64, NaN when absent), in file order;
+      ``event`` (str), ``value`` (float64, NaN when absent), in file order; id and
+      event columns are pyarrow-backed text (``string[pyarrow]``);
     * ``items``: ``item_id``, ``title`` (str), ``available`` (bool), then one column per
       attribute (categorical: str or list[str]; numeric: float64; text, external_id: str);
     * ``users``: ``user_id`` then attributes (a row per user of the users file), or None;
@@ -205,7 +206,7 @@ def _check_items(raw: RawTable, schema: Schema, chk: _Checker) -> _Typed | None:
         return None
     f = raw.frame
     ids = chk.ids(f, cols["item_id"], "item id")
-    chk.add(ids.duplicated().to_numpy() & (ids != "").to_numpy(), cols["item_id"],
+    chk.add(col.duplicated_rows(col.codes(ids)) & (ids != "").to_numpy(bool), cols["item_id"],
             "item id appears in an earlier row too (duplicate item)")
     title = col.as_text(f[cols["title"]]).str.strip()
     chk.add((title == "").to_numpy(dtype=bool), cols["title"], "title is empty")
@@ -216,7 +217,7 @@ def _check_items(raw: RawTable, schema: Schema, chk: _Checker) -> _Typed | None:
         available = np.ones(len(f), dtype=bool)
     attrs = _attributes(raw, schema, set(cols.values()), chk)
     typed = _typed_attributes(raw, attrs, schema.table("items").separator, chk)
-    items = pd.DataFrame({"item_id": ids.astype(str).to_numpy(dtype=object),
+    items = pd.DataFrame({"item_id": ids.reset_index(drop=True),
                           "title": title.to_numpy(dtype=object), "available": available,
                           **typed})
     return items, attrs
@@ -227,11 +228,11 @@ def _check_users(raw: RawTable, schema: Schema, chk: _Checker) -> _Typed | None:
     if cols is None:
         return None
     ids = chk.ids(raw.frame, cols["user_id"], "user id")
-    chk.add(ids.duplicated().to_numpy() & (ids != "").to_numpy(), cols["user_id"],
+    chk.add(col.duplicated_rows(col.codes(ids)) & (ids != "").to_numpy(bool), cols["user_id"],
             "user id appears in an earlier row too (duplicate user)")
     attrs = _attributes(raw, schema, set(cols.values()), chk)
     typed = _typed_attributes(raw, attrs, schema.table("users").separator, chk)
-    return pd.DataFrame({"user_id": ids.astype(str).to_numpy(dtype=object), **typed}), attrs
+    return pd.DataFrame({"user_id": ids.reset_index(drop=True), **typed}), attrs
 
 
 def _check_events(raw: RawTable, schema: Schema, chk: _Checker, item_ids: pd.Series | None,
@@ -256,8 +257,8 @@ def _check_events(raw: RawTable, schema: Schema, chk: _Checker, item_ids: pd.Ser
     if user_ids is not None:
         unknown = ~col.is_in(users, user_ids) & (users != "").to_numpy(dtype=bool)
         chk.add(unknown, cols["user_id"], "user id is not in the users table (unknown user)")
-    out = pd.DataFrame({"user_id": users.astype(str).to_numpy(dtype=object),
-                        "item_id": items.astype(str).to_numpy(dtype=object), "timestamp": ts})
+    out = pd.DataFrame({"user_id": users.reset_index(drop=True),
+                        "item_id": items.reset_index(drop=True), "timestamp": ts})
     if raw.name == "tags":
         tag = col.as_text(f[cols["tag"]]).str.strip()
         chk.add((tag == "").to_numpy(dtype=bool), cols["tag"], "tag is empty")
@@ -274,15 +275,16 @@ def _check_events(raw: RawTable, schema: Schema, chk: _Checker, item_ids: pd.Ser
         unknown = ~col.is_in(event, np.array(KNOWN_EVENTS, dtype=object)) & ~bad
         chk.add(unknown, cols["event"], f"event type is none of {list(KNOWN_EVENTS)}; "
                 "today it counts as a positive implicit event", "warning")
-        events = event.to_numpy(dtype=object)
+        events = event.reset_index(drop=True)
     else:
-        events = np.full(len(f), "rating" if "value" in cols else "view", dtype=object)
-    is_rating = events == "rating"
+        events = pd.Series(["rating" if "value" in cols else "view"] * len(f), dtype=col.STRING)
+    is_rating = (events == "rating").to_numpy(dtype=bool)
     chk.add(is_rating & np.isnan(value), cols.get("value", "value"),
             "a rating event needs a numeric value (the rating)")
     out["event"] = events
     out["value"] = value
-    dup = out.duplicated(["user_id", "item_id", "timestamp", "event"]).to_numpy()
+    dup = col.duplicated_rows(col.codes(out["user_id"]), col.codes(out["item_id"]), ts,
+                              col.codes(out["event"]))
     chk.add(dup, None, "repeats an earlier row (same user, item, timestamp and event)", "warning")
     return out
 
