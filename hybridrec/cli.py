@@ -166,7 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     conv.set_defaults(func=_cmd_data_convert)
 
     ev = sub.add_parser("evaluate", help="offline evaluation against strong baselines")
-    ev.add_argument("--data", default=default_data_path(), help="MovieLens folder or .zip")
+    ev.add_argument(
+        "--data",
+        default=default_data_path(),
+        help="a folder in hybridrec's dataset format (docs/own-data.md) or a MovieLens folder/.zip",
+    )
     ev.add_argument(
         "--split", choices=["random", "temporal", "temporal-user", "cold-items"], default="random"
     )

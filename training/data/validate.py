@@ -295,6 +295,14 @@ def validate_folder(path: str | Path, schema_path: str | Path | None = None) -> 
 
     folder = Path(path)
     problems: list[Problem] = []
+    markers = ("ratings.csv", "ratings.dat", "u.data")
+    if folder.suffix.lower() == ".zip" or (folder.is_dir() and any(
+            (folder / m).is_file() for m in markers)):
+        problems.append(Problem("error", str(folder), None,
+                                "is a MovieLens release, not a folder in hybridrec's format: "
+                                "train on it as it is, or write it in the format with "
+                                f"`hybridrec data convert {folder} OUT`"))
+        return Report(problems, {}, None)
     if not folder.is_dir():
         problems.append(Problem("error", str(folder), None,
                                 "no such folder; pass the folder holding interactions.csv "
@@ -306,7 +314,7 @@ def validate_folder(path: str | Path, schema_path: str | Path | None = None) -> 
     for name in ("interactions", "items"):
         if raws[name] is None:
             problems.append(Problem("error", str(folder / f"{name}.csv"), None,
-                                    f"missing: every dataset needs a {name} table "
+                                    f"missing: every dataset needs an {name} table "
                                     f"({name}.csv, .parquet or .jsonl)"))
     for raw in raws.values():
         if raw is not None:
