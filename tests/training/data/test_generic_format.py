@@ -45,9 +45,12 @@ def test_convert_names_a_release_and_refuses_a_missing_one(tmp_path: Path) -> No
     assert code == 2 and not (tmp_path / "x").exists()
 
 
-def test_ml1m_users_round_trip(ml1m_release, tmp_path: Path) -> None:
-    movielens = load_movielens(ml1m_release())
-    generic = load_generic(write_generic(movielens, tmp_path / "out", "jsonl"))
+@pytest.mark.parametrize(("release", "fmt"), [("ml1m_release", "jsonl"),
+                                             ("ml100k_release", "parquet")])
+def test_releases_with_users_round_trip(request, tmp_path: Path, release: str, fmt: str) -> None:
+    movielens = load_movielens(request.getfixturevalue(release)())
+    assert movielens.user_feature_columns == ["gender", "age", "occupation"]
+    generic = load_generic(write_generic(movielens, tmp_path / "out", fmt))
     for name in ("interactions", "items", "users"):
         pd.testing.assert_frame_equal(getattr(movielens, name), getattr(generic, name), obj=name)
 
