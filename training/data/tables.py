@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from training.data.schema import FORMATS, TABLES, Schema
+from training.data.schema import FORMATS, SCHEMA_FILES, TABLES, Schema
 
 
 @dataclass
@@ -67,8 +67,8 @@ def is_dataset_folder(path: Path) -> bool:
     if not path.is_dir():
         return False
     names = {p.name for p in path.iterdir()}
-    return any(f"{t}{ext}" in names for t in ("interactions",) for ext in FORMATS) or any(
-        n in names for n in ("schema.yaml", "schema.yml", "schema.json"))
+    return any(f"interactions{ext}" in names for ext in FORMATS) or any(
+        n in names for n in SCHEMA_FILES)
 
 
 def _string_frame(table: pa.Table) -> pd.DataFrame:

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from shared.contracts.errors import DataError
 from training.data import columns as col
 from training.data.schema import (
     KNOWN_EVENTS,
@@ -308,7 +309,12 @@ def validate_folder(path: str | Path, schema_path: str | Path | None = None) -> 
                                 "no such folder; pass the folder holding interactions.csv "
                                 "and items.csv"))
         return Report(problems, {}, None)
-    schema = load_schema(folder, schema_path)
+    try:
+        schema = load_schema(folder, schema_path)
+    except DataError as exc:  # a broken schema file is one more problem of the dataset
+        problems.append(Problem("error", exc.path or str(folder), None,
+                                exc.message.split(": ", 1)[-1] if exc.path else exc.message))
+        return Report(problems, {}, None)
     raws: dict[str, RawTable | None] = {t: read_table(folder, t, schema)
                                         for t in ("items", "users", "interactions", "tags")}
     for name in ("interactions", "items"):

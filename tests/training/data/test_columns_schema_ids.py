@@ -122,3 +122,14 @@ def test_json_schema_and_explicit_path(tmp_path: Path) -> None:
     attr = schema.table("items").attributes["tags"]
     assert (attr.type, attr.list) == ("categorical", True)
     assert load_schema(tmp_path).tables == {}  # no schema.yaml in the folder: defaults
+
+
+def test_validate_reports_a_broken_schema_with_exit_code_1(tmp_path: Path, capsys) -> None:
+    from hybridrec import cli
+
+    (tmp_path / "interactions.csv").write_text("user_id,item_id,timestamp\nu,a,1\n")
+    (tmp_path / "items.csv").write_text("item_id,title\na,A\n")
+    (tmp_path / "schema.yaml").write_text("items:\n  attributes:\n    price: money\n")
+    assert cli.main(["data", "validate", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "schema.yaml: items.attributes.price: expected a type among" in out
