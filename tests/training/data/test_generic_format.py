@@ -181,3 +181,18 @@ def test_negative_events_are_left_out_and_ratings_need_values(tmp_path: Path) ->
     ds = load_dataset(tmp_path)
     assert ds.info["negative_events_dropped"] == 1
     assert np.array_equal(ds.interactions["rating"].to_numpy(), np.array([4.0, 3.0], "float32"))
+
+
+def test_rows_after_a_skipped_csv_line_keep_their_numbers(tmp_path: Path) -> None:
+    (tmp_path / "interactions.csv").write_text("user_id,item_id,timestamp\nu1,a,1\nu2,zz,2\n")
+    (tmp_path / "items.csv").write_text(
+        "item_id,title\na,Alpha\nb,Beta,extra\nc,Gamma\nd,\ne,Epsilon\n")
+    (tmp_path / "users.csv").write_text("user_id,age\nu1,30\n")
+    report = validate_folder(tmp_path)
+    got = {(Path(p.file).name, p.column, tuple(p.rows.tolist())) for p in report.errors}
+    assert got == {
+        ("items.csv", None, (2,)),  # wrong field count: the line is skipped...
+        ("items.csv", "title", (4,)),  # ...and the rows after it keep their own numbers
+        ("interactions.csv", "item_id", (2,)),  # unknown item
+        ("interactions.csv", "user_id", (2,)),  # unknown user (a users table exists)
+    }
