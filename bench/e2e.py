@@ -76,8 +76,12 @@ BREAKDOWN: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 
 def ensure_small_bundle(cache: Path = CACHE, *, progress: bool = True) -> Path:
     """The small benchmark bundle's root, trained with the real pipeline on first use."""
+    from shared.contracts import bundle_layout as L
+
     root = cache / "e2e-small"
-    if (root / "latest").exists():
+    # A bundle cached by an older hybridrec lacks files the services now require
+    # (e.g. the users' full histories): a new version is trained beside it.
+    if (root / "latest" / L.SEEN_ITEMS).exists():
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
     cfg = root.parent / "e2e-small-config.json"

@@ -60,7 +60,7 @@ from training.bundle_export import build_hnsw_indexes
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CACHE_DIR = PROJECT_ROOT / "bench" / ".cache"
 BASE_NAME = "e2e-small"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: the base's users' full histories (users/seen_*.npy) copied
 RECALL_QUERIES = 200
 _RANKER_EXTRA = ("ranker_tables.npz", "ranker_tables.json")
 
@@ -282,7 +282,9 @@ def build_synthetic_bundle(out_root: Path, n_items: int, *, seed: int = 0,
     writer = BundleWriter(out_root)
     with writer:
         writer.save_parquet(L.ITEMS, items)
-        shutil.copyfile(base.path(L.USERS), writer.path(L.USERS))
+        # Synthetic items come after the base's, so its users' seen positions hold.
+        for rel in (L.USERS, L.SEEN_INDPTR, L.SEEN_ITEMS):
+            shutil.copyfile(base.path(rel), writer.path(rel))
         top = np.argsort(-items["popularity"].to_numpy(), kind="stable")[
             : len(base.load_json(L.POPULAR))]
         writer.save_json(L.POPULAR, [
