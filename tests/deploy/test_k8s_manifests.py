@@ -193,6 +193,10 @@ def test_urls_between_services_match_the_services() -> None:
         svc = _one("Service", url.hostname or "")
         assert url.hostname == dep
         assert url.port in [p["port"] for p in svc["spec"]["ports"]]
+        # headless: the gateway resolves the name to every ready pod and balances itself,
+        # connecting to the pods' own port (so the Service port must be the container's)
+        assert svc["spec"]["clusterIP"] == "None"
+        assert url.port == _ports(_container("Deployment", dep))["http"]
     redis_url = urlparse(str(env["HYBRIDREC_REDIS_URL"]))
     assert redis_url.hostname == "redis"
     assert redis_url.port in [p["port"] for p in _one("Service", "redis")["spec"]["ports"]]
