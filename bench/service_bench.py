@@ -123,10 +123,9 @@ def run_service_bench(artifacts: Path, workdir: Path, *, users: int = 300, paced
             "cold_known_users": cold.summary(),
             "warm_known_users": warm.summary(),
             "paced_mix": mixed.summary(target_rps=rate, achieved_rps=round(achieved, 1)),
-            "sample_response": {"n_items": len(sample.get("items", [])),
+            "sample_response": {"n_items": len(sample["columns"]["item_ids"]),
                                 "cache": sample.get("cache"),
-                                "sources": sorted({s for it in sample.get("items", [])
-                                                   for s in it.get("source_scores", {})})},
+                                "sources": sorted(sample["columns"]["source_scores"])},
         }
         log(f"retrieval ({search}) /v1/candidates: cold p50 "
             f"{result['cold_known_users']['p50_ms']:.1f} ms, "

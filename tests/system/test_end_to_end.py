@@ -216,10 +216,13 @@ def test_candidate_columns_are_aligned_and_ranking_orders_them(
         assert got["titles"] == want
         assert got["scores"] == sorted(got["scores"], reverse=True)  # best first
         assert set(got["source_scores"]) == set(got["source_ranks"])
+        catalogue = [j for j, s in enumerate(got["sources"]) if s != "fresh"]
         for name, ranks in got["source_ranks"].items():
             assert len(ranks) == n and len(got["source_scores"][name]) == n
-            # a source's score is present exactly where it proposed the candidate
-            assert [r is None for r in ranks] == [s is None for s in got["source_scores"][name]]
+            # a source's score is present exactly where it proposed a catalogue candidate
+            # (a fresh item has its source's score, but no rank in that source's list)
+            scores = got["source_scores"][name]
+            assert [ranks[j] is None for j in catalogue] == [scores[j] is None for j in catalogue]
         common = {"user_id": body.get("user_id"), "history": answer.json()["history"][-50:]}
         ranked = httpx.post(f"{ranking}/v1/rank", json={**common, "columns": got}, timeout=30)
         assert ranked.status_code == 200, ranked.text
