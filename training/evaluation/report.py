@@ -192,6 +192,8 @@ def markdown_report(report: dict[str, Any]) -> str:
         f"# Evaluation: {ds.get('name', '?')} / {split.get('kind', '?')} split",
         "",
         f"- reproduce: `{report.get('command', '')}`",
+        *(["- **partial run**: the report of the seeds finished so far"]
+          if report.get("complete") is False else []),
         f"- dataset sha256: `{ds.get('sha256', '') or 'n/a'}`",
         f"- seeds: {', '.join(str(s) for s in split.get('seeds', []))} (one split per seed); "
         + ", ".join(f"{k}={v}" for k, v in params.items() if k not in ("counts", "seed")),
