@@ -93,3 +93,15 @@ def test_default_models_per_split_and_unknown_names() -> None:
         build_baselines("random", ["ease", "bpr"])
     with pytest.raises(ConfigError, match="unknown split"):
         build_baselines("leave-one-out")
+
+
+def test_cli_evaluate_flags() -> None:
+    from hybridrec.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["evaluate", "--split", "temporal-user", "--seeds", "3", "--no-online"])
+    assert (args.split, args.seeds, args.online, args.seed) == ("temporal-user", 3, False, 42)
+    defaults = build_parser().parse_args(["evaluate"])
+    assert (defaults.seeds, defaults.online) == (1, True)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["evaluate", "--seeds", "three"])
