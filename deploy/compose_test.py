@@ -380,8 +380,11 @@ def wait_for(what: str, probe: Any, timeout: float, every: float = 2.0) -> Any:
 class Stack:
     """``compose -p hybridrec-ct`` with the images and published port of this run."""
 
-    def __init__(self, compose: list[str], env: dict[str, str], port: int, logdir: Path):
+    def __init__(
+        self, compose: list[str], env: dict[str, str], port: int, logdir: Path, replicas: int = 1
+    ):
         self.compose, self.env, self.logdir = compose, env, logdir
+        self.replicas = replicas
         self.base = f"http://127.0.0.1:{port}"
 
     def cmd(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
@@ -407,9 +410,13 @@ class Stack:
         ).stdout
         return ", ".join(sorted(out.split("\n"))).strip(", ")
 
+    def containers(self, service: str) -> list[str]:
+        return self.cmd("ps", "-q", service, capture=True, quiet=True).stdout.split()
+
     def health(self, service: str) -> str:
-        cid = self.container(service)
-        if not cid:
+        """``status/health`` of the service's container(s), one per line."""
+        ids = self.containers(service)
+        if not ids:
             return "absent"
         out = subprocess.run(
             [
@@ -417,13 +424,17 @@ class Stack:
                 "inspect",
                 "--format",
                 "{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}",
-                cid,
+                *ids,
             ],
             capture_output=True,
             text=True,
             check=False,
         )
         return out.stdout.strip()
+
+    def all_healthy(self, service: str) -> bool:
+        states = self.health(service).split()
+        return len(states) == self.replicas and all(h == "running/healthy" for h in states)
 
     def seed_artifacts(self, bundle_root: Path, image: str) -> None:
         """Copy a bundle root (``latest`` + versions) into the stack's ``artifacts`` volume."""
@@ -465,7 +476,9 @@ class Stack:
     def ready(self, service: str) -> bool:
         """The gateway's readiness; fails at once when a container crash-loops."""
         for name in ("retrieval", "ranking", service):
-            if self.health(name).startswith(("restarting", "exited", "dead")):
+            if any(
+                h.startswith(("restarting", "exited", "dead")) for h in self.health(name).split()
+            ):
                 logs = subprocess.run(
                     ["docker", "logs", "--tail", "15", self.container(name)],
                     capture_output=True,
@@ -490,10 +503,16 @@ def bring_up(stack: Stack, timeout: float) -> None:
 
     def _up() -> None:
         try:
+            scale = (
+                ["--scale", f"retrieval={stack.replicas}", "--scale", f"ranking={stack.replicas}"]
+                if stack.replicas > 1
+                else []
+            )
             result["done"] = stack.cmd(
                 "up",
                 "-d",
                 "--no-build",
+                *scale,
                 log=stack.logdir / "compose_up.log",
                 show=("Creating", "Starting", "ERROR"),
                 timeout=timeout,
@@ -552,10 +571,27 @@ def check_answers(stack: Stack) -> dict[str, Any]:
     if status != 201 or "item_id" not in body:
         raise CheckFailed(f"POST /v1/items: {status} {body}")
     item_id = body["item_id"]
-    status, got = stack.get(f"/v1/items/{item_id}")
-    if status != 200 or got.get("title") != new["title"] or not got.get("fresh"):
-        raise CheckFailed(f"GET /v1/items/{item_id} after adding it: {status} {got}")
-    say(f"   new item: 201, item_id {item_id}; GET it back: fresh={got['fresh']}")
+    t = time.monotonic()
+    # Each retrieval replica re-reads run-time items from Redis every 2 s: with several,
+    # the one a read lands on may not have it yet. Read until every replica had it (4 in
+    # a row), within 15 s.
+    in_a_row = [0]
+    last: list[Any] = [None]
+
+    def visible() -> bool:
+        last[0] = stack.get(f"/v1/items/{item_id}")
+        status, got = last[0]
+        found = status == 200 and got.get("title") == new["title"] and bool(got.get("fresh"))
+        in_a_row[0] = in_a_row[0] + 1 if found else 0
+        return in_a_row[0] >= (4 if stack.replicas > 1 else 1)
+
+    try:
+        wait_for("the new item on every retrieval replica", visible, 15, every=0.25)
+    except CheckFailed as exc:
+        raise CheckFailed(f"GET /v1/items/{item_id} after adding it: {last[0]}") from exc
+    lag = time.monotonic() - t
+    say(f"   new item: 201, item_id {item_id}; read back fresh=True ({lag:.1f} s to be stable)")
+    seen["new_item_visible_s"] = round(lag, 2)
     status, similar = stack.get(f"/v1/items/{item_id}/similar?k=3")
     if status != 200 or not similar.get("items"):
         raise CheckFailed(f"GET /v1/items/{item_id}/similar: {status} {similar}")
@@ -576,9 +612,7 @@ def check_ranking_outage(stack: Stack, health_timeout: float) -> dict[str, Any]:
     )
     t = time.monotonic()
     stack.cmd("start", "ranking")
-    wait_for(
-        "ranking healthy", lambda: stack.health("ranking") == "running/healthy", health_timeout
-    )
+    wait_for("ranking healthy", lambda: stack.all_healthy("ranking"), health_timeout)
     users = iter(range(3, 1000))
 
     def whole() -> bool:
@@ -589,6 +623,39 @@ def check_ranking_outage(stack: Stack, health_timeout: float) -> dict[str, Any]:
     back = time.monotonic() - t
     say(f"   ranking back: answers whole again {back:.1f} s after `start`")
     return {"ranking_back_s": round(back, 1)}
+
+
+def check_replica_outage(
+    stack: Stack, items: list[int], health_timeout: float, calls: int = 40
+) -> dict[str, Any]:
+    """With several replicas: kill one retrieval and one ranking container; answers go on."""
+    victims = {name: stack.containers(name)[0] for name in ("retrieval", "ranking")}
+    run(["docker", "kill", *victims.values()], capture=True)
+    say(f"   killed one of {stack.replicas} replicas each: {victims}")
+    answers: list[tuple[int, list[str]]] = []
+    t = time.monotonic()
+    for i in range(calls):
+        # anonymous requests, each different (k), so the result cache answers none of them
+        status, body = stack.post("/v1/recommendations", {"recent_item_ids": items, "k": 3 + i})
+        ok = status == 200 and isinstance(body, dict) and bool(body.get("items"))
+        answers.append((status if ok else -status, list(body.get("degraded", [])) if ok else []))
+    took = time.monotonic() - t
+    failed = [a for a in answers if a[0] != 200]
+    degraded = [i for i, a in enumerate(answers) if a[1]]
+    reasons = sorted({r for a in answers for r in a[1]})
+    say(
+        f"   {calls} recommendations with a replica of each down: {calls - len(failed)} x 200, "
+        f"{len(degraded)} degraded {reasons} (at calls {degraded[:10]}), {took:.1f} s"
+    )
+    if failed:
+        raise CheckFailed(f"answers failed with a replica down: {failed[:5]}")
+    if any(i >= 5 for i in degraded):
+        raise CheckFailed(f"answers still degraded after the first 5 calls: {degraded}")
+    run(["docker", "start", *victims.values()], capture=True)
+    wait_for("every replica healthy again", lambda: stack.all_healthy("ranking"), health_timeout)
+    wait_for("every replica healthy again", lambda: stack.all_healthy("retrieval"), health_timeout)
+    say(f"   both replicas healthy again: {stack.states()}")
+    return {"replicas": stack.replicas, "outage_calls": calls, "outage_degraded": len(degraded)}
 
 
 # ---------------------------------------------------------------- main
@@ -614,6 +681,16 @@ def main(argv: list[str] | None = None) -> int:
         help="build a commit (e.g. HEAD) exported with git archive instead of the working "
         "tree, so uncommitted edits stay out of the image",
     )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="run N retrieval and N ranking containers (compose --scale); with N > 1 one of "
+        "each is killed and answers must go on undegraded",
+    )
+    parser.add_argument(
+        "--no-build", action="store_true", help="use the existing hybridrec:latest image"
+    )
     parser.add_argument("--keep", action="store_true", help="leave the stack running")
     parser.add_argument("--logdir", type=Path, default=Path("/tmp/hybridrec-compose-test"))
     parser.add_argument("--up-timeout", type=float, default=2400, help="seconds for compose up")
@@ -634,31 +711,34 @@ def main(argv: list[str] | None = None) -> int:
             say(f"   compose: {shlex.join(compose)} ({version})")
         with step("base images"):
             base, redis = base_images(args, args.logdir)
-        with step("build hybridrec:latest"):
-            sources = LocalSources()
-            context = build_context(args.git_ref, args.logdir)
-            try:
-                run(
-                    [
-                        "docker",
-                        "build",
-                        "--network",
-                        "host",
-                        "--build-arg",
-                        f"BASE_IMAGE={base}",
-                        *pip_build_args(sources),
-                        "-t",
-                        "hybridrec:latest",
-                        str(context),
-                    ],
-                    env={"DOCKER_BUILDKIT": "0"},
-                    log=args.logdir / "build.log",
-                    show=("Step ", "torch ", "Successfully built"),
-                )
-            finally:
-                sources.close()
-                if context != ROOT:
-                    shutil.rmtree(context, ignore_errors=True)
+        if args.no_build and not image_exists("hybridrec:latest"):
+            raise CheckFailed("--no-build: there is no hybridrec:latest image to use")
+        if not args.no_build:
+            with step("build hybridrec:latest"):
+                sources = LocalSources()
+                context = build_context(args.git_ref, args.logdir)
+                try:
+                    run(
+                        [
+                            "docker",
+                            "build",
+                            "--network",
+                            "host",
+                            "--build-arg",
+                            f"BASE_IMAGE={base}",
+                            *pip_build_args(sources),
+                            "-t",
+                            "hybridrec:latest",
+                            str(context),
+                        ],
+                        env={"DOCKER_BUILDKIT": "0"},
+                        log=args.logdir / "build.log",
+                        show=("Step ", "torch ", "Successfully built"),
+                    )
+                finally:
+                    sources.close()
+                    if context != ROOT:
+                        shutil.rmtree(context, ignore_errors=True)
         port = free_port()
         env = {
             "BASE_IMAGE": base,
@@ -666,7 +746,7 @@ def main(argv: list[str] | None = None) -> int:
             "GATEWAY_PUBLISH": f"127.0.0.1:{port}",
             "TRAIN_ARGS": "--quick" if args.quick_train else "",
         }
-        stack = Stack(compose, env, port, args.logdir)
+        stack = Stack(compose, env, port, args.logdir, args.replicas)
         stack.cmd("down", "-v", "--remove-orphans", check=False, capture=True)  # a stale run
         if args.artifacts is not None:
             with step(f"seed the artifacts volume from {args.artifacts}"):
@@ -678,6 +758,9 @@ def main(argv: list[str] | None = None) -> int:
             say(f"   {stack.states()}")
         with step("recommendations, an event, a new item"):
             summary.update(check_answers(stack))
+        if args.replicas > 1:
+            with step(f"kill one of {args.replicas} retrieval and ranking replicas"):
+                summary.update(check_replica_outage(stack, summary["items"], 300))
         with step("kill ranking, see degraded, restart it"):
             summary.update(check_ranking_outage(stack, 300))
         summary["ok"] = True
