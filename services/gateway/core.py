@@ -24,6 +24,7 @@ from shared.contracts.internal_v1 import (
     CandidateColumns,
     CandidatesRequest,
     ExplainRequest,
+    HistoryUpdate,
     RankRequest,
     dedupe_keep_last,
 )
@@ -343,6 +344,8 @@ class GatewayCore:
             )
             if not delivered and "retrieval" not in degraded:
                 degraded.append("retrieval")
+        elif update_ok and not spooled and not await self._mark_seen(user_id, event, request_id):
+            degraded.append("retrieval")
         # After the history changed: the next recommendation is computed afresh.
         if self.result_cache is not None and not spooled:
             await self.result_cache.invalidate(user_id)
@@ -353,6 +356,20 @@ class GatewayCore:
             degraded=degraded,
             request_id=request_id,
         )
+
+    async def _mark_seen(self, user_id: int, event: EventIn, request_id: str | None) -> bool:
+        """A low rating: never recommend the item again (exclude_seen), best effort; the
+        event itself is stored already and reaches the next training run either way."""
+        try:
+            await self.retrieval.push_history(
+                user_id,
+                HistoryUpdate(item_ids=[event.item_id], seen_only=True),
+                timeout_s=self.retrieval_timeout_s,
+                request_id=request_id,
+            )
+        except DependencyUnavailableError:
+            return False
+        return True
 
     async def flush_spool_forever(self, every_s: float = 2.0) -> None:
         """Background task: move spooled events into Redis, then retry waiting history updates."""

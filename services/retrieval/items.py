@@ -86,19 +86,23 @@ async def add_item(engine: RetrievalEngine, item: NewItem) -> ItemDetail:
     return await fresh.add(engine, item)
 
 
-async def push_history(engine: RetrievalEngine, user_id: int, item_ids: list[int]) -> None:
-    """Append to a user's recent history and drop the cached vector.
+async def push_history(
+    engine: RetrievalEngine, user_id: int, item_ids: list[int], *, seen_only: bool = False
+) -> None:
+    """Append to a user's recent history and drop the cached vector (``seen_only``: only
+    remember the items as seen, for ``exclude_seen``).
 
     Raises:
         DependencyUnavailableError: Redis did not take the update (503: the caller retries).
     """
     engine.check_items(item_ids)
-    if await engine.store.push_recent(user_id, item_ids) == "bypass":
+    if await engine.store.push_recent(user_id, item_ids, seen_only=seen_only) == "bypass":
         raise DependencyUnavailableError(
             f"the recent history of user {user_id} was not stored: Redis is unavailable; "
             "retry once it answers again (the gateway queues and retries such updates)"
         )
-    await engine.store.invalidate(engine.version, user_id)
+    if not seen_only:
+        await engine.store.invalidate(engine.version, user_id)
 
 
 def explain(engine: RetrievalEngine, req: ExplainRequest) -> ExplainResponse:

@@ -108,7 +108,7 @@ async def push_history(
     engine: EngineDep, user_id: Annotated[int, Path(ge=0, le=2**53)], body: HistoryUpdate
 ) -> Response:
     """Record recent items and invalidate the cached user vector."""
-    await items.push_history(engine, user_id, body.item_ids)
+    await items.push_history(engine, user_id, body.item_ids, seen_only=body.seen_only)
     return Response(status_code=204)
 
 

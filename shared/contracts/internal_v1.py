@@ -146,6 +146,11 @@ class HistoryUpdate(StrictModel):
     """Items a user just interacted with, most recent last."""
 
     item_ids: Annotated[list[ItemId], Field(min_length=1, max_length=MAX_IDS)]
+    seen_only: bool = Field(
+        False,
+        description="The user saw these but did not like them (a low rating): excluded from "
+        "later exclude_seen answers, not added to the recent history.",
+    )
 
 
 class NewItemRequest(NewItem):

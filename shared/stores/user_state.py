@@ -175,16 +175,24 @@ class UserStateStore:
             return UserRead(recent, "hit", None, "miss", seen)
         return UserRead(recent, "hit", _decode(raw_vec), "hit", seen)
 
-    async def push_recent(self, user_id: int, item_ids: list[int]) -> CacheStatus:
+    async def push_recent(
+        self, user_id: int, item_ids: list[int], *, seen_only: bool = False
+    ) -> CacheStatus:
         """Append item ids to a user's recent history (trimmed to ``max_history``) and
-        add them to the user's seen set (not trimmed), in one transaction."""
+        add them to the user's seen set (not trimmed), in one transaction.
+
+        ``seen_only`` adds them to the seen set alone: items the user saw but did not
+        like (a low rating, a dislike) are never recommended again with ``exclude_seen``,
+        and never shape the recent history the query tower reads.
+        """
         if not item_ids:
             return "hit"
         ids = [int(i) for i in item_ids]
         if self.guard is None:
             hist = self._history.setdefault(user_id, [])
-            hist.extend(ids)
-            del hist[: max(0, len(hist) - self.max_history)]
+            if not seen_only:
+                hist.extend(ids)
+                del hist[: max(0, len(hist) - self.max_history)]
             self._seen.setdefault(user_id, set()).update(ids)
             self._history.move_to_end(user_id)
             while len(self._history) > self.max_local_users:
@@ -195,8 +203,9 @@ class UserStateStore:
 
         async def _push(r):  # type: ignore[no-untyped-def]
             async with r.pipeline(transaction=True) as pipe:
-                pipe.rpush(hk, *ids)
-                pipe.ltrim(hk, -self.max_history, -1)
+                if not seen_only:
+                    pipe.rpush(hk, *ids)
+                    pipe.ltrim(hk, -self.max_history, -1)
                 pipe.sadd(sk, *ids)
                 return await pipe.execute()
 

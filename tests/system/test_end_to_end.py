@@ -158,6 +158,20 @@ def test_cache_miss_hit_and_invalidation_by_an_event(
     assert 'hybridrec_result_cache_answers_total{outcome="hit"}' in metrics
 
 
+def test_a_low_rating_is_never_recommended_again(gw: httpx.Client, users: pd.DataFrame) -> None:
+    uid = int(users.iloc[7].user_id)
+    first = gw.get(f"/v1/users/{uid}/recommendations", params={"k": 10})
+    assert first.status_code == 200, first.text
+    disliked = first.json()["items"][0]["item_id"]
+    ev = gw.post(
+        f"/v1/users/{uid}/events", json={"item_id": disliked, "type": "rating", "rating": 1}
+    )
+    assert ev.status_code == 202 and ev.json()["degraded"] == [], ev.text
+    after = gw.get(f"/v1/users/{uid}/recommendations", params={"k": 10})
+    assert after.status_code == 200 and after.json()["degraded"] == [], after.text
+    assert disliked not in [it["item_id"] for it in after.json()["items"]]
+
+
 def test_event_for_unknown_item_is_404(gw: httpx.Client, users: pd.DataFrame) -> None:
     uid = int(users.iloc[0].user_id)
     r = gw.post(f"/v1/users/{uid}/events", json={"item_id": 99999999, "type": "view"})

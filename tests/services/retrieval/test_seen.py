@@ -79,6 +79,23 @@ def test_exclude_seen_leaves_out_the_whole_training_history(
     assert set(both) & truth[uid], "without exclude_seen seen items come back"
 
 
+def test_an_item_marked_seen_only_is_excluded_but_not_history(
+    small_bundle: Path, tmp_path: Path
+) -> None:
+    """A low rating sent as seen_only: never recommended again, never in the history."""
+    from services.retrieval import items
+
+    engine = _engine(small_bundle, tmp_path)
+    uid = int(engine.user_ids[0])
+    req = CandidatesRequest(user_id=uid, k=50, exclude_seen=True)
+    before = asyncio.run(pipeline.candidates(engine, req))
+    top = before.columns.item_ids[0]
+    asyncio.run(items.push_history(engine, uid, [top], seen_only=True))
+    after = asyncio.run(pipeline.candidates(engine, req))
+    assert top not in after.columns.item_ids
+    assert after.history == before.history  # not part of what the user liked
+
+
 def test_bundle_without_full_histories_asks_to_retrain(
     small_bundle: Path, tmp_path: Path
 ) -> None:

@@ -133,6 +133,21 @@ def test_seen_set_keeps_everything_the_capped_list_drops(
             client.close()
 
 
+def test_seen_only_items_are_seen_but_not_recent(
+    backend: str, redis_url: str, redis_prefix: str
+) -> None:
+    """A low rating: remembered as seen (exclude_seen), kept out of the recent history."""
+
+    async def body(store: UserStateStore) -> Any:
+        await store.push_recent(8, [1, 2])
+        assert await store.push_recent(8, [3], seen_only=True) == "hit"
+        await store.push_recent(8, [4])
+        return await store.recent_and_vector(8, "v1", None)
+
+    got = _run(backend, redis_url, redis_prefix, body, max_history=50)
+    assert got.recent == [1, 2, 4] and got.seen == {1, 2, 3, 4}
+
+
 def test_seen_set_read_is_one_round_trip(redis_url: str, redis_prefix: str) -> None:
     """History, seen set and vector come back from one pipeline (one network round trip)."""
     calls: list[int] = []
