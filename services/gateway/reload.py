@@ -34,6 +34,7 @@ from shared.contracts.admin_v1 import (
 )
 from shared.contracts.bundle import Bundle, load_bundle, resolve_bundle, sha256_file
 from shared.contracts.errors import BundleError, DependencyUnavailableError, HybridrecError
+from shared.contracts.ranker_config import RankerConfig
 from shared.serving.clients import ServiceClient
 from shared.serving.reload import BundleReloader, ReloadInProgressError, ReloadMetrics
 
@@ -72,14 +73,9 @@ def popular_from_bundle(bundle: Bundle) -> PopularFallback:
     )
 
 
-def _trained_candidates(bundle: Bundle) -> int | None:
+def _trained_candidates(bundle: Bundle) -> int:
     """How many merged candidates the bundle's ranker was trained and evaluated with."""
-    try:
-        cfg = bundle.load_json(L.RANKER_CONFIG)
-        value = int(cfg["config"]["max_candidates"])
-    except (HybridrecError, OSError, KeyError, TypeError, ValueError):
-        return None
-    return value if value >= 1 else None
+    return RankerConfig.of(bundle).config.max_candidates
 
 
 def load_popular(artifacts: str) -> tuple[PopularFallback, Path]:

@@ -19,6 +19,7 @@ from services.ranking.settings import RankingSettings
 from shared.contracts import bundle_layout as L
 from shared.contracts.bundle import Bundle, load_bundle
 from shared.contracts.internal_v1 import RankRequest, RankResponse
+from shared.contracts.ranker_config import RankerConfig
 from shared.model.candidates import CandidateSet
 from shared.model.catalogue import Catalogue
 from shared.model.ranker_features import RankerFeatureTables
@@ -40,9 +41,9 @@ class RankingEngine:
         self.tables = RankerFeatureTables.load(bundle.path(L.RANKER).parent)
         backend = "numpy" if settings.scorer == "auto" else settings.scorer
         self.scorer = RankerScorer(bundle.path(L.RANKER), self.tables, backend=backend)
-        cfg = bundle.load_json(L.RANKER_CONFIG)
-        self.source_names = tuple(cfg["source_names"])
-        self.missing_rank = int(cfg["config"]["depth"]) + 1
+        ranker = RankerConfig.of(bundle)
+        self.source_names = ranker.source_names
+        self.missing_rank = ranker.config.depth + 1
 
     @classmethod
     def load(cls, settings: RankingSettings) -> RankingEngine:

@@ -22,6 +22,7 @@ from services.retrieval.settings import RetrievalSettings
 from shared.contracts import bundle_layout as L
 from shared.contracts.bundle import Bundle, load_bundle
 from shared.contracts.errors import BundleError, ConfigError, NotFoundError
+from shared.contracts.ranker_config import RankerConfig
 from shared.model.catalogue import Catalogue
 from shared.model.features import FeatureEncoder
 from shared.model.query_serving import CandidateTowerRunner, QueryTowerRunner
@@ -93,13 +94,12 @@ class RetrievalEngine:
         self.content_index = self._index(
             self.content_vectors, "content", L.CONTENT_INDEX, L.CONTENT_HNSW
         )
-        ranker_cfg = bundle.load_json(L.RANKER_CONFIG)
-        self.source_names: tuple[str, ...] = tuple(ranker_cfg["source_names"])
-        ts = ranker_cfg["config"]
-        self.depth = int(ts["depth"])
-        self.min_candidates = int(ts["min_candidates"])
-        self.fill_sources = tuple(ts["fill_sources"])
-        self.history_window = int(ts["history_window"])
+        ranker = RankerConfig.of(bundle)
+        self.source_names = ranker.source_names
+        self.depth = ranker.config.depth
+        self.min_candidates = ranker.config.min_candidates
+        self.fill_sources = ranker.config.fill_sources
+        self.history_window = ranker.config.history_window
         self.tables = {
             name: (bundle.load_npy(nb), bundle.load_npy(w))
             for name, (nb, w) in L.NEIGHBOR_TABLES.items()

@@ -2,8 +2,8 @@
 
 * the one error handler mapping :mod:`shared.contracts.errors` to HTTP statuses and the
   shared :class:`~shared.contracts.public_v1.ErrorResponse` model,
-* a pure-ASGI middleware for request ids, the body-size limit (413),
-  Prometheus request metrics and the ``Server-Timing`` header (:mod:`shared.serving.timing`),
+* the request middleware of :mod:`shared.serving.middleware` (metrics and
+  ``Server-Timing``, request ids, the body-size limit, deadline shedding),
 * ``/health/live`` and ``/metrics``, and Swagger UI / ReDoc served offline.
 """
 
@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
@@ -26,20 +24,15 @@ from fastapi_offline import FastAPIOffline
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
-    Histogram,
     generate_latest,
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.contracts.errors import HybridrecError
 from shared.contracts.public_v1 import ErrorResponse, Health
-from shared.serving import timing
+from shared.serving import middleware
 
 log = logging.getLogger("hybridrec.http")
-#: Sent by :mod:`shared.serving.clients`: when the caller stops waiting (Unix time);
-#: a request found after it gets 503 and no work.
-DEADLINE_HEADER = b"x-hybridrec-deadline"
 T = TypeVar("T")
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -171,141 +164,6 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(sorted(methods))
 
 
-class RequestContextMiddleware:
-    """Request ids, the body-size limit, request metrics and stage timings, as plain ASGI."""
-
-    def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, registry: CollectorRegistry, service: str
-    ):
-        self.app = app
-        self.max_body_bytes = max_body_bytes
-        self.latency = Histogram(
-            "hybridrec_http_request_seconds",
-            "Request latency by route",
-            ["service", "method", "route", "status"],
-            registry=registry,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
-        )
-        self.service = service
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        rid = _clean_request_id(headers.get(b"x-request-id", b"")) or uuid.uuid4().hex[:16]
-        scope.setdefault("state", {})["request_id"] = rid
-        start = time.perf_counter()
-        status_holder = {"status": 500}
-        times, timing_token = timing.collect()
-
-        length = headers.get(b"content-length")
-        declared: int | None = None
-        if length is not None:
-            try:
-                declared = int(length)
-            except ValueError:
-                declared = None
-
-        received = 0
-        limit = self.max_body_bytes
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise _BodyTooLarge(received, limit)
-            return message
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status_holder["status"] = message["status"]
-                present = list(message.get("headers") or [])
-                if not any(name.lower() == b"x-request-id" for name, _ in present):
-                    present.append((b"x-request-id", rid.encode("latin-1")))
-                now = time.perf_counter()
-                # After the last timed stage: building and encoding the response.
-                tail = {"serialise": now - times.last_end} if times.last_end else {}
-                value = times.header(**tail, total=now - start)
-                present.append((b"server-timing", value.encode("latin-1")))
-                message["headers"] = present
-            await send(message)
-
-        try:
-            if declared is not None and declared > limit:
-                await self._reject(scope, receive, send_wrapper, rid, declared)
-                return
-            if _deadline_passed(headers.get(DEADLINE_HEADER)):
-                # The caller has given up already (shared.serving.clients sends its deadline):
-                # doing the work would only delay the requests queued behind this one.
-                shed = error_json(
-                    503, "deadline_exceeded", "the caller's deadline passed before this "
-                    "request could start; it was dropped", rid,
-                )  # fmt: skip
-                await shed(scope, receive, send_wrapper)
-                return
-            await self.app(scope, limited_receive, send_wrapper)
-        except _BodyTooLarge as exc:
-            # Raised outside a route's body parsing (inside one, FastAPI passes the
-            # HTTPException to the error handler, which answers the same 413).
-            await self._reject(scope, receive, send_wrapper, rid, exc.size)
-        finally:
-            timing.finish(timing_token)
-            route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            self.latency.labels(
-                self.service, scope.get("method", ""), path, str(status_holder["status"])
-            ).observe(time.perf_counter() - start)
-
-    async def _reject(
-        self, scope: Scope, receive: Receive, send: Send, rid: str, size: int
-    ) -> None:
-        response = error_json(
-            413, "payload_too_large", _too_large_message(size, self.max_body_bytes), rid
-        )
-        await response(scope, receive, send)
-
-
-def _deadline_passed(raw: bytes | None) -> bool:
-    """True when a caller's ``x-hybridrec-deadline`` (Unix time, seconds) is in the past."""
-    if not raw:
-        return False
-    try:
-        return time.time() > float(raw)
-    except ValueError:
-        return False
-
-
-def _clean_request_id(raw: bytes) -> str:
-    """A caller's request id kept to printable ASCII without spaces, at most 64 characters.
-
-    It is echoed in headers and forwarded to the other services, so anything else
-    (UTF-8, control bytes) is dropped rather than allowed to break a header.
-    """
-    return "".join(c for c in raw.decode("latin-1") if "!" <= c <= "~")[:64]
-
-
-def _too_large_message(size: int, limit: int) -> str:
-    return (
-        f"the request body has {size} bytes or more; the limit is {limit} bytes "
-        "(HYBRIDREC_MAX_BODY_BYTES); send fewer ids per request"
-    )
-
-
-class _BodyTooLarge(StarletteHTTPException):
-    """The body grew past the limit while it was read (chunked, or a lying Content-Length).
-
-    An HTTPException because FastAPI turns any other exception raised while it
-    reads a body into "400 There was an error parsing the body".
-    """
-
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(413, _too_large_message(size, limit))
-        self.size = size
-
-
 def create_app(
     *,
     service: str,
@@ -331,8 +189,9 @@ def create_app(
     app.state.metrics_registry = registry
     app.state.service_name = service
     install_error_handlers(app)
-    app.add_middleware(
-        RequestContextMiddleware, max_body_bytes=max_body_bytes, registry=registry, service=service
+    middleware.install(
+        app, max_body_bytes=max_body_bytes, registry=registry, service=service,
+        error_json=error_json,
     )
 
     @app.get("/redoc", include_in_schema=False)
