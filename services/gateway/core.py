@@ -18,7 +18,6 @@ from typing import Any
 from services.gateway.history import PendingHistory
 from services.gateway.items import ItemOps
 from services.gateway.result_cache import CacheStatus, ResultCache, with_request_id
-from shared.contracts.bundle import load_bundle
 from shared.contracts.errors import DependencyUnavailableError, NotFoundError
 from shared.contracts.internal_v1 import (
     CandidateColumns,
@@ -57,11 +56,6 @@ class PopularFallback:
     #: Merged candidates per user the bundle's ranker was trained and evaluated with.
     max_candidates: int | None = None
 
-    @classmethod
-    def load(cls, artifacts: str) -> PopularFallback:
-        """Read ``popular.json`` from the bundle (manifest checked, no model loaded)."""
-        bundle = load_bundle(artifacts, verify=False)
-        return cls(version=bundle.version, items=list(bundle.load_json("popular.json")))
 
     def top(self, k: int, *, exclude: set[int], genres: list[str]) -> list[ScoredItem]:
         """The k most popular items not excluded, optionally of the given genres."""

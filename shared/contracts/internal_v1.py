@@ -134,14 +134,6 @@ class RankResponse(BaseModel):
     request_id: str | None = None
 
 
-class SimilarRequest(StrictModel):
-    """Neighbours of one item (internal)."""
-
-    item_id: ItemId
-    k: Annotated[int, Field(ge=1, le=MAX_K)] = 10
-    mode: Literal["content", "collaborative"] = "content"
-
-
 class HistoryUpdate(StrictModel):
     """Items a user just interacted with, most recent last."""
 
