@@ -24,14 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from services.runner import APPS
+
 SERVICES = ("retrieval", "ranking", "gateway")
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-APPS = {
-    "gateway": "services.gateway.app:create_app",
-    "retrieval": "services.retrieval.app:create_app",
-    "ranking": "services.ranking.app:create_app",
-}
 
 
 def free_port() -> int:

@@ -17,8 +17,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from typing import Any
 from urllib.parse import urlparse
 
+from services.gateway.settings import GatewaySettings
+from services.ranking.settings import RankingSettings
+from services.retrieval.settings import RetrievalSettings
 from shared.serving.process_tuning import with_huge_pages
 
 APPS = {
@@ -26,7 +30,18 @@ APPS = {
     "retrieval": "services.retrieval.app:create_app",
     "ranking": "services.ranking.app:create_app",
 }
-DEFAULT_PORTS = {"gateway": 8000, "retrieval": 8001, "ranking": 8002}
+
+
+def _default(settings: type[Any], name: str) -> Any:
+    """A setting's default, read from the service's settings class (one source of truth)."""
+    return settings.model_fields[name].default
+
+
+DEFAULT_PORTS = {
+    "gateway": _default(GatewaySettings, "port"),
+    "retrieval": _default(RetrievalSettings, "port"),
+    "ranking": _default(RankingSettings, "port"),
+}
 FLAG_ENV = {
     "host": "HYBRIDREC_HOST",
     "artifacts": "HYBRIDREC_ARTIFACTS",
@@ -98,8 +113,12 @@ def serve(args: argparse.Namespace) -> int:
         env["HYBRIDREC_PORT"] = str(port)
         os.execvpe(sys.executable, _uvicorn_cmd(args.service, host, port), env)
 
-    retrieval_url = env.setdefault("HYBRIDREC_RETRIEVAL_URL", "http://127.0.0.1:8001")
-    ranking_url = env.setdefault("HYBRIDREC_RANKING_URL", "http://127.0.0.1:8002")
+    retrieval_url = env.setdefault(
+        "HYBRIDREC_RETRIEVAL_URL", _default(GatewaySettings, "retrieval_url")
+    ).split(",")[0]  # `serve all` starts one copy of each: the first URL's port
+    ranking_url = env.setdefault(
+        "HYBRIDREC_RANKING_URL", _default(GatewaySettings, "ranking_url")
+    ).split(",")[0]
     ports = {
         "retrieval": urlparse(retrieval_url).port or DEFAULT_PORTS["retrieval"],
         "ranking": urlparse(ranking_url).port or DEFAULT_PORTS["ranking"],
