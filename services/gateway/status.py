@@ -260,25 +260,16 @@ async def _user_events(core: GatewayCore, user_id: int) -> list[dict[str, Any]]:
 async def _metadata(
     core: GatewayCore, item_ids: list[int], request_id: str | None
 ) -> dict[int, dict[str, Any]]:
-    """Title, year and genres of each item (retrieval's ``GET /v1/items/{id}``)."""
+    """Title, year and genres of each item (the gateway's item lookup)."""
     gate = asyncio.Semaphore(METADATA_CONCURRENCY)
 
     async def one(iid: int) -> tuple[int, dict[str, Any] | None]:
         async with gate:
             try:
-                data = await core.retrieval.request(
-                    "GET",
-                    f"/v1/items/{iid}",
-                    timeout_s=core.retrieval_timeout_s,
-                    request_id=request_id,
-                )
+                item = await core.items.item(iid, request_id=request_id)
             except NotFoundError:
                 return iid, None
-        return iid, {
-            "title": str(data.get("title", "")),
-            "year": data.get("year"),
-            "genres": list(data.get("genres") or []),
-        }
+        return iid, {"title": item.title, "year": item.year, "genres": list(item.genres)}
 
     found = await asyncio.gather(*(one(i) for i in dict.fromkeys(item_ids)))
     return {iid: m for iid, m in found if m is not None}

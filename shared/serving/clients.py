@@ -307,6 +307,16 @@ class ServiceClient:
             resp = await self._exchange(
                 target, method, path, body=body, params=params, headers=headers, timeout_s=left
             )
+        except aiohttp.ConnectionTimeoutError as exc:
+            # Not even connected: the instance is gone (a killed container's address drops
+            # packets instead of refusing), so another one may answer within the budget.
+            self._mark(target, ok=False)
+            raise _Retry(
+                DependencyUnavailableError(
+                    f"{self.name} at {target.url} did not accept a connection in time",
+                    dependency=self.name,
+                )
+            ) from exc
         except TimeoutError as exc:
             # Slow, not gone: another try would only exceed the caller's budget.
             raise DependencyUnavailableError(

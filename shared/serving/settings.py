@@ -19,7 +19,9 @@ class ServiceSettings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535, description="Listen port.")
     artifacts: str = Field("artifacts", description="Bundle root (follows latest) or one bundle.")
     redis_url: str | None = Field(
-        None, description="Redis URL; unset = in-process cache and files in state_dir."
+        None,
+        description="Redis URL (redis+cluster://host:port for Redis Cluster); unset = "
+        "in-process cache and files in state_dir.",
     )
     redis_prefix: str = Field("hybridrec", description="Prefix of every Redis key.")
     state_dir: str = Field("state", description="Folder for durable local state without Redis.")

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack
 from typing import Any, TypeVar
 
+import aiohttp
 import pytest
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -144,3 +145,21 @@ def test_a_host_name_with_several_addresses_is_several_instances(
     monkeypatch.setattr(asyncio.base_events.BaseEventLoop, "getaddrinfo", fake)
     names = _run(f"http://ranking.svc.test:{port}", lambda c: _many(c, 6))
     assert Counter(names) == Counter({"one": 3, "two": 3})
+
+
+def test_a_connect_timeout_marks_the_instance_down_and_retries(
+    servers: Servers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A killed container's address drops packets: the connect times out, the call goes on."""
+    live = servers.start("live")
+    gone = f"http://127.0.0.1:{free_port()}"
+    real = ServiceClient._exchange
+
+    async def exchange(self: ServiceClient, instance: Any, *args: Any, **kw: Any) -> Any:
+        if instance.url == gone:
+            raise aiohttp.ConnectionTimeoutError("connect timed out")
+        return await real(self, instance, *args, **kw)
+
+    monkeypatch.setattr(ServiceClient, "_exchange", exchange)
+    names = _run(f"{gone},{live}", lambda c: _many(c, 4))
+    assert names == ["live"] * 4 and servers.calls["live"] == 4
