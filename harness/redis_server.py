@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -37,9 +38,17 @@ class RedisProcess:
         workdir: Folder for its data and log.
         appendonly: Turn on append-only persistence with ``appendfsync always``.
         port: Port to listen on (a free one by default).
+        extra_args: More ``redis-server`` options (e.g. a cluster node's).
     """
 
-    def __init__(self, workdir: Path, *, appendonly: bool = False, port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        appendonly: bool = False,
+        port: int | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         exe = shutil.which("redis-server")
         if exe is None:
             raise RuntimeError(INSTALL_HINT.format(url="(private server)"))
@@ -48,6 +57,7 @@ class RedisProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.appendonly = appendonly
+        self.extra_args = list(extra_args)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -72,6 +82,7 @@ class RedisProcess:
             args += ["--appendonly", "yes", "--appendfsync", "always"]
         else:
             args += ["--appendonly", "no"]
+        args += self.extra_args
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -80,12 +91,12 @@ class RedisProcess:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.05)
-        log = (
-            (self.workdir / "redis.log").read_text(errors="replace")[-2000:]
-            if (self.workdir / "redis.log").exists()
-            else ""
-        )
-        raise RuntimeError(f"redis-server did not start on port {self.port}: {log}")
+        raise RuntimeError(f"redis-server did not start on port {self.port}: {self.log_tail()}")
+
+    def log_tail(self, n: int = 2000) -> str:
+        """The end of the server's log file."""
+        log = self.workdir / "redis.log"
+        return log.read_text(errors="replace")[-n:] if log.exists() else "(no log)"
 
     def kill(self) -> None:
         """SIGKILL, as in a crash."""

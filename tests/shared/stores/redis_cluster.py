@@ -18,7 +18,7 @@ from pathlib import Path
 import redis
 from redis.cluster import RedisCluster
 
-from harness.redis_server import INSTALL_HINT
+from harness.redis_server import INSTALL_HINT, RedisProcess
 
 
 def _port_free(port: int) -> bool:
@@ -44,54 +44,18 @@ def cluster_ports(n: int) -> list[int]:
     raise RuntimeError(f"found only {len(ports)} of {n} free port pairs for a Redis Cluster")
 
 
-class ClusterNode:
-    """One ``redis-server --cluster-enabled yes`` process."""
-
-    def __init__(self, exe: str, port: int, workdir: Path, node_timeout_ms: int) -> None:
-        self.exe, self.port, self.workdir = exe, port, workdir
-        self.node_timeout_ms = node_timeout_ms
-        self.proc: subprocess.Popen[bytes] | None = None
-        workdir.mkdir(parents=True, exist_ok=True)
-
-    def start(self) -> None:
-        args = [
-            self.exe, "--port", str(self.port), "--bind", "127.0.0.1",
-            "--dir", str(self.workdir), "--logfile", str(self.workdir / "redis.log"),
+def cluster_node(port: int, workdir: Path, node_timeout_ms: int) -> RedisProcess:
+    """One ``redis-server --cluster-enabled yes``, durable like the deployment (an
+    acknowledged XADD survives a SIGKILL)."""
+    return RedisProcess(
+        workdir,
+        port=port,
+        appendonly=True,
+        extra_args=[
             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-            "--cluster-node-timeout", str(self.node_timeout_ms),
-            # durable like the deployment (an acknowledged XADD survives a SIGKILL)
-            "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-        ]  # fmt: skip
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if redis.Redis(port=self.port, socket_timeout=0.3).ping():
-                    return
-            except (redis.ConnectionError, redis.TimeoutError):
-                time.sleep(0.05)
-            if self.proc.poll() is not None:
-                break
-        raise RuntimeError(f"cluster node on port {self.port} did not start: {self.log_tail()}")
-
-    def kill(self) -> None:
-        """SIGKILL, as in a crash."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-    def log_tail(self) -> str:
-        log = self.workdir / "redis.log"
-        return log.read_text(errors="replace")[-1500:] if log.exists() else "(no log)"
+            "--cluster-node-timeout", str(node_timeout_ms),
+        ],
+    )  # fmt: skip
 
 
 class LocalCluster:
@@ -103,7 +67,7 @@ class LocalCluster:
             raise RuntimeError(INSTALL_HINT.format(url="(a private Redis Cluster)"))
         self.cli = cli
         self.nodes = [
-            ClusterNode(exe, port, workdir / f"node-{port}", node_timeout_ms)
+            cluster_node(port, workdir / f"node-{port}", node_timeout_ms)
             for port in cluster_ports(masters)
         ]
 
