@@ -29,20 +29,13 @@ from playwright.sync_api import (
     Page,
     Route,
     expect,
-    sync_playwright,
 )
 
 from harness.processes import ServiceProcess, running_stack
+from tests.support.browser import LOOPBACK
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("chromium")]
 
-CHROMIUM = os.environ.get("HYBRIDREC_TEST_CHROMIUM", "/usr/bin/chromium")
-INSTALL_HINT = (
-    "the dashboard test needs Debian's Chromium at {path}: install it with "
-    "`apt-get install -y chromium`, or point HYBRIDREC_TEST_CHROMIUM at a Chromium "
-    "binary. Do not run `playwright install`."
-)
-LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 API_KEY = f"ui-key-{uuid.uuid4().hex[:12]}"
 ADMIN_KEY = f"ui-admin-{uuid.uuid4().hex[:12]}"
 #: The console line Chromium writes for any fetch answered 401 (expected where a key is asked).
@@ -78,13 +71,6 @@ class Browsing:
         assert not self.outside, f"the dashboard tried to leave the host: {self.outside}"
 
 
-@pytest.fixture(scope="session", autouse=True)
-def chromium() -> str:
-    """The Chromium binary; checked first so that a missing one fails before any training."""
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        pytest.fail(INSTALL_HINT.format(path=CHROMIUM), pytrace=False)
-    return CHROMIUM
-
 
 @pytest.fixture(scope="module")
 def stack(
@@ -101,20 +87,6 @@ def stack(
     ) as procs:
         yield Stack(procs, small_bundle / "latest")
 
-
-@pytest.fixture(scope="module")
-def browser(chromium: str) -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(
-            executable_path=chromium,
-            headless=True,
-            chromium_sandbox=False,  # root in a container has no user namespaces
-            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
-        )
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture(scope="module")

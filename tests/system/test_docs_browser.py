@@ -21,20 +21,14 @@ from urllib.parse import urlsplit
 import httpx
 import pandas as pd
 import pytest
-from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect
 
 from harness.processes import ServiceProcess, running_stack
+from tests.support.browser import LOOPBACK
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("chromium")]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("HYBRIDREC_TEST_CHROMIUM", "/usr/bin/chromium")
-INSTALL_HINT = (
-    "the browser test needs Debian's Chromium at {path}: install it with "
-    "`apt-get install -y chromium` (.ci/run does this on CI), or point "
-    "HYBRIDREC_TEST_CHROMIUM at a Chromium binary. Do not run `playwright install`."
-)
-LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 OPERATION = "#operations-recommendations-get_user_recommendations"
 K = 5
 
@@ -50,27 +44,6 @@ def stack(
         yield procs
 
 
-@pytest.fixture(scope="session", autouse=True)
-def chromium() -> str:
-    """The Chromium binary; checked first so that a missing one fails before any training."""
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        pytest.fail(INSTALL_HINT.format(path=CHROMIUM), pytrace=False)
-    return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-def browser(chromium: str) -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(
-            executable_path=chromium,
-            headless=True,
-            chromium_sandbox=False,  # root in a container has no user namespaces
-            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
-        )
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture
