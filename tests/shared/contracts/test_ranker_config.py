@@ -42,8 +42,9 @@ GOOD = {
 
 
 def test_reads_what_training_writes(small_bundle: Path) -> None:
-    cfg = RankerConfig.of(load_bundle(small_bundle, verify=False))
-    raw = json.loads((small_bundle / L.RANKER_CONFIG).read_text())
+    bundle = load_bundle(small_bundle, verify=False)
+    cfg = RankerConfig.of(bundle)
+    raw = json.loads(bundle.path(L.RANKER_CONFIG).read_text())
     assert cfg.source_names == tuple(raw["source_names"]) and cfg.source_names
     assert cfg.config.depth == raw["config"]["depth"]
     assert cfg.config.max_candidates == raw["config"]["max_candidates"]

@@ -98,7 +98,7 @@ def test_scorer_backends_match_keras(
 
 
 def test_scorer_rejects_bad_files_and_backends(tmp_path: Path) -> None:
-    with pytest.raises(BundleError, match="not found"):
+    with pytest.raises(BundleError, match="does not exist"):
         RankerScorer(tmp_path / "missing.keras")
     bad = tmp_path / "bad.keras"
     bad.write_bytes(b"not a zip")
