@@ -110,3 +110,32 @@ def write_feedback_events(data: Path, tmp: Path, n: int = 3) -> Path:
     out = tmp / FEEDBACK_EVENTS
     export_events(out, redis_url=None, state_dir=str(tmp / "feedback-state"))
     return out
+
+
+def next_item_wins(bundle_root: Path, n_users: int = 60, seed: int = 0) -> int:
+    """Of ``n_users`` known users, how many have their query vector (from the history less
+    its last 5 items) closer, on average, to those 5 items than to 5 random ones.
+
+    A random model wins about half; the tests ask for clearly more.
+    """
+    import numpy as np
+
+    from shared.contracts import bundle_layout as L
+    from shared.contracts.bundle import load_bundle
+    from shared.model.features import FeatureEncoder
+    from shared.model.query_serving import QueryTowerRunner
+
+    bundle = load_bundle(bundle_root)
+    users = bundle.load_parquet(L.USERS)
+    encoder = FeatureEncoder.load(bundle.path(L.FEATURES))
+    runner = QueryTowerRunner(bundle.path(L.QUERY_TOWER))
+    vectors = bundle.load_npy(L.ITEM_VECTORS)
+    rng = np.random.default_rng(seed)
+    wins = 0
+    for _, row in users.head(n_users).iterrows():
+        hist = encoder.item_index(list(row.history))
+        vec = runner.encode(encoder, [int(row.user_id)], [hist[:-5]])[0]
+        pos = vectors[hist[-5:]] @ vec
+        neg = vectors[rng.integers(0, len(vectors), 5)] @ vec
+        wins += int(pos.mean() > neg.mean())
+    return wins

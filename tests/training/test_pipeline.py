@@ -14,8 +14,7 @@ from shared.contracts import bundle_layout as L
 from shared.contracts.bundle import SCHEMA_VERSION, load_bundle, sha256_file
 from shared.contracts.errors import BundleError
 from shared.model.features import FeatureEncoder
-from shared.model.query_serving import QueryTowerRunner
-from tests.support.small_bundle import FEEDBACK_EVENTS
+from tests.support.small_bundle import FEEDBACK_EVENTS, next_item_wins
 
 pytestmark = pytest.mark.slow
 
@@ -57,19 +56,7 @@ def test_bundle_vectors_are_aligned_and_normalised(small_bundle: Path) -> None:
 
 
 def test_known_user_vector_prefers_their_next_items_over_random(small_bundle: Path) -> None:
-    bundle = load_bundle(small_bundle)
-    users = bundle.load_parquet(L.USERS)
-    encoder = FeatureEncoder.load(bundle.path(L.FEATURES))
-    runner = QueryTowerRunner(bundle.path(L.QUERY_TOWER))
-    vectors = bundle.load_npy(L.ITEM_VECTORS)
-    rng = np.random.default_rng(0)
-    wins = 0
-    for _, row in users.head(60).iterrows():
-        hist = encoder.item_index(list(row.history))
-        vec = runner.encode(encoder, [int(row.user_id)], [hist[:-5]])[0]
-        pos = vectors[hist[-5:]] @ vec
-        neg = vectors[rng.integers(0, len(vectors), 5)] @ vec
-        wins += int(pos.mean() > neg.mean())
+    wins = next_item_wins(small_bundle)
     # A random model wins about 30 of 60; 38 or more has p < 0.03 under chance.
     assert wins >= 38, wins
 

@@ -10,15 +10,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from shared.contracts import bundle_layout as L
 from shared.contracts.bundle import load_bundle
-from shared.model.features import FeatureEncoder
-from shared.model.query_serving import QueryTowerRunner
 from tests.support.bookshop import write_bookshop
+from tests.support.small_bundle import next_item_wins
 from training.data import load_dataset
 
 pytestmark = pytest.mark.slow
@@ -56,18 +54,6 @@ def test_bundle_holds_the_bookshop_through_the_id_map(bookshop_bundle: tuple[Pat
 
 
 def test_user_vectors_prefer_their_next_books(bookshop_bundle: tuple[Path, Path]) -> None:
-    bundle = load_bundle(bookshop_bundle[1])
-    users = bundle.load_parquet(L.USERS)
-    encoder = FeatureEncoder.load(bundle.path(L.FEATURES))
-    runner = QueryTowerRunner(bundle.path(L.QUERY_TOWER))
-    vectors = bundle.load_npy(L.ITEM_VECTORS)
-    rng = np.random.default_rng(0)
-    wins = 0
-    for _, row in users.head(60).iterrows():
-        hist = encoder.item_index(list(row.history))
-        vec = runner.encode(encoder, [int(row.user_id)], [hist[:-5]])[0]
-        pos = vectors[hist[-5:]] @ vec
-        neg = vectors[rng.integers(0, len(vectors), 5)] @ vec
-        wins += int(pos.mean() > neg.mean())
+    wins = next_item_wins(bookshop_bundle[1])
     # A random model wins about 30 of 60; 38 or more has p < 0.03 under chance.
     assert wins >= 38, wins
