@@ -1,7 +1,7 @@
 """The ``hybridrec`` command line.
 
-Verbs: ``data download``, ``data info``, ``data validate``, ``data convert``, ``evaluate``,
-``train``, ``serve``, ``events export``.
+Verbs: ``data download``, ``data info``, ``data validate``, ``data convert``, ``data synth``,
+``evaluate``, ``train``, ``serve``, ``events export``.
 Each verb imports what it needs when it runs, so ``hybridrec --help`` is instant.
 Every flag of ``serve`` can also be set as an environment variable
 ``HYBRIDREC_<NAME>`` (for example ``HYBRIDREC_REDIS_URL``).
@@ -57,6 +57,14 @@ def _cmd_data_convert(args: argparse.Namespace) -> int:
             args.source, args.out, fmt=args.format, data_dir=args.data_dir, item_text=args.item_text
         )
     )
+    return 0
+
+
+def _cmd_data_synth(args: argparse.Namespace) -> int:
+    from training.data.synth import spec_for, write_synth
+
+    spec = spec_for(args.like, interactions=args.interactions, users=args.users, items=args.items)
+    print(write_synth(spec, args.out, seed=args.seed))
     return 0
 
 
@@ -164,6 +172,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     conv.add_argument("--item-text", default=None, help="CSV with an overview column")
     conv.set_defaults(func=_cmd_data_convert)
+    syn = data_sub.add_parser(
+        "synth",
+        help="generate a seeded MovieLens-shaped dataset (Zipf popularity, latent topics) "
+        "in hybridrec's format (Parquet)",
+    )
+    syn.add_argument("out", help="new folder to write")
+    syn.add_argument("--like", default="ml-25m",
+                     choices=["ml-25m", "ml-32m", "ml-1m", "ml-latest-small"],
+                     help="the release whose shape (users, items, ratings) to copy")
+    syn.add_argument("--interactions", type=int, default=None,
+                     help="scale to this many interactions (users scale along)")
+    syn.add_argument("--users", type=int, default=None, help="override the number of users")
+    syn.add_argument("--items", type=int, default=None, help="override the number of items")
+    syn.add_argument("--seed", type=int, default=0)
+    syn.set_defaults(func=_cmd_data_synth)
 
     ev = sub.add_parser("evaluate", help="offline evaluation against strong baselines")
     ev.add_argument(
