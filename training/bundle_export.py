@@ -2,6 +2,11 @@
 
 The layout is :mod:`shared.contracts.bundle_layout`; each component saves itself into its
 folder and this module checks the files landed where the services look for them.
+
+Training works on int64 ids; the bundle carries the dataset's own string ids
+(:mod:`shared.contracts.ids`): ``items.parquet`` ``item_id``, ``users.parquet`` ``user_id``
+and ``history``, ``popular.json`` and the feature encoder's id lists are mapped back here
+through the dataset's id maps (:mod:`training.data.ids`; MovieLens ids become ``"296"``).
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ import pandas as pd
 from shared.contracts import bundle_layout as L
 from shared.contracts.bundle import BundleWriter
 from shared.contracts.errors import BundleError
+from shared.model.features import FeatureEncoder
 from shared.model.search import VectorIndex
 from shared.model.search.annoy_index import AnnIndex, exact_topk, recall_at_k
 from shared.model.search.hnsw import HnswIndex
 from training.data.dataset import Dataset
+from training.data.ids import IdMap, dataset_id_map
 from training.evaluation.base import EvalData
 from training.models.ranking_sources import user_histories
 
@@ -28,8 +35,9 @@ RECALL_QUERIES = 500
 RECALL_K = 100
 
 
-def _histories(edata: EvalData, ds: Dataset, max_len: int) -> list[list[int]]:
-    """Per user, train + valid item ids by time, most recent last (serving history)."""
+def _histories(edata: EvalData, ds: Dataset, max_len: int) -> list[list[str]]:
+    """Per user, train + valid item ids (the dataset's own) by time, most recent last
+    (serving history)."""
     inter = edata.train_interactions[["user_idx", "item_idx", "timestamp"]]
     v = edata.valid.tocoo()
     valid = pd.DataFrame(
@@ -47,8 +55,22 @@ def _histories(edata: EvalData, ds: Dataset, max_len: int) -> list[list[int]]:
     valid = valid[["user_idx", "item_idx", "timestamp"]]
     both = pd.concat([inter, valid], ignore_index=True)
     hist = user_histories(both, edata.n_users)
-    ids = edata.item_ids
-    return [[int(x) for x in ids[h[-max_len:]]] for h in hist]
+    ids = dataset_id_map(ds.id_maps, "items").to_str(edata.item_ids)
+    return [ids[h[-max_len:]].tolist() for h in hist]
+
+
+def _string_ids(writer: BundleWriter, ds: Dataset, edata: EvalData) -> tuple[IdMap, IdMap]:
+    """Rewrite the feature encoder the two-tower export saved with the dataset's own ids;
+    returns the (users, items) id maps."""
+    users_map = dataset_id_map(ds.id_maps, "users")
+    items_map = dataset_id_map(ds.id_maps, "items")
+    path = writer.path(L.FEATURES)
+    encoder = FeatureEncoder.load(path)
+    encoder.with_ids(
+        users_map.to_str([int(u) for u in encoder.user_ids]).tolist(),
+        items_map.to_str([int(i) for i in encoder.item_ids]).tolist(),
+    ).save(path)
+    return users_map, items_map
 
 
 def seen_csr(
@@ -144,12 +166,16 @@ def export_bundle(
     """Write every artifact and publish the bundle; returns its folder."""
     writer = BundleWriter(out)
     with writer:
+        two_tower.export(writer.path(L.TWO_TOWER_DIR + "/.keep").parent)
+        users_map, items_map = _string_ids(writer, ds, edata)
         counts = np.asarray((edata.train + edata.valid).sum(axis=0)).ravel().astype(np.int64)
         items = edata.items[["item_id", "title", "year", "genres", "tags", "overview"]].copy()
+        items["item_id"] = items_map.to_str(items["item_id"])
         items["popularity"] = counts
         writer.save_parquet(L.ITEMS, items)
 
         users = edata.users.copy()
+        users["user_id"] = users_map.to_str(users["user_id"])
         users["history"] = _histories(edata, ds, max_len=200)
         writer.save_parquet(L.USERS, users)
         indptr, seen = seen_csr(ds.interactions, edata.user_ids, edata.item_ids)
@@ -159,7 +185,7 @@ def export_bundle(
         top = np.argsort(-counts, kind="stable")[: cfg.popular_size]
         popular = [
             {
-                "item_id": int(items["item_id"].iat[i]),
+                "item_id": str(items["item_id"].iat[i]),
                 "title": str(items["title"].iat[i]),
                 "year": None if pd.isna(items["year"].iat[i]) else int(items["year"].iat[i]),
                 "genres": [str(g) for g in items["genres"].iat[i]],
@@ -170,7 +196,6 @@ def export_bundle(
         writer.save_json(L.POPULAR, popular)
         writer.save_npy(L.CONTENT_VECTORS, np.asarray(content, dtype=np.float32))
 
-        two_tower.export(writer.path(L.TWO_TOWER_DIR + "/.keep").parent)
         for name, (nb_rel, w_rel) in L.NEIGHBOR_TABLES.items():
             src = two_stage.fitted.get(name)
             if src is None:

@@ -9,8 +9,12 @@ dataset's interactions, so the next bundle learns from live feedback:
 * ``view`` and ``click`` events carry no rating: they become interactions with
   ``implicit_rating`` (default 4.0, a positive at the default ``min_rating`` of 3.0),
   or are left out when ``implicit_rating`` is None;
+* ids are strings (``hybridrec events export`` writes them as the API took them; older
+  exports' integer columns are read as their decimal text) and are mapped onto the
+  dataset's ids through its id maps (:mod:`training.data.ids`);
 * events on items the catalogue does not hold are left out and counted (fold
-  run-time items in first with ``--include-fresh``);
+  run-time items in first with ``--include-fresh``), so are events of new users whose id
+  is not a decimal number when the dataset's user ids are (a numeric id map);
 * one row per (user, item), the latest timestamp winning, as for every dataset;
 * users seen only in events join the users table (no demographic features).
 """
@@ -26,6 +30,7 @@ import pandas as pd
 from shared.contracts.errors import DataError
 from shared.stores.export import COLUMNS
 from training.data.dataset import INTERACTION_COLUMNS, Dataset
+from training.data.ids import dataset_id_map
 
 DEFAULT_IMPLICIT_RATING = 4.0
 EVENT_TYPES = ("rating", "view", "click")
@@ -99,16 +104,24 @@ def fold_events(
         ev["rating"].to_numpy(np.float64),
         implicit_rating if implicit_rating is not None else np.nan,
     ).astype(np.float32)
+    user_ids = ev["user_id"].astype(str).to_numpy(dtype=object)
+    item_ids = ev["item_id"].astype(str).to_numpy(dtype=object)
+    items_map = dataset_id_map(ds.id_maps, "items")
+    users_map = dataset_id_map(ds.id_maps, "users").extended(user_ids)
+    item_ok = items_map.known(item_ids)
+    user_ok = users_map.known(user_ids)
+    ok = item_ok & user_ok
     rows = pd.DataFrame(
         {
-            "user_id": ev["user_id"].to_numpy(np.int64),
-            "item_id": ev["item_id"].to_numpy(np.int64),
-            "rating": rating,
-            "timestamp": ev["timestamp"].to_numpy(np.int64),
+            "user_id": users_map.to_int(user_ids[ok]) if ok.any() else np.zeros(0, np.int64),
+            "item_id": items_map.to_int(item_ids[ok]) if ok.any() else np.zeros(0, np.int64),
+            "rating": rating[ok],
+            "timestamp": ev["timestamp"].to_numpy(np.int64)[ok],
         }
     )
     known = rows["item_id"].isin(ds.items["item_id"])
-    dropped_items = int((~known).sum())
+    dropped_items = int((~item_ok).sum() + (~known).sum())
+    dropped_users = int((item_ok & ~user_ok).sum())
     rows = rows[known]
     before = len(ds.interactions)
     inter = pd.concat([ds.interactions[list(INTERACTION_COLUMNS)], rows], ignore_index=True)
@@ -128,8 +141,11 @@ def fold_events(
         **ds.info,
         "events_folded": len(rows),
         "events_dropped_unknown_item": dropped_items,
+        "events_dropped_user_id": dropped_users,
         "events_skipped_implicit": int(len(events) - len(ev)),
         "events_new_interactions": len(inter) - before,
         "events_new_users": len(new_users),
     }
-    return dataclasses.replace(ds, interactions=inter, users=users, info=info)
+    id_maps = None if ds.id_maps is None and users_map.kind == "numeric" else {
+        **(ds.id_maps or {}), "users": users_map, "items": items_map}
+    return dataclasses.replace(ds, interactions=inter, users=users, info=info, id_maps=id_maps)

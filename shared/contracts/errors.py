@@ -81,6 +81,13 @@ class NotFoundError(HybridrecError):
     code = "not_found"
 
 
+class ConflictError(HybridrecError):
+    """The request names something that exists already (e.g. a new item's id is taken)."""
+
+    http_status = 409
+    code = "conflict"
+
+
 class ValidationError(HybridrecError):
     """A request is well-formed JSON but asks for something impossible."""
 

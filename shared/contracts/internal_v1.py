@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from shared.contracts.ids import ColumnItemId
 from shared.contracts.public_v1 import (
     MAX_IDS,
     MAX_K,
@@ -59,7 +60,7 @@ class CandidateColumns(BaseModel):
     null where that source did not propose the candidate.
     """
 
-    item_ids: Annotated[list[ItemId], Field(max_length=MAX_CANDIDATES)]
+    item_ids: Annotated[list[ColumnItemId], Field(max_length=MAX_CANDIDATES)]
     scores: Annotated[list[Score], Field(max_length=MAX_CANDIDATES)]
     sources: Annotated[list[SourceName], Field(max_length=MAX_CANDIDATES)]
     titles: Annotated[list[str], Field(max_length=MAX_CANDIDATES)] = []
@@ -99,9 +100,11 @@ class CandidateColumns(BaseModel):
 class CandidatesResponse(BaseModel):
     """Merged candidates, best first, with the user context ranking needs."""
 
-    user_id: int | None
+    user_id: UserId | None
     columns: CandidateColumns
-    history: list[int] = Field(description="The history used (known + recent), most recent last.")
+    history: list[ColumnItemId] = Field(
+        description="The history used (known + recent), most recent last."
+    )
     model_version: str
     cache: Literal["hit", "miss", "bypass", "none"] = "none"
     request_id: str | None = None
@@ -121,7 +124,7 @@ class RankRequest(StrictModel):
 class RankedItem(BaseModel):
     """A scored candidate."""
 
-    item_id: int
+    item_id: ColumnItemId
     score: float
     rank: int
 
@@ -159,7 +162,7 @@ class ExplainRequest(StrictModel):
 class Explanation(BaseModel):
     """The reasons for one item."""
 
-    item_id: int
+    item_id: ItemId
     reasons: list[str]
 
 
@@ -169,7 +172,7 @@ class ExplainResponse(BaseModel):
     items: list[Explanation]
 
 
-def dedupe_keep_last(ids: Sequence[int]) -> list[int]:
+def dedupe_keep_last(ids: Sequence[str]) -> list[str]:
     """``ids`` without repeats, each at its last occurrence: the order of every history
     this API carries (most recent last)."""
     return list(reversed(dict.fromkeys(reversed(ids))))

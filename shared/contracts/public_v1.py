@@ -1,7 +1,8 @@
 """Version 1 of hybridrec's JSON models (the ``/v1/...`` paths).
 
-Every list in a response is ``items: [{item_id, ...}]``, best first; item ids are
-the dataset's own (MovieLens movieId). Limits are module constants so settings,
+Every list in a response is ``items: [{item_id, ...}]``, best first; user and item ids
+are the dataset's own, as strings of a safe alphabet (:mod:`shared.contracts.ids`;
+MovieLens movieId 296 is ``"296"``). Limits are module constants so settings,
 validation and docs agree.
 """
 
@@ -12,12 +13,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+# re-exported: the id types of every v1 model
+from shared.contracts.ids import ItemId as ItemId
+from shared.contracts.ids import UserId as UserId
+
 MAX_K = 200
 MAX_IDS = 1000
 MAX_TEXT = 2000
 MAX_GENRES = 50
-ItemId = Annotated[int, Field(ge=1, le=2**53, description="The dataset's own item id (movieId).")]
-UserId = Annotated[int, Field(ge=0, le=2**53, description="The dataset's own user id.")]
 #: Why an answer is not the full pipeline's: a dependency was down (ranking, retrieval,
 #: cache), or the gateway was at HYBRIDREC_MAX_IN_FLIGHT and served popular items (overload).
 Degraded = Literal["ranking", "retrieval", "cache", "overload"]
@@ -47,7 +50,10 @@ class ErrorResponse(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "example": {
-                "error": {"code": "not_found", "message": "item 99999999 is not in the catalogue"},
+                "error": {
+                    "code": "not_found",
+                    "message": "item '99999999' is not in the catalogue",
+                },
                 "request_id": "3f2c9a0e6b1d4c57",
             }
         }
@@ -58,7 +64,7 @@ class ErrorResponse(BaseModel):
 class Item(BaseModel):
     """A catalogue item."""
 
-    item_id: int
+    item_id: ItemId
     title: str
     year: int | None = None
     genres: list[str] = Field(default_factory=list)
@@ -75,7 +81,7 @@ class ItemDetail(Item):
     model_config = ConfigDict(
         json_schema_extra={
             "example": {
-                "item_id": 1,
+                "item_id": "1",
                 "title": "Toy Story",
                 "year": 1995,
                 "genres": ["Adventure", "Animation", "Children", "Comedy", "Fantasy"],
@@ -98,7 +104,7 @@ class ScoredItem(Item):
     model_config = ConfigDict(
         json_schema_extra={
             "example": {
-                "item_id": 2355,
+                "item_id": "2355",
                 "title": "Bug's Life, A",
                 "year": 1998,
                 "genres": ["Adventure", "Animation", "Children", "Comedy"],
@@ -121,7 +127,7 @@ class ItemList(BaseModel):
             "example": {
                 "items": [
                     {
-                        "item_id": 1,
+                        "item_id": "1",
                         "title": "Toy Story",
                         "year": 1995,
                         "genres": ["Adventure", "Animation", "Children", "Comedy", "Fantasy"],
@@ -140,6 +146,11 @@ class ItemList(BaseModel):
 class NewItem(StrictModel):
     """An item to add to the catalogue at run time."""
 
+    item_id: ItemId | None = Field(
+        None,
+        description="The item's id in your catalogue; 409 if it is taken. Omitted: the "
+        "service assigns one (the next free decimal number above the catalogue's).",
+    )
     title: Annotated[str, Field(min_length=1, max_length=500)]
     genres: Annotated[
         list[Annotated[str, Field(max_length=100)]], Field(max_length=MAX_GENRES)
@@ -165,7 +176,7 @@ class NewItem(StrictModel):
 class SimilarItems(BaseModel):
     """Neighbours of one item."""
 
-    item_id: int
+    item_id: ItemId
     mode: Literal["content", "collaborative"]
     items: list[ScoredItem]
     model_version: str
@@ -174,11 +185,11 @@ class SimilarItems(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "example": {
-                "item_id": 1,
+                "item_id": "1",
                 "mode": "content",
                 "items": [
                     {
-                        "item_id": 3114,
+                        "item_id": "3114",
                         "title": "Toy Story 2",
                         "year": 1999,
                         "genres": ["Adventure", "Animation", "Children", "Comedy", "Fantasy"],
@@ -235,8 +246,8 @@ class RecommendationRequest(StrictModel):
         extra="forbid",
         json_schema_extra={
             "example": {
-                "recent_item_ids": [1, 2355, 3114],
-                "ratings": [{"item_id": 296, "rating": 4.5}],
+                "recent_item_ids": ["1", "2355", "3114"],
+                "ratings": [{"item_id": "296", "rating": 4.5}],
                 "k": 10,
                 "genres": ["Comedy"],
             }
@@ -247,7 +258,7 @@ class RecommendationRequest(StrictModel):
 class Recommendations(BaseModel):
     """A ranked list of recommendations."""
 
-    user_id: int | None
+    user_id: UserId | None
     items: list[ScoredItem]
     model_version: str
     degraded: list[Degraded] = Field(
@@ -263,10 +274,10 @@ class Recommendations(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "example": {
-                "user_id": 42,
+                "user_id": "42",
                 "items": [
                     {
-                        "item_id": 2355,
+                        "item_id": "2355",
                         "title": "Bug's Life, A",
                         "year": 1998,
                         "genres": ["Adventure", "Animation", "Children", "Comedy"],
@@ -294,7 +305,7 @@ class EventIn(StrictModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "example": {"item_id": 296, "type": "rating", "rating": 4.5, "timestamp": 1764288000}
+            "example": {"item_id": "296", "type": "rating", "rating": 4.5, "timestamp": 1764288000}
         },
     )
 
@@ -317,8 +328,8 @@ class EventAccepted(BaseModel):
 
     status: Literal["accepted"] = "accepted"
     event_id: str
-    user_id: int
-    item_id: int
+    user_id: UserId
+    item_id: ItemId
     degraded: list[Degraded] = Field(default_factory=list)
     request_id: str | None = None
 
@@ -327,8 +338,8 @@ class EventAccepted(BaseModel):
             "example": {
                 "status": "accepted",
                 "event_id": "1764288000000-0",
-                "user_id": 42,
-                "item_id": 296,
+                "user_id": "42",
+                "item_id": "296",
                 "degraded": [],
                 "request_id": "3f2c9a0e6b1d4c57",
             }

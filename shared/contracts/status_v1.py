@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.contracts.public_v1 import Item
+from shared.contracts.public_v1 import Item, UserId
 
 
 class ServiceState(BaseModel):
@@ -35,7 +35,7 @@ class BundleSummary(BaseModel):
     n_items: int | None = Field(None, description="Items in the bundle's catalogue.")
     n_users: int | None = Field(None, description="Users the bundle was trained on.")
     sources: list[str] = Field(default_factory=list, description="Retrieval's candidate sources.")
-    example_user_ids: list[int] = Field(
+    example_user_ids: list[UserId] = Field(
         default_factory=list, description="A few users of the training data, to look at."
     )
     metrics: dict[str, float] = Field(
@@ -110,7 +110,7 @@ class HistoryEntry(Item):
 class UserHistory(BaseModel):
     """A user's history, newest first."""
 
-    user_id: int
+    user_id: UserId
     items: list[HistoryEntry]
     total: int = Field(description="Entries before the limit was applied.")
     request_id: str | None = None
@@ -118,11 +118,11 @@ class UserHistory(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "example": {
-                "user_id": 42,
+                "user_id": "42",
                 "items": [
-                    {"item_id": 296, "title": "Pulp Fiction", "year": 1994, "genres": ["Crime"],
+                    {"item_id": "296", "title": "Pulp Fiction", "year": 1994, "genres": ["Crime"],
                      "source": "event", "type": "rating", "rating": 4.5, "timestamp": 1764288000},
-                    {"item_id": 1, "title": "Toy Story", "year": 1995, "genres": ["Comedy"],
+                    {"item_id": "1", "title": "Toy Story", "year": 1995, "genres": ["Comedy"],
                      "source": "history"},
                 ],
                 "total": 2,

@@ -1,8 +1,9 @@
 """The item catalogue the services serve: the bundle's items plus fresh ones.
 
 Rows are in the bundle's item order (position = ``item_idx``); item ids are the
-dataset's own. Lookups by id use a sorted id array and ``np.searchsorted`` so a
-million-item catalogue needs no Python dict of a million entries. Title search
+dataset's own strings (:mod:`shared.contracts.ids`). Lookups by id use a sorted array of
+fixed-width strings and ``np.searchsorted``, so a million-item catalogue needs no Python
+dict of a million entries and no id is ever read as a number. Title search
 uses a token index (word -> item positions) built once at load.
 """
 
@@ -30,23 +31,27 @@ def normalise_title(text: str) -> list[str]:
     return _WORD.findall(folded)
 
 
-# Ids up to LUT_SLACK * n_items + LUT_BASE get a direct id -> position table (int32,
-# 4 bytes per id); sparser ids keep the binary search, slower for its cache misses
-# (figures: docs/scaling.md#measurements-behind-code-choices).
-LUT_SLACK, LUT_BASE = 8, 1 << 20
+
+def id_array(ids: Any) -> np.ndarray:
+    """Ids as a numpy array of fixed-width strings (``<U``): what the catalogue searches.
+
+    Integers (an old bundle's ids, a test's) become their decimal text.
+    """
+    arr = np.asarray(ids)
+    if arr.dtype.kind == "U":
+        return arr.reshape(-1)
+    if arr.dtype.kind in "iu":
+        return arr.astype(str).reshape(-1)
+    return np.asarray([str(x) for x in arr.reshape(-1).tolist()], dtype=str).reshape(-1)
 
 
-def _position_table(item_ids: np.ndarray) -> np.ndarray | None:
-    """[max_id + 1] int32 positions (-1 = absent), or None when ids are too sparse."""
-    if not len(item_ids) or int(item_ids.min()) < 0:
-        return None
-    top = int(item_ids.max())
-    if top + 1 > LUT_SLACK * len(item_ids) + LUT_BASE or len(item_ids) >= 2**31:
-        return None
-    lut = np.full(top + 1, -1, dtype=np.int32)
-    # written in reverse so a duplicated id maps to its first position, as the search does
-    lut[item_ids[::-1]] = np.arange(len(item_ids) - 1, -1, -1, dtype=np.int32)
-    return lut
+def next_numeric_id(ids: np.ndarray) -> int:
+    """One more than the largest id made only of decimal digits (1 when there is none):
+    where ids assigned to new items start. Ids are never read as numbers otherwise."""
+    digits = [d.lstrip("0") or "0" for d in ids[np.char.isdigit(ids)].tolist()] if len(ids) else []
+    if not digits:
+        return 1
+    return int(max(digits, key=lambda d: (len(d), d))) + 1  # by length, then text: by value
 
 
 @dataclass
@@ -54,7 +59,7 @@ class Catalogue:
     """Items of one bundle, with id lookup, metadata and title search.
 
     Attributes:
-        item_ids: [n] int64 item ids in bundle order.
+        item_ids: [n] item ids in bundle order (a ``<U`` string array).
         titles: [n] titles.
         years: [n] release years (None when unknown).
         genres: [n] genre lists.
@@ -72,14 +77,14 @@ class Catalogue:
     popularity: np.ndarray
     _order: np.ndarray = field(init=False, repr=False)
     _sorted: np.ndarray = field(init=False, repr=False)
-    _lut: np.ndarray | None = field(init=False, repr=False)
+    _next_id: int | None = field(init=False, repr=False, default=None)
     _tokens: dict[str, np.ndarray] = field(init=False, repr=False)
     _vocab: list[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self.item_ids = id_array(self.item_ids)
         self._order = np.argsort(self.item_ids, kind="stable")
         self._sorted = self.item_ids[self._order]
-        self._lut = _position_table(self.item_ids)
         index: dict[str, list[int]] = defaultdict(list)
         for pos, title in enumerate(self.titles):
             for tok in set(normalise_title(title)):
@@ -94,7 +99,7 @@ class Catalogue:
         overviews = [None if (o is None or pd.isna(o)) else str(o) for o in items["overview"]]
         pop = items["popularity"] if "popularity" in items.columns else np.zeros(len(items))
         return cls(
-            item_ids=items["item_id"].to_numpy(dtype=np.int64),
+            item_ids=id_array(items["item_id"].to_numpy()),
             titles=[str(t) for t in items["title"].tolist()],
             years=years,
             genres=[list_cell(g) for g in items["genres"].tolist()],
@@ -107,35 +112,34 @@ class Catalogue:
         return len(self.item_ids)
 
     @property
-    def max_item_id(self) -> int:
-        """The largest item id (new items get ids above it)."""
-        return int(self._sorted[-1]) if len(self._sorted) else 0
+    def next_item_id(self) -> int:
+        """Where ids for new items start: above the catalogue's largest decimal id."""
+        if self._next_id is None:
+            self._next_id = next_numeric_id(self._sorted)
+        return self._next_id
 
-    def positions(self, ids: list[int] | np.ndarray) -> np.ndarray:
+    def positions(self, ids: list[str] | np.ndarray) -> np.ndarray:
         """[n] int64 positions of item ids; -1 where an id is not in the catalogue."""
-        arr = np.asarray(ids, dtype=np.int64).reshape(-1)
+        arr = id_array(ids)
         if not len(self._sorted) or not arr.size:
             return np.full(arr.shape, -1, dtype=np.int64)
-        if self._lut is not None:  # a direct table: no binary search over the catalogue
-            inside = (arr >= 0) & (arr < len(self._lut))
-            return np.where(inside, self._lut[np.where(inside, arr, 0)], -1).astype(np.int64)
         at = np.clip(np.searchsorted(self._sorted, arr), 0, len(self._sorted) - 1)
         found = self._sorted[at] == arr
-        return np.where(found, self._order[at], -1)
+        return np.where(found, self._order[at], -1).astype(np.int64)
 
-    def position(self, item_id: int) -> int:
+    def position(self, item_id: str) -> int:
         """Position of one id; raises NotFoundError when absent."""
         pos = int(self.positions([item_id])[0])
         if pos < 0:
             raise NotFoundError(
-                f"item {item_id} is not in the catalogue; look ids up with GET /v1/items?q=..."
+                f"item {item_id!r} is not in the catalogue; look ids up with GET /v1/items?q=..."
             )
         return pos
 
     def record(self, pos: int) -> dict[str, Any]:
         """The item at a position as a JSON-ready dict."""
         return {
-            "item_id": int(self.item_ids[pos]),
+            "item_id": str(self.item_ids[pos]),
             "title": self.titles[pos],
             "year": self.years[pos],
             "genres": self.genres[pos],

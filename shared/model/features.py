@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +106,12 @@ class FeatureEncoder:
     """Vocabularies and encoders of the two-tower inputs.
 
     Attributes:
-        user_ids: Raw ids of the known users; position ``i`` -> table index ``i + 1``.
-        item_ids: Raw ids of the catalogue in bundle order; ``item_idx`` -> ``item_idx + 1``.
+        user_ids: Ids of the known users (strings; training's integer ids are kept as
+            their decimal text until the bundle export writes the dataset's own ids);
+            position ``i`` -> table index ``i + 1``.
+        item_ids: Ids of the catalogue in bundle order (strings, as ``user_ids``);
+            ``item_idx`` -> ``item_idx + 1``. Lookups take any id and use its text, so
+            ``296`` and ``"296"`` are the same item.
         genres: Genre vocabulary; multi-hot column ``j`` = ``genres[j]``.
         item_genres: Per item index, the genre columns it has.
         item_year_buckets: Per item index, its year bucket (0 = unknown).
@@ -120,8 +124,8 @@ class FeatureEncoder:
         history_length: Number of recent items the query tower sees.
     """
 
-    user_ids: list[int]
-    item_ids: list[int]
+    user_ids: list[str]
+    item_ids: list[str]
     genres: list[str]
     item_genres: list[list[int]]
     item_year_buckets: list[int]
@@ -135,8 +139,10 @@ class FeatureEncoder:
     def __post_init__(self) -> None:
         if self.history_length < 1:
             raise ConfigError(f"history_length must be >= 1, got {self.history_length}")
-        self._user_index = {int(u): i + 1 for i, u in enumerate(self.user_ids)}
-        self._item_index = {int(it): i for i, it in enumerate(self.item_ids)}
+        self.user_ids = [str(u) for u in self.user_ids]
+        self.item_ids = [str(it) for it in self.item_ids]
+        self._user_index = {u: i + 1 for i, u in enumerate(self.user_ids)}
+        self._item_index = {it: i for i, it in enumerate(self.item_ids)}
         self._genre_index = {g: j for j, g in enumerate(self.genres)}
         self._feature_index = {
             name: {v: j + 1 for j, v in enumerate(vocab)}
@@ -155,7 +161,7 @@ class FeatureEncoder:
     @classmethod
     def fit(
         cls,
-        user_ids: Sequence[int] | np.ndarray,
+        user_ids: Sequence[int | str] | np.ndarray,
         items: Any,
         users: Any | None = None,
         *,
@@ -189,8 +195,8 @@ class FeatureEncoder:
         n_buckets = (max(known) - year_min) // year_bucket_size + 1 if known else 1
         vocabs, rows = _user_feature_table(users, len(user_ids))
         return cls(
-            user_ids=[int(u) for u in user_ids],
-            item_ids=[int(i) for i in items["item_id"]],
+            user_ids=[str(u) for u in user_ids],
+            item_ids=[str(i) for i in items["item_id"]],
             genres=genres,
             item_genres=[sorted({gindex[g] for g in gl}) for gl in genre_lists],
             item_year_buckets=[_bucket(y, year_min, year_bucket_size, n_buckets) for y in years],
@@ -226,13 +232,24 @@ class FeatureEncoder:
         """Table size of user feature ``name`` (values + 1 for unknown)."""
         return len(self.user_feature_vocabs[name]) + 1
 
-    def user_index(self, raw_user_ids: Sequence[int] | np.ndarray) -> np.ndarray:
+    def user_index(self, raw_user_ids: Sequence[int | str] | np.ndarray) -> np.ndarray:
         """[B] int32 user table index (``user_idx + 1``; 0 for unknown ids)."""
-        return np.asarray([self._user_index.get(int(u), 0) for u in raw_user_ids], np.int32)
+        return np.asarray([self._user_index.get(str(u), 0) for u in raw_user_ids], np.int32)
 
-    def item_index(self, raw_item_ids: Sequence[int] | np.ndarray) -> np.ndarray:
+    def item_index(self, raw_item_ids: Sequence[int | str] | np.ndarray) -> np.ndarray:
         """[B] int64 ``item_idx`` of raw item ids (-1 for ids outside the catalogue)."""
-        return np.asarray([self._item_index.get(int(i), -1) for i in raw_item_ids], np.int64)
+        return np.asarray([self._item_index.get(str(i), -1) for i in raw_item_ids], np.int64)
+
+    def with_ids(self, user_ids: Sequence[str], item_ids: Sequence[str]) -> FeatureEncoder:
+        """The same encoder naming its users and items by other ids, position for position
+        (the bundle export's switch from training's integers to the dataset's own ids)."""
+        if len(user_ids) != len(self.user_ids) or len(item_ids) != len(self.item_ids):
+            raise ConfigError(
+                f"with_ids needs {len(self.user_ids)} user and {len(self.item_ids)} item ids, "
+                f"got {len(user_ids)} and {len(item_ids)}"
+            )
+        return replace(self, user_ids=[str(u) for u in user_ids],
+                       item_ids=[str(i) for i in item_ids])
 
     def year_buckets(self, years: Sequence[Any] | np.ndarray) -> np.ndarray:
         """[B] int32 year bucket (0 = unknown; out-of-range years clip to the end buckets)."""
@@ -336,7 +353,7 @@ class FeatureEncoder:
 
     def encode_queries(
         self,
-        user_ids: Sequence[int | None] | np.ndarray | None = None,
+        user_ids: Sequence[int | str | None] | np.ndarray | None = None,
         histories: Sequence[Sequence[int] | np.ndarray] | None = None,
         user_features: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> dict[str, np.ndarray]:
@@ -363,7 +380,7 @@ class FeatureEncoder:
             uidx = np.zeros(batch, dtype=np.int32)
         else:
             uidx = np.asarray(
-                [0 if u is None else self._user_index.get(int(u), 0) for u in user_ids],
+                [0 if u is None else self._user_index.get(str(u), 0) for u in user_ids],
                 dtype=np.int32,
             )
         hist = self.pad_histories(histories if histories is not None else [[]] * batch)

@@ -26,7 +26,7 @@ class QueryTowerRunner(KerasRunner):
     def encode(
         self,
         encoder: FeatureEncoder,
-        user_ids: Sequence[int | None] | np.ndarray | None = None,
+        user_ids: Sequence[int | str | None] | np.ndarray | None = None,
         histories: Sequence[Sequence[int] | np.ndarray] | None = None,
         user_features: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> np.ndarray:

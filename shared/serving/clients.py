@@ -35,7 +35,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict, TypeVar, Unpack
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
 from pydantic import BaseModel
@@ -43,6 +43,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from shared.contracts.admin_v1 import BundleStatus, ReloadRequest, ReloadResult
 from shared.contracts.errors import (
+    ConflictError,
     DependencyUnavailableError,
     HybridrecError,
     NotFoundError,
@@ -355,6 +356,8 @@ class ServiceClient:
             exc = NotFoundError(message)
         elif resp.status == 422:
             exc = ValidationError(message)
+        elif resp.status == 409:
+            exc = ConflictError(message)
         elif 400 <= resp.status < 500:
             exc = UpstreamClientError(message, resp.status)
         else:
@@ -509,16 +512,16 @@ class RetrievalClient(ServiceClient):
         )
 
     async def similar(
-        self, item_id: int, *, k: int, mode: str, timeout_s: float, request_id: str | None
+        self, item_id: str, *, k: int, mode: str, timeout_s: float, request_id: str | None
     ) -> SimilarItems:
         return await self.call_model(
-            "GET", f"/v1/items/{item_id}/similar", None, SimilarItems,
+            "GET", f"/v1/items/{quote(item_id, safe='')}/similar", None, SimilarItems,
             params={"k": k, "mode": mode}, timeout_s=timeout_s, request_id=request_id,
         )
 
-    async def item(self, item_id: int, *, timeout_s: float, request_id: str | None) -> ItemDetail:
+    async def item(self, item_id: str, *, timeout_s: float, request_id: str | None) -> ItemDetail:
         return await self.call_model(
-            "GET", f"/v1/items/{item_id}", None, ItemDetail,
+            "GET", f"/v1/items/{quote(item_id, safe='')}", None, ItemDetail,
             timeout_s=timeout_s, request_id=request_id,
         )
 
@@ -547,13 +550,13 @@ class RetrievalClient(ServiceClient):
         )
 
     async def push_history(
-        self, user_id: int, req: HistoryUpdate, *, timeout_s: float, request_id: str | None
+        self, user_id: str, req: HistoryUpdate, *, timeout_s: float, request_id: str | None
     ) -> None:
         """Append items to a user's recent history (not retried: it is not idempotent)."""
         with timing.stage("codec"):
             body = req.model_dump_json().encode()
         await self.send(
-            "POST", f"/v1/users/{user_id}/history", body=body,
+            "POST", f"/v1/users/{quote(user_id, safe='')}/history", body=body,
             timeout_s=timeout_s, request_id=request_id, idempotent=False,
         )
 

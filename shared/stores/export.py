@@ -6,13 +6,20 @@ import asyncio
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from shared.contracts.errors import DataError, DependencyUnavailableError
+from shared.contracts.ids import ID_RULE, is_valid_id
 from shared.stores.events import EventLog
 from shared.stores.redis_conn import RedisGuard, RedisUnavailable
 
 COLUMNS = ("event_id", "user_id", "item_id", "type", "rating", "timestamp")
-_REQUIRED_INT = ("user_id", "item_id", "timestamp")
+_ID_COLUMNS = ("user_id", "item_id")
+SCHEMA = pa.schema([
+    ("event_id", pa.string()), ("user_id", pa.string()), ("item_id", pa.string()),
+    ("type", pa.string()), ("rating", pa.float32()), ("timestamp", pa.int64()),
+])
+"""The export's column types (fixed, so an empty export has them too)."""
 
 
 async def _collect(redis_url: str | None, state_dir: str, prefix: str) -> list[dict[str, str]]:
@@ -47,7 +54,7 @@ def export_events(
 ) -> int:
     """Write every stored event (stream and spool) to ``out`` as parquet; returns the count.
 
-    Columns: event_id, user_id (int64), item_id (int64), type, rating (float32, NaN when
+    Columns: event_id, user_id (string), item_id (string), type, rating (float32, NaN when
     absent), timestamp (int64 seconds) - the canonical interaction columns plus the
     event's id and type, so ``hybridrec train`` can read them back. Every event appears
     once, under the id its client was given (a spooled event's ``f...`` id even after it
@@ -55,21 +62,32 @@ def export_events(
 
     Raises:
         DependencyUnavailableError: ``redis_url`` is set but Redis does not answer.
-        DataError: A stored event lacks a numeric user_id, item_id or timestamp.
+        DataError: A stored event lacks a valid user_id or item_id (an id of
+            :mod:`shared.contracts.ids`; events stored before ids were strings hold integers,
+            exported as their decimal text) or a numeric timestamp.
     """
     rows = asyncio.run(_collect(redis_url, state_dir, prefix))
     df = pd.DataFrame([{c: r.get(c, "") for c in COLUMNS} for r in rows], columns=list(COLUMNS))
-    for col in _REQUIRED_INT:
-        values = pd.to_numeric(df[col], errors="coerce")
-        bad = values.isna()
+    for col in _ID_COLUMNS:
+        df[col] = [str(v) for v in df[col].tolist()]
+        bad = ~df[col].map(is_valid_id)
         if bad.any():
             first = int(bad.to_numpy().argmax())
             raise DataError(
                 f"event {df['event_id'].iloc[first]} has {col}={df[col].iloc[first]!r}; "
-                f"expected an integer ({int(bad.sum())} such events). Remove or fix it in the "
+                f"{ID_RULE} ({int(bad.sum())} such events). Remove or fix it in the "
                 "stream/spool and export again"
             )
-        df[col] = values.astype("int64")
+    values = pd.to_numeric(df["timestamp"], errors="coerce")
+    bad = values.isna()
+    if bad.any():
+        first = int(bad.to_numpy().argmax())
+        raise DataError(
+            f"event {df['event_id'].iloc[first]} has timestamp={df['timestamp'].iloc[first]!r}; "
+            f"expected an integer ({int(bad.sum())} such events). Remove or fix it in the "
+            "stream/spool and export again"
+        )
+    df["timestamp"] = values.astype("int64")
     # Empty strings (no rating: views and clicks) become NaN.
     df["rating"] = pd.to_numeric(df["rating"], errors="coerce").astype("float32")
     df["event_id"] = df["event_id"].astype(str)
@@ -78,6 +96,6 @@ def export_events(
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    df.to_parquet(tmp, index=False)
+    df.to_parquet(tmp, index=False, schema=SCHEMA)
     tmp.replace(path)
     return len(df)

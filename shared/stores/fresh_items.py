@@ -3,8 +3,12 @@
 Annoy indexes are immutable, so new items live in this store and are searched
 exactly beside the index. Records are JSON: the item's fields plus its content
 (BERT) vector and item-tower vector, base64-encoded float32. Backends: a Redis
-hash ``{prefix}:fresh:items`` with ids from ``INCR {prefix}:fresh:next_id``, or an
-fsync'd JSON-lines file ``<state_dir>/fresh_items.jsonl``.
+hash ``{prefix}:fresh:items`` (field = the item id, claimed with ``HSETNX`` so two adds
+never share an id), or an fsync'd JSON-lines file ``<state_dir>/fresh_items.jsonl``.
+
+Ids are strings (:mod:`shared.contracts.ids`): the caller's own, or, when it sends none,
+the decimal text of a counter (``INCR {prefix}:fresh:next_id``, raised to at least the
+catalogue's next decimal id), skipping ids the catalogue already holds.
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ import asyncio
 import base64
 import json
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from shared.contracts.errors import ConflictError
 from shared.stores.events import durable_append, read_json_lines
 from shared.stores.redis_conn import RedisGuard, key
 
@@ -45,7 +52,7 @@ def decode_vector(s: str) -> np.ndarray:
 
 
 class FreshItemStore:
-    """Durable store of run-time items; ``add`` assigns ids above the catalogue's."""
+    """Durable store of run-time items; ``add`` keeps the caller's id or assigns one."""
 
     def __init__(
         self, guard: RedisGuard | None, state_dir: str | Path, *, prefix: str = "hybridrec"
@@ -56,27 +63,69 @@ class FreshItemStore:
         self.path = Path(state_dir) / "fresh_items.jsonl"
         self._lock = threading.Lock()
 
-    async def add(self, record: dict[str, Any], min_id: int) -> dict[str, Any]:
-        """Store ``record`` (without item_id) and return it with its new ``item_id``.
+    async def add(
+        self, record: dict[str, Any], first_id: int, taken: Callable[[str], bool]
+    ) -> dict[str, Any]:
+        """Store ``record`` and return it with its ``item_id``.
+
+        Args:
+            record: The item's fields; its ``item_id`` (a string) is kept when set.
+            first_id: The smallest number an assigned id may be (the catalogue's next).
+            taken: Whether an id belongs to the catalogue already.
 
         Raises:
+            ConflictError: The record's own id is in the catalogue or was added before.
             RedisUnavailable: Redis is configured but down (the caller answers 503).
         """
+        own = record.get("item_id")
+        if own is not None and taken(str(own)):
+            raise _taken(str(own))
+        record = {**record, "added_at": time.time()}  # the order all() lists them in
         if self.guard is not None:
-            new_id = int(
-                await self.guard.run(
-                    lambda r: r.eval(_NEXT_ID_SCRIPT, 1, self.id_key, str(int(min_id)))
-                )
-            )
-            full = {**record, "item_id": new_id}
-            await self.guard.run(lambda r: r.hset(self.hash_key, str(new_id), json.dumps(full)))
-            return full
-        return await asyncio.to_thread(self._add_file, record, min_id)
+            return await self._add_redis(record, first_id, taken)
+        return await asyncio.to_thread(self._add_file, record, first_id, taken)
 
-    def _add_file(self, record: dict[str, Any], min_id: int) -> dict[str, Any]:
+    async def _add_redis(
+        self, record: dict[str, Any], first_id: int, taken: Callable[[str], bool]
+    ) -> dict[str, Any]:
+        assert self.guard is not None
+        own = record.get("item_id")
+        while True:
+            if own is not None:
+                new_id = str(own)
+            else:
+                n = await self.guard.run(
+                    lambda r: r.eval(_NEXT_ID_SCRIPT, 1, self.id_key, str(int(first_id)))
+                )
+                new_id = str(int(n))
+                if taken(new_id):
+                    continue
+            full = {**record, "item_id": new_id}
+            if await self._claim(new_id, json.dumps(full)):
+                return full
+            if own is not None:
+                raise _taken(new_id)
+
+    async def _claim(self, item_id: str, value: str) -> bool:
+        """Store ``value`` under ``item_id`` unless the id is taken (HSETNX)."""
+        assert self.guard is not None
+        return bool(await self.guard.run(lambda r: r.hsetnx(self.hash_key, item_id, value)))
+
+    def _add_file(
+        self, record: dict[str, Any], first_id: int, taken: Callable[[str], bool]
+    ) -> dict[str, Any]:
         with self._lock:
-            existing = self._read_file()
-            new_id = max([min_id - 1, *(int(r["item_id"]) for r in existing)]) + 1
+            existing = {str(r["item_id"]) for r in self._read_file()}
+            own = record.get("item_id")
+            if own is not None:
+                new_id = str(own)
+                if new_id in existing:
+                    raise _taken(new_id)
+            else:  # above every id assigned before, as the Redis counter does
+                n = max([first_id, *(int(i) + 1 for i in existing if i.isdigit())])
+                while taken(str(n)):
+                    n += 1
+                new_id = str(n)
             full = {**record, "item_id": new_id}
             self.path.parent.mkdir(parents=True, exist_ok=True)
             durable_append(self.path, json.dumps(full) + "\n")
@@ -86,20 +135,28 @@ class FreshItemStore:
         return [r for r in read_json_lines(self.path) if "item_id" in r]
 
     async def all(self) -> list[dict[str, Any]]:
-        """Every stored record, ordered by item id."""
+        """Every stored record (ids as strings), in the order they were added."""
         if self.guard is not None:
             raw = await self.guard.run(lambda r: r.hgetall(self.hash_key))
             records = [json.loads(v) for v in raw.values()]
+            records.sort(key=lambda r: float(r.get("added_at", 0)))
         else:
             records = await asyncio.to_thread(self._read_file)
-        return sorted(records, key=lambda r: int(r["item_id"]))
+        return [{**r, "item_id": str(r["item_id"])} for r in records]
 
-    async def get(self, item_id: int) -> dict[str, Any] | None:
+    async def get(self, item_id: str) -> dict[str, Any] | None:
         """One record, or None."""
         if self.guard is not None:
             raw = await self.guard.run(lambda r: r.hget(self.hash_key, str(item_id)))
-            return json.loads(raw) if raw else None
+            return {**json.loads(raw), "item_id": str(item_id)} if raw else None
         for rec in await asyncio.to_thread(self._read_file):
-            if int(rec["item_id"]) == item_id:
-                return rec
+            if str(rec["item_id"]) == str(item_id):
+                return {**rec, "item_id": str(item_id)}
         return None
+
+
+def _taken(item_id: str) -> ConflictError:
+    return ConflictError(
+        f"item {item_id!r} exists already; send another item_id, or none to have one "
+        "assigned"
+    )

@@ -9,7 +9,9 @@ list's last ``max_history``). Because the model version is part of the vector ke
 vector cached under one bundle is never used with another. On Redis Cluster the user
 part of every key is the hash tag ``{u<user_id>}`` (``<prefix>:hist:{u42}``,
 ``<prefix>:seen:{u42}``, ``<prefix>:uvec:<version>:{u42}``; a user's vector key is
-``u<user_id>``), so the one-round-trip read of all three stays in one slot.
+``u<user_id>``), so the one-round-trip read of all three stays in one slot. User and item
+ids are strings of the safe alphabet of :mod:`shared.contracts.ids` (no braces, so a user
+id never breaks the hash tag); Redis returns them as bytes, decoded here as ASCII.
 When Redis is down every read is a miss and every write is skipped
 (``status == "bypass"``); the service keeps answering without the cache.
 """
@@ -28,6 +30,11 @@ from shared.stores.redis_conn import RedisGuard, RedisUnavailable, key, slot_tag
 CacheStatus = Literal["hit", "miss", "bypass"]
 
 
+def _text(raw: bytes | str) -> str:
+    """A stored id as text (Redis answers bytes)."""
+    return raw.decode("ascii") if isinstance(raw, bytes) else raw
+
+
 def _decode(raw: bytes | str) -> np.ndarray:
     """A cached vector's raw bytes as a writable float32 array ``[d]``."""
     data = raw.encode("latin-1") if isinstance(raw, str) else raw
@@ -37,11 +44,11 @@ def _decode(raw: bytes | str) -> np.ndarray:
 class UserRead(NamedTuple):
     """What :meth:`UserStateStore.recent_and_vector` read in one round trip."""
 
-    recent: list[int]  # recent item ids, most recent last (at most ``max_history``)
+    recent: list[str]  # recent item ids, most recent last (at most ``max_history``)
     status: CacheStatus  # of the history read
     vector: np.ndarray | None  # the cached query vector [d] float32, if asked for and cached
     vector_status: CacheStatus  # ``miss`` when no vector was asked for
-    seen: set[int]  # every item id pushed for the user (empty when Redis is down)
+    seen: set[str]  # every item id pushed for the user (empty when Redis is down)
 
 
 class UserStateStore:
@@ -66,8 +73,8 @@ class UserStateStore:
         self.vector_ttl_s = vector_ttl_s
         self.max_local_users = max_local_users
         self._vectors: OrderedDict[str, bytes] = OrderedDict()
-        self._history: OrderedDict[int, list[int]] = OrderedDict()
-        self._seen: dict[int, set[int]] = {}  # evicted with the user's history
+        self._history: OrderedDict[str, list[str]] = OrderedDict()
+        self._seen: dict[str, set[str]] = {}  # evicted with the user's history
 
     @property
     def backend(self) -> str:
@@ -77,10 +84,10 @@ class UserStateStore:
     def _vkey(self, version: str, user_key: str) -> str:
         return key(self.prefix, "uvec", version, slot_tag(user_key, user_key, self.cluster))
 
-    def _hkey(self, user_id: int) -> str:
+    def _hkey(self, user_id: str) -> str:
         return key(self.prefix, "hist", slot_tag(f"u{user_id}", user_id, self.cluster))
 
-    def _skey(self, user_id: int) -> str:
+    def _skey(self, user_id: str) -> str:
         return key(self.prefix, "seen", slot_tag(f"u{user_id}", user_id, self.cluster))
 
     async def get_vector(
@@ -118,7 +125,7 @@ class UserStateStore:
             return "bypass"
         return "miss"
 
-    async def invalidate(self, version: str, user_id: int) -> None:
+    async def invalidate(self, version: str, user_id: str) -> None:
         """Drop the cached vector of a known user (after new feedback)."""
         k = self._vkey(version, f"u{user_id}")
         if self.guard is None:
@@ -128,7 +135,7 @@ class UserStateStore:
         with contextlib.suppress(RedisUnavailable):
             await self.guard.run(lambda r: r.delete(k))
 
-    async def recent(self, user_id: int) -> tuple[list[int], CacheStatus]:
+    async def recent(self, user_id: str) -> tuple[list[str], CacheStatus]:
         """Recent item ids of a user, most recent last."""
         if self.guard is None:
             return list(self._history.get(user_id, [])), "hit"
@@ -136,10 +143,10 @@ class UserStateStore:
             raw = await self.guard.run(lambda r: r.lrange(self._hkey(user_id), 0, -1))
         except RedisUnavailable:
             return [], "bypass"
-        return [int(x) for x in raw], "hit"
+        return [_text(x) for x in raw], "hit"
 
     async def recent_and_vector(
-        self, user_id: int, version: str, user_key: str | None
+        self, user_id: str, version: str, user_key: str | None
     ) -> UserRead:
         """:meth:`recent`, the seen set and (when ``user_key`` is given) :meth:`get_vector`.
 
@@ -168,15 +175,15 @@ class UserStateStore:
             raw = await self.guard.run(_read)
         except RedisUnavailable:
             return UserRead([], "bypass", None, "bypass" if vk is not None else "miss", set())
-        recent = [int(x) for x in raw[0]]
-        seen = {int(x) for x in raw[1]}
+        recent = [_text(x) for x in raw[0]]
+        seen = {_text(x) for x in raw[1]}
         raw_vec = raw[2] if vk is not None else None
         if raw_vec is None:
             return UserRead(recent, "hit", None, "miss", seen)
         return UserRead(recent, "hit", _decode(raw_vec), "hit", seen)
 
     async def push_recent(
-        self, user_id: int, item_ids: list[int], *, seen_only: bool = False
+        self, user_id: str, item_ids: list[str], *, seen_only: bool = False
     ) -> CacheStatus:
         """Append item ids to a user's recent history (trimmed to ``max_history``) and
         add them to the user's seen set (not trimmed), in one transaction.
@@ -187,7 +194,7 @@ class UserStateStore:
         """
         if not item_ids:
             return "hit"
-        ids = [int(i) for i in item_ids]
+        ids = [str(i) for i in item_ids]
         if self.guard is None:
             hist = self._history.setdefault(user_id, [])
             if not seen_only:

@@ -134,7 +134,7 @@ def next_item_wins(bundle_root: Path, n_users: int = 60, seed: int = 0) -> int:
     wins = 0
     for _, row in users.head(n_users).iterrows():
         hist = encoder.item_index(list(row.history))
-        vec = runner.encode(encoder, [int(row.user_id)], [hist[:-5]])[0]
+        vec = runner.encode(encoder, [str(row.user_id)], [hist[:-5]])[0]
         pos = vectors[hist[-5:]] @ vec
         neg = vectors[rng.integers(0, len(vectors), 5)] @ vec
         wins += int(pos.mean() > neg.mean())

@@ -143,3 +143,44 @@ def test_bad_event_files_are_refused_clearly(tmp_path: Path) -> None:
     ).to_parquet(nan_rating)
     with pytest.raises(DataError, match="no finite rating"):
         read_events(nan_rating)
+
+
+def test_string_ids_map_onto_a_dense_dataset_and_new_users_get_new_numbers(
+    tmp_path: Path,
+) -> None:
+    """The bookshop (SKUs, customer ids): events exported with string ids fold back in."""
+    from tests.support.bookshop import write_bookshop
+
+    shop = load_dataset(str(write_bookshop(tmp_path / "shop", n_items=40, n_users=20)))
+    assert shop.id_maps is not None
+    items_map, users_map = shop.id_maps["items"], shop.id_maps["users"]
+    later = int(shop.interactions["timestamp"].max()) + 10
+    events = [
+        {"user_id": "cust-0003", "item_id": "sku-000007", "type": "view", "timestamp": later},
+        {"user_id": "new:customer@shop", "item_id": "sku-000008", "type": "rating",
+         "rating": 5.0, "timestamp": later + 1},
+        {"user_id": "cust-0003", "item_id": "sku-999999", "type": "view", "timestamp": later + 2},
+    ]
+    folded = fold_events(shop, read_events(_export(tmp_path, events)))
+    assert folded.info["events_folded"] == 2 and folded.info["events_dropped_unknown_item"] == 1
+    assert folded.id_maps is not None
+    new_users = folded.id_maps["users"]
+    new_int = int(new_users.to_int(["new:customer@shop"])[0])
+    assert new_int == len(users_map.strings) + 1  # the next number; known ids keep theirs
+    assert new_users.to_int(["cust-0003"]).tolist() == users_map.to_int(["cust-0003"]).tolist()
+    inter = folded.interactions
+    pair = inter[(inter["user_id"] == new_int)
+                 & (inter["item_id"] == int(items_map.to_int(["sku-000008"])[0]))]
+    assert len(pair) == 1 and pair["rating"].iloc[0] == 5.0
+    assert new_int in set(folded.users["user_id"])
+
+
+def test_a_numeric_dataset_leaves_out_events_of_non_numeric_users(
+    ds: Dataset, tmp_path: Path
+) -> None:
+    item = str(ds.items["item_id"].iloc[0])
+    events = [{"user_id": "cust-a", "item_id": item, "type": "view", "timestamp": 1},
+              {"user_id": "99999", "item_id": item, "type": "view", "timestamp": 2}]
+    folded = fold_events(ds, read_events(_export(tmp_path, events)))
+    assert folded.info["events_dropped_user_id"] == 1 and folded.info["events_folded"] == 1
+    assert 99999 in set(folded.users["user_id"]) and folded.id_maps is None

@@ -28,7 +28,9 @@ def _store_two(redis_url: str | None, state: Path, prefix: str) -> list[int]:
                 "content": encode_vector(np.ones(4)),
                 "vector": encode_vector(np.ones(2)),
             }
-            ids.append(int((await store.add(rec, min_id=200_000))["item_id"]))
+            added = await store.add(rec, 200_000, lambda _: False)
+            assert isinstance(added["item_id"], str)
+            ids.append(int(added["item_id"]))  # assigned ids are decimal: MovieLens keeps them
         if guard is not None:
             await guard.close()
         return ids
@@ -55,3 +57,23 @@ def test_items_from_the_state_folder_without_redis(bundled_zip: Path, tmp_path: 
     ids = _store_two(None, tmp_path, "unused")
     folded = fold_fresh_items(load_dataset(bundled_zip), read_fresh_items(None, str(tmp_path), "x"))
     assert set(ids) <= set(folded.items["item_id"])
+
+
+def test_own_string_ids_join_a_dense_catalogue_and_skip_a_numeric_one(
+    bundled_zip: Path, tmp_path: Path
+) -> None:
+    from tests.support.bookshop import write_bookshop
+
+    records = [{"item_id": "sku-new:1", "title": "A New Book", "genres": ["poetry"],
+                "year": 2026, "overview": None, "tags": []},
+               {"item_id": "sku-000001", "title": "Already There", "genres": []}]
+    shop = load_dataset(str(write_bookshop(tmp_path / "shop", n_items=30, n_users=10)))
+    folded = fold_fresh_items(shop, records)
+    assert folded.id_maps is not None and folded.info["fresh_items_folded"] == 1
+    new_int = int(folded.id_maps["items"].to_int(["sku-new:1"])[0])
+    assert new_int == len(shop.items) + 1
+    row = folded.items[folded.items["item_id"] == new_int]
+    assert row["title"].tolist() == ["A New Book"]
+    # MovieLens ids are numbers: an item with a non-decimal id cannot join; it is counted
+    ml = fold_fresh_items(load_dataset(bundled_zip), records[:1])
+    assert ml.info["fresh_items_skipped_id"] == 1 and "fresh_items_folded" not in ml.info

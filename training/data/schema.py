@@ -29,11 +29,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shared.contracts.errors import DataError
+from shared.contracts.ids import ID_ALPHABET as ID_ALPHABET  # one alphabet: files, bundle, API
+from shared.contracts.ids import ID_PATTERN as ID_PATTERN
 
-ID_ALPHABET = "A-Z a-z 0-9 . _ : @ -"
-"""The characters an id may hold (documented in docs/own-data.md)."""
-ID_PATTERN = r"[A-Za-z0-9._:@-]{1,128}"
-"""An id: 1..128 characters of :data:`ID_ALPHABET` (a full match; see also :data:`DOTS`)."""
 DOTS = r"\.+"
 """Ids made only of dots (``.``, ``..``) are refused: URL paths would resolve them."""
 ID_RE = re.compile(ID_PATTERN)

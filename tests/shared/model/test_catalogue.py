@@ -13,12 +13,12 @@ from shared.model.catalogue import Catalogue, normalise_title
 
 ROWS = [
     # item_id, title, year, genres, tags, overview, popularity
-    (862, "Toy Story (1995)", 1995, ["Animation", "Comedy"], ["pixar"], "Toys come alive.", 300),
-    (5, "Story of Toys, The (1980)", 1980, ["Documentary"], [], None, 900),
-    (3114, "Toy Story 2 (1999)", 1999, ["Animation", "Comedy"], ["pixar", "sequel"], None, 200),
-    (78499, "Toy Story 3 (2010)", 2010, ["Animation"], [], None, 200),
+    ("862", "Toy Story (1995)", 1995, ["Animation", "Comedy"], ["pixar"], "Toys come alive.", 300),
+    ("5", "Story of Toys, The (1980)", 1980, ["Documentary"], [], None, 900),
+    ("3114", "Toy Story 2 (1999)", 1999, ["Animation", "Comedy"], ["pixar", "sequel"], None, 200),
+    ("78499", "Toy Story 3 (2010)", 2010, ["Animation"], [], None, 200),
     (
-        4973,
+        "4973",
         "Amélie (Fabuleux destin d'Amélie Poulain, Le) (2001)",
         2001,
         ["Romance"],
@@ -26,10 +26,10 @@ ROWS = [
         None,
         150,
     ),
-    (1200, "Aliens (1986)", 1986, ["Sci-Fi", "Action"], [], None, 500),
-    (1214, "Alien (1979)", 1979, ["Sci-Fi", "Horror"], [], None, 400),
-    (99, "Storytelling (2001)", None, [], [], None, 50),
-    (42, "A Toy (1900)", 1900, ["(no genres listed)"], [], None, 1),
+    ("1200", "Aliens (1986)", 1986, ["Sci-Fi", "Action"], [], None, 500),
+    ("1214", "Alien (1979)", 1979, ["Sci-Fi", "Horror"], [], None, 400),
+    ("99", "Storytelling (2001)", None, [], [], None, 50),
+    ("42", "A Toy (1900)", 1900, ["(no genres listed)"], [], None, 1),
 ]
 
 
@@ -53,7 +53,7 @@ def _titles(cat: Catalogue, positions: list[int]) -> list[str]:
 
 def test_from_frame_fields(cat: Catalogue) -> None:
     assert len(cat) == len(ROWS)
-    assert cat.item_ids.dtype == np.int64
+    assert cat.item_ids.dtype.kind == "U"  # ids are strings: never read as numbers
     assert cat.item_ids.tolist() == [r[0] for r in ROWS]
     assert cat.years[0] == 1995 and cat.years[7] is None
     assert cat.genres[0] == ["Animation", "Comedy"] and cat.genres[7] == []
@@ -61,7 +61,7 @@ def test_from_frame_fields(cat: Catalogue) -> None:
     assert cat.overviews[0] == "Toys come alive." and cat.overviews[1] is None
     assert cat.popularity.dtype == np.int64 and cat.popularity[1] == 900
     assert cat.record(0) == {
-        "item_id": 862,
+        "item_id": "862",
         "title": "Toy Story (1995)",
         "year": 1995,
         "genres": ["Animation", "Comedy"],
@@ -95,10 +95,11 @@ def test_from_frame_without_popularity_and_with_joined_genre_strings() -> None:
 
 
 def test_positions_and_unknown_ids(cat: Catalogue) -> None:
-    got = cat.positions([3114, 862, 123456, 42, -1, 0, 78499])
+    got = cat.positions(["3114", "862", "123456", "42", "-1", "0", "78499", "042", "42 "])
     assert got.dtype == np.int64
-    assert got.tolist() == [2, 0, -1, 8, -1, -1, 3]
-    assert cat.positions(np.asarray([78499, 78500])).tolist() == [3, -1]  # above the max
+    assert got.tolist() == [2, 0, -1, 8, -1, -1, 3, -1, -1]  # "042" is another id than "42"
+    assert cat.positions(np.asarray(["78499", "78500", "zzz"])).tolist() == [3, -1, -1]
+    assert cat.positions([78499, 5]).tolist() == [3, 1]  # integers are read as their text
     assert cat.positions([]).tolist() == []
     for pos, row in enumerate(ROWS):
         assert cat.position(row[0]) == pos
@@ -106,26 +107,31 @@ def test_positions_and_unknown_ids(cat: Catalogue) -> None:
 
 def test_position_of_unknown_id_raises_not_found(cat: Catalogue) -> None:
     with pytest.raises(NotFoundError) as info:
-        cat.position(31337)
+        cat.position("31337")
     err = info.value
     assert "31337" in err.message and "not in the catalogue" in err.message
     assert "/v1/items?q=" in err.message  # says how to find a valid id
     assert err.http_status == 404 and err.code == "not_found"
 
 
-def test_max_item_id(cat: Catalogue) -> None:
-    assert cat.max_item_id == 78499
+def test_next_item_id_is_above_the_largest_decimal_id(cat: Catalogue) -> None:
+    assert cat.next_item_id == 78500  # by number, not text order ("99" > "78499" as text)
+    frame = _frame()
+    frame["item_id"] = ["sku-1", "b", "7", "0009", "x:y", "a@b", "c.d", "e_f", "g-h"]
+    assert Catalogue.from_frame(frame).next_item_id == 10
+    frame["item_id"] = [f"sku-{i}" for i in range(len(frame))]
+    assert Catalogue.from_frame(frame).next_item_id == 1
 
 
 def test_empty_catalogue() -> None:
     empty = Catalogue.from_frame(_frame().iloc[:0])
     assert len(empty) == 0
-    assert empty.max_item_id == 0
-    assert empty.positions([1, 2]).tolist() == [-1, -1]
+    assert empty.next_item_id == 1
+    assert empty.positions(["1", "2"]).tolist() == [-1, -1]
     assert empty.search("toy", 5) == []
     assert empty.genre_mask(["Comedy"]).tolist() == []
     with pytest.raises(NotFoundError):
-        empty.position(1)
+        empty.position("1")
 
 
 def test_search_toy_story_finds_the_films_first(cat: Catalogue) -> None:
@@ -211,26 +217,22 @@ def test_genre_mask(cat: Catalogue) -> None:
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_position_table_answers_as_the_binary_search(
-    seed: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import shared.model.catalogue as catalogue_module
-
+def test_string_positions_match_a_dict(seed: int) -> None:
+    """Sorted-array lookups of string ids agree with a plain dict, first position winning."""
     rng = np.random.default_rng(seed)
-    ids = rng.choice(5_000, size=800, replace=False)
-    ids[10] = ids[20]  # a duplicated id maps to its first position either way
+    ids = [f"sku-{i:05d}" if i % 3 else str(i) for i in rng.choice(50_000, 800, replace=False)]
+    ids[10] = ids[20]  # a duplicated id maps to its first position
     n = len(ids)
     frame = pd.DataFrame(
         {"item_id": ids, "title": [f"t{i}" for i in range(n)], "genres": [[]] * n,
          "tags": [[]] * n, "year": [None] * n, "overview": [None] * n}
     )  # fmt: skip
-    with_table = Catalogue.from_frame(frame)
-    monkeypatch.setattr(catalogue_module, "LUT_BASE", 0)
-    monkeypatch.setattr(catalogue_module, "LUT_SLACK", 0)
-    searched = Catalogue.from_frame(frame)
-    assert with_table._lut is not None and searched._lut is None
-    queries = np.concatenate([ids, rng.integers(-10, 6_000, size=2_000), [2**40, -(2**40)]])
-    got = with_table.positions(queries)
+    cat = Catalogue.from_frame(frame)
+    first: dict[str, int] = {}
+    for pos, i in enumerate(ids):
+        first.setdefault(i, pos)
+    queries = ids + [f"sku-{i:05d}" for i in rng.integers(0, 60_000, 500)] + ["", "a" * 200]
+    got = cat.positions(queries)
     assert got.dtype == np.int64
-    np.testing.assert_array_equal(got, searched.positions(queries))
-    assert with_table.positions([ids[20]]).tolist() == [10]
+    assert got.tolist() == [first.get(q, -1) for q in queries]
+    assert cat.positions([ids[20]]).tolist() == [10]

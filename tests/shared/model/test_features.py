@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared.contracts.errors import BundleError, ValidationError
+from shared.contracts.errors import BundleError, ConfigError, ValidationError
 from shared.model.features import FeatureEncoder, feature_value
 
 
@@ -103,6 +103,21 @@ def test_json_round_trip(encoder: FeatureEncoder, tmp_path) -> None:
     assert a.keys() == b.keys()
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_ids_are_text_and_with_ids_renames_them(encoder: FeatureEncoder, tmp_path) -> None:
+    """Training fits on integers; the bundle's encoder names the dataset's own string ids."""
+    assert encoder.user_ids == ["7", "9", "11"] and encoder.item_ids == ["10", "20", "30", "40"]
+    np.testing.assert_array_equal(encoder.user_index(["9", 7, "07"]), [2, 1, 0])
+    renamed = encoder.with_ids(["cust-a", "cust-b", "cust-c"], ["s1", "s2", "s3", "s4"])
+    path = tmp_path / "features.json"
+    renamed.save(path)
+    loaded = FeatureEncoder.load(path)
+    np.testing.assert_array_equal(loaded.user_index(["cust-b", "9"]), [2, 0])
+    np.testing.assert_array_equal(loaded.item_index(["s4", "s1", "40"]), [3, 0, -1])
+    assert loaded.item_genres == encoder.item_genres  # only the names changed
+    with pytest.raises(ConfigError, match="3 user and 4 item ids"):
+        encoder.with_ids(["a"], ["b"])
 
 
 def test_load_rejects_other_schema(encoder: FeatureEncoder, tmp_path) -> None:

@@ -104,7 +104,7 @@ def _app() -> FastAPI:
     async def candidates(req: CandidatesRequest) -> CandidatesResponse:
         ids = list(range(1, req.k + 1))
         columns = CandidateColumns(
-            item_ids=ids,
+            item_ids=[f"i{i}" for i in ids],
             scores=[1.0 / i for i in ids],
             sources=["content"] * len(ids),
             titles=[f"t{i}" for i in ids],
@@ -122,7 +122,8 @@ def _app() -> FastAPI:
         ordered = sorted(req.columns.item_ids, reverse=True)
         return RankResponse(
             items=[
-                RankedItem(item_id=c, score=float(c), rank=i + 1) for i, c in enumerate(ordered)
+                RankedItem(item_id=c, score=float(c[1:]), rank=i + 1)
+                for i, c in enumerate(ordered)
             ],
             model_version="v-test",
         )
@@ -233,10 +234,12 @@ def test_typed_retrieval_and_ranking_clients(server_url: str) -> None:
         ranking = RankingClient("ranking", server_url, timeout_s=5.0)
         try:
             cands = await retrieval.candidates(
-                CandidatesRequest(user_id=3, history=[5, 6], k=4), timeout_s=5.0, request_id="r1"
+                CandidatesRequest(user_id="3", history=[5, "sku-6"], k=4), timeout_s=5.0,
+                request_id="r1",
             )
             ranked = await ranking.rank(
-                RankRequest(user_id=3, history=[5, 6], columns=cands.columns), timeout_s=5.0
+                RankRequest(user_id="3", history=["5", "sku-6"], columns=cands.columns),
+                timeout_s=5.0,
             )
             return cands, ranked
         finally:
@@ -245,9 +248,11 @@ def test_typed_retrieval_and_ranking_clients(server_url: str) -> None:
 
     cands, ranked = asyncio.run(main())
     assert isinstance(cands, CandidatesResponse)
-    assert cands.columns.item_ids == [1, 2, 3, 4] and cands.columns.titles[0] == "t1"
-    assert cands.history == [5, 6] and cands.cache == "miss" and cands.model_version == "v-test"
-    assert [r.item_id for r in ranked.items] == [4, 3, 2, 1]
+    assert cands.columns.item_ids == ["i1", "i2", "i3", "i4"] and cands.columns.titles[0] == "t1"
+    # a JSON number is read as its text
+    assert cands.history == ["5", "sku-6"] and cands.user_id == "3"
+    assert cands.cache == "miss" and cands.model_version == "v-test"
+    assert [r.item_id for r in ranked.items] == ["i4", "i3", "i2", "i1"]
     assert [r.rank for r in ranked.items] == [1, 2, 3, 4]
 
 

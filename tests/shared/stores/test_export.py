@@ -25,7 +25,9 @@ from shared.stores.redis_conn import RedisGuard
 TIMEOUT_S = 2.0
 
 
-def _ev(user: int, item: int, kind: str, rating: float | None, ts: int) -> dict[str, Any]:
+def _ev(
+    user: int | str, item: int | str, kind: str, rating: float | None, ts: int
+) -> dict[str, Any]:
     return {"user_id": user, "item_id": item, "type": kind, "rating": rating, "timestamp": ts}
 
 
@@ -46,8 +48,8 @@ def _append(
 
 def _check_dtypes(df: pd.DataFrame) -> None:
     assert list(df.columns) == list(COLUMNS)
-    assert df["user_id"].dtype == np.int64
-    assert df["item_id"].dtype == np.int64
+    assert pd.api.types.is_string_dtype(df["user_id"])  # ids are strings
+    assert pd.api.types.is_string_dtype(df["item_id"])
     assert df["timestamp"].dtype == np.int64
     assert df["rating"].dtype == np.float32
     assert pd.api.types.is_string_dtype(df["event_id"])
@@ -102,11 +104,11 @@ def test_export_stream_and_spool_with_dedup(
     _check_dtypes(df)
     assert not out.with_suffix(".parquet.tmp").exists()
     # stream first (the copy of spooled[0], then the streamed ones), then the spool
-    assert df["item_id"].tolist() == [10, 20, 21, 30, 11]
+    assert df["item_id"].tolist() == ["10", "20", "21", "30", "11"]
     assert df["event_id"].iloc[0] == spooled[0]  # the id its client got, not the copy's
     assert df["event_id"].tolist()[1:4] == streamed
     assert df["event_id"].iloc[4] == spooled[1]
-    assert df["user_id"].tolist() == [1, 2, 2, 3, 1]
+    assert df["user_id"].tolist() == ["1", "2", "2", "3", "1"]
     assert df["type"].tolist() == ["rating", "rating", "view", "click", "view"]
     assert df["timestamp"].tolist() == [1000, 2000, 2001, 2_000_000_000, 1001]
     ratings = df["rating"].to_numpy()
@@ -117,13 +119,16 @@ def test_export_stream_and_spool_with_dedup(
 
 def test_export_spool_only_without_redis(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    ids = _append(None, state, "p", [_ev(5, 7, "rating", 3.5, 10), _ev(6, 8, "view", None, 11)])
+    # an event stored before ids were strings (integers) and one with string ids
+    ids = _append(None, state, "p", [_ev(5, 7, "rating", 3.5, 10),
+                                     _ev("cust-6", "sku:8@a.b_c", "view", None, 11)])
     out = tmp_path / "e.parquet"
     assert export_events(out, redis_url=None, state_dir=str(state)) == 2
     df = pd.read_parquet(out)
     _check_dtypes(df)
     assert df["event_id"].tolist() == ids
-    assert df[["user_id", "item_id", "timestamp"]].to_numpy().tolist() == [[5, 7, 10], [6, 8, 11]]
+    assert df[["user_id", "item_id", "timestamp"]].to_numpy().tolist() == [
+        ["5", "7", 10], ["cust-6", "sku:8@a.b_c", 11]]
     assert df["rating"].iloc[0] == np.float32(3.5) and np.isnan(df["rating"].iloc[1])
 
 
@@ -146,7 +151,7 @@ def test_export_overwrites_a_previous_file(tmp_path: Path) -> None:
     assert export_events(out, redis_url=None, state_dir=str(state)) == 1
     _append(None, state, "p", [_ev(1, 2, "view", None, 2)])
     assert export_events(out, redis_url=None, state_dir=str(state)) == 2
-    assert pd.read_parquet(out)["item_id"].tolist() == [1, 2]
+    assert pd.read_parquet(out)["item_id"].tolist() == ["1", "2"]
 
 
 def test_export_with_redis_down_says_so(tmp_path: Path) -> None:
@@ -164,6 +169,15 @@ def test_export_names_an_event_with_a_bad_timestamp(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="timestamp") as info:
         export_events(tmp_path / "e.parquet", redis_url=None, state_dir=str(state))
     assert bad[0] in str(info.value) and ids[0] not in str(info.value)
+
+
+def test_export_names_an_event_with_a_bad_id(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    _append(None, state, "p", [_ev("u1", "i1", "view", None, 1)])
+    bad = _append(None, state, "p", [_ev("u1", "a{b}", "view", None, 2)])
+    with pytest.raises(DataError, match="item_id") as info:
+        export_events(tmp_path / "e.parquet", redis_url=None, state_dir=str(state))
+    assert bad[0] in str(info.value) and "A-Z a-z 0-9 . _ : @ -" in str(info.value)
 
 
 def test_an_xadd_that_timed_out_but_was_applied_is_exported_once(tmp_path: Path) -> None:
@@ -210,4 +224,4 @@ def test_an_xadd_that_timed_out_but_was_applied_is_exported_once(tmp_path: Path)
     finally:
         server.stop()
     df = pd.read_parquet(out)
-    assert df["event_id"].tolist() == [eid] and df["item_id"].tolist() == [40]
+    assert df["event_id"].tolist() == [eid] and df["item_id"].tolist() == ["40"]

@@ -119,7 +119,7 @@ def _node_of(client: RedisCluster, k: str) -> str:
 
 def test_user_state_keys_share_a_slot_and_round_trip(redis_cluster: LocalCluster) -> None:
     prefix, version = _prefix(), "2024-01-01T00-00-00"
-    users = list(range(1, 41))
+    users = [f"cust:{i}@x" for i in range(1, 41)]  # ':' and '@' of the id alphabet
     vec = np.linspace(-1, 1, 8, dtype=np.float32)
 
     async def main() -> tuple[list[Any], list[tuple[str, str, str]]]:
@@ -128,9 +128,10 @@ def test_user_state_keys_share_a_slot_and_round_trip(redis_cluster: LocalCluster
         try:
             out, keys = [], []
             for u in users:
-                assert await store.push_recent(u, [u, u + 1]) == "hit"
-                assert await store.push_recent(u, [u + 2, u + 3]) == "hit"  # trimmed to 3
-                assert await store.set_vector(version, f"u{u}", vec * u) == "miss"
+                n = int(u[5:-2])
+                assert await store.push_recent(u, [str(n), str(n + 1)]) == "hit"
+                assert await store.push_recent(u, [str(n + 2), str(n + 3)]) == "hit"  # trimmed
+                assert await store.set_vector(version, f"u{u}", vec * n) == "miss"
                 out.append(await store.recent_and_vector(u, version, f"u{u}"))
                 keys.append((store._hkey(u), store._vkey(version, f"u{u}"), store._skey(u)))
             await store.invalidate(version, users[0])
@@ -141,9 +142,10 @@ def test_user_state_keys_share_a_slot_and_round_trip(redis_cluster: LocalCluster
 
     out, keys = asyncio.run(main())
     for u, (recent, status, got, vstatus, seen) in zip(users, out, strict=False):
-        assert (recent, status, vstatus) == ([u + 1, u + 2, u + 3], "hit", "hit")
-        assert seen == {u, u + 1, u + 2, u + 3}  # the seen set is not trimmed
-        np.testing.assert_array_equal(got, vec * u)
+        n = int(u[5:-2])
+        assert (recent, status, vstatus) == ([str(n + 1), str(n + 2), str(n + 3)], "hit", "hit")
+        assert seen == {str(n + i) for i in range(4)}  # the seen set is not trimmed
+        np.testing.assert_array_equal(got, vec * n)
     assert out[-1][2] is None and out[-1][3] == "miss"  # invalidated
     client = redis_cluster.client()
     try:
@@ -209,22 +211,22 @@ def test_fresh_items_get_unique_ids_under_concurrency(
         stores = [FreshItemStore(g, tmp_path, prefix=prefix) for g in guards]
         try:
             added = await asyncio.gather(
-                *(stores[i % 3].add({"title": f"t{i}"}, min_id=1000) for i in range(12))
+                *(stores[i % 3].add({"title": f"t{i}"}, 1000, lambda _: False) for i in range(12))
             )
             listed = await stores[0].all()
             return (
                 [r["item_id"] for r in added],
                 [r["item_id"] for r in listed],
-                await stores[1].get(1005),
+                await stores[1].get("1005"),
             )
         finally:
             for g in guards:
                 await g.close()
 
     added, listed, one = asyncio.run(main())
-    assert sorted(added) == list(range(1000, 1012))
-    assert listed == list(range(1000, 1012))
-    assert one is not None and one["item_id"] == 1005
+    assert sorted(added) == [str(i) for i in range(1000, 1012)]
+    assert sorted(listed) == sorted(added)
+    assert one is not None and one["item_id"] == "1005"
     client = redis_cluster.client()
     try:
         client.delete(f"{prefix}:fresh:items")
@@ -244,7 +246,7 @@ def test_a_dead_master_fails_fast_spools_events_and_recovers(
     try:
         owner = _node_of(client, stream_key)
         # a user whose history lives on the same master
-        user = next(u for u in range(1, 1000) if _node_of(client, f"x:{{u{u}}}") == owner)
+        user = str(next(u for u in range(1, 1000) if _node_of(client, f"x:{{u{u}}}") == owner))
     finally:
         client.close()
     victim = next(n for n in redis_cluster.nodes if f"127.0.0.1:{n.port}" == owner)
@@ -282,7 +284,7 @@ def test_a_dead_master_fails_fast_spools_events_and_recovers(
         store = UserStateStore(guard, prefix=prefix)
         try:
             moved = await log.flush_spool()
-            await store.push_recent(user, [70])
+            await store.push_recent(user, ["70"])
             return moved, [ev async for ev in log.iter_events()], await store.recent(user)
         finally:
             await guard.close()
@@ -291,7 +293,7 @@ def test_a_dead_master_fails_fast_spools_events_and_recovers(
     assert moved == 3
     assert [ev["item_id"] for ev in events] == ["100", "101", "102", "103"]
     assert [ev.get("spool_id") for ev in events[1:]] == [eid for eid, _ in down["acks"]]
-    assert recent == ([70], "hit")
+    assert recent == (["70"], "hit")
     client = redis_cluster.client()
     try:
         client.delete(stream_key, f"{prefix}:hist:{{u{user}}}")

@@ -80,54 +80,54 @@ def test_recent_and_vector_in_one_read(backend: str, redis_url: str, redis_prefi
     vec = np.linspace(-1, 1, 6, dtype=np.float32)
 
     async def body(store: UserStateStore) -> list[Any]:
-        empty = await store.recent_and_vector(7, "v1", "u7")
-        await store.push_recent(7, [3, 4])
-        no_vector = await store.recent_and_vector(7, "v1", "u7")
+        empty = await store.recent_and_vector("7", "v1", "u7")
+        await store.push_recent("7", ["3", "4"])
+        no_vector = await store.recent_and_vector("7", "v1", "u7")
         await store.set_vector("v1", "u7", vec)
-        both = await store.recent_and_vector(7, "v1", "u7")
-        other_version = await store.recent_and_vector(7, "v2", "u7")
-        not_asked = await store.recent_and_vector(7, "v1", None)
+        both = await store.recent_and_vector("7", "v1", "u7")
+        other_version = await store.recent_and_vector("7", "v2", "u7")
+        not_asked = await store.recent_and_vector("7", "v1", None)
         return [empty, no_vector, both, other_version, not_asked]
 
     empty, no_vector, both, other_version, not_asked = _run(backend, redis_url, redis_prefix, body)
     assert empty == ([], "hit", None, "miss", set())
-    assert no_vector == ([3, 4], "hit", None, "miss", {3, 4})
+    assert no_vector == (["3", "4"], "hit", None, "miss", {"3", "4"})  # ids come back as text
     recent, status, got, vstatus, seen = both
-    assert (recent, status, vstatus, seen) == ([3, 4], "hit", "hit", {3, 4})
+    assert (recent, status, vstatus, seen) == (["3", "4"], "hit", "hit", {"3", "4"})
     assert got is not None and got.dtype == np.float32
     np.testing.assert_array_equal(got, vec)
     # a vector of another bundle is unused
-    assert other_version == ([3, 4], "hit", None, "miss", {3, 4})
-    assert not_asked == ([3, 4], "hit", None, "miss", {3, 4})
+    assert other_version == (["3", "4"], "hit", None, "miss", {"3", "4"})
+    assert not_asked == (["3", "4"], "hit", None, "miss", {"3", "4"})
 
 
 def test_seen_set_keeps_everything_the_capped_list_drops(
     backend: str, redis_url: str, redis_prefix: str
 ) -> None:
     """The recent list keeps the last ``max_history``; the seen set keeps every item pushed."""
-    pushed = list(range(100, 230))  # 130 items in batches, far beyond max_history=50
+    pushed = [f"sku-{i}" for i in range(100, 230)]  # 130 items, far beyond max_history=50
 
     async def body(store: UserStateStore) -> tuple[Any, Any, Any]:
         for start in range(0, len(pushed), 7):
-            assert await store.push_recent(5, pushed[start : start + 7]) == "hit"
-        await store.push_recent(5, [100, 101])  # seen again: the set does not grow
-        await store.push_recent(6, [1])  # another user's set is apart
+            assert await store.push_recent("5", pushed[start : start + 7]) == "hit"
+        await store.push_recent("5", ["sku-100", "sku-101"])  # seen again: the set does not grow
+        await store.push_recent("6", ["1"])  # another user's set is apart
         return (
-            await store.recent_and_vector(5, "v1", "u5"),
-            await store.recent_and_vector(5, "v1", None),
-            await store.recent_and_vector(6, "v1", None),
+            await store.recent_and_vector("5", "v1", "u5"),
+            await store.recent_and_vector("5", "v1", None),
+            await store.recent_and_vector("6", "v1", None),
         )
 
     with_vec, without_vec, other = _run(backend, redis_url, redis_prefix, body, max_history=50)
-    assert with_vec.recent == [*pushed[-48:], 100, 101]  # capped at 50, most recent last
+    assert with_vec.recent == [*pushed[-48:], "sku-100", "sku-101"]  # capped at 50
     assert with_vec.seen == set(pushed)
     assert without_vec.seen == set(pushed) and without_vec.recent == with_vec.recent
-    assert other.seen == {1}
+    assert other.seen == {"1"}
     if backend == "redis":
         client = redis.Redis.from_url(redis_url)
         try:
             members = client.smembers(key(redis_prefix, "seen", "5"))
-            assert {int(m) for m in members} == set(pushed)
+            assert {m.decode() for m in members} == set(pushed)
             assert client.llen(key(redis_prefix, "hist", "5")) == 50
         finally:
             client.close()
@@ -139,13 +139,13 @@ def test_seen_only_items_are_seen_but_not_recent(
     """A low rating: remembered as seen (exclude_seen), kept out of the recent history."""
 
     async def body(store: UserStateStore) -> Any:
-        await store.push_recent(8, [1, 2])
-        assert await store.push_recent(8, [3], seen_only=True) == "hit"
-        await store.push_recent(8, [4])
-        return await store.recent_and_vector(8, "v1", None)
+        await store.push_recent("8", ["1", "2"])
+        assert await store.push_recent("8", ["3"], seen_only=True) == "hit"
+        await store.push_recent("8", ["4"])
+        return await store.recent_and_vector("8", "v1", None)
 
     got = _run(backend, redis_url, redis_prefix, body, max_history=50)
-    assert got.recent == [1, 2, 4] and got.seen == {1, 2, 3, 4}
+    assert got.recent == ["1", "2", "4"] and got.seen == {"1", "2", "3", "4"}
 
 
 def test_seen_set_read_is_one_round_trip(redis_url: str, redis_prefix: str) -> None:
@@ -153,7 +153,7 @@ def test_seen_set_read_is_one_round_trip(redis_url: str, redis_prefix: str) -> N
     calls: list[int] = []
 
     async def body(store: UserStateStore) -> Any:
-        await store.push_recent(9, [1, 2, 3])
+        await store.push_recent("9", ["1", "2", "3"])
         assert store.guard is not None
         run = store.guard.run
 
@@ -162,11 +162,11 @@ def test_seen_set_read_is_one_round_trip(redis_url: str, redis_prefix: str) -> N
             return await run(fn)
 
         store.guard.run = counting  # type: ignore[method-assign]
-        return await store.recent_and_vector(9, "v1", "u9")
+        return await store.recent_and_vector("9", "v1", "u9")
 
     read = _run("redis", redis_url, redis_prefix, body)
     assert calls == [1]
-    assert read.seen == {1, 2, 3} and read.recent == [1, 2, 3]
+    assert read.seen == {"1", "2", "3"} and read.recent == ["1", "2", "3"]
 
 
 def test_vector_from_float64_is_stored_as_float32(
@@ -226,8 +226,8 @@ def test_invalidate_drops_only_that_users_vector_of_that_version(
         await store.set_vector("v1", "u7", vec)
         await store.set_vector("v1", "u8", vec)
         await store.set_vector("v2", "u7", vec)
-        await store.invalidate("v1", 7)
-        await store.invalidate("v1", 12345)  # unknown user: a no-op, no error
+        await store.invalidate("v1", "7")
+        await store.invalidate("v1", "12345")  # unknown user: a no-op, no error
         return [
             (await store.get_vector("v1", "u7"))[1],
             (await store.get_vector("v1", "u8"))[1],
@@ -241,15 +241,15 @@ def test_recent_history_push_trim_and_order(
     backend: str, redis_url: str, redis_prefix: str
 ) -> None:
     async def body(store: UserStateStore) -> list[Any]:
-        unknown = await store.recent(99)
-        s1 = await store.push_recent(1, [10, 11, 12])
-        after_first = await store.recent(1)
-        await store.push_recent(1, [13, 14])
-        after_trim = await store.recent(1)
-        s_empty = await store.push_recent(1, [])
-        after_empty = await store.recent(1)
-        await store.push_recent(2, [np.int64(7)])  # type: ignore[list-item]  # numpy ints
-        other = await store.recent(2)
+        unknown = await store.recent("99")
+        s1 = await store.push_recent("1", ["10", "11", "12"])
+        after_first = await store.recent("1")
+        await store.push_recent("1", ["13", "14"])
+        after_trim = await store.recent("1")
+        s_empty = await store.push_recent("1", [])
+        after_empty = await store.recent("1")
+        await store.push_recent("2", ["a:b@c.d-e_f"])  # the whole alphabet
+        other = await store.recent("2")
         return [unknown, s1, after_first, after_trim, s_empty, after_empty, other]
 
     unknown, s1, after_first, after_trim, s_empty, after_empty, other = _run(
@@ -257,22 +257,22 @@ def test_recent_history_push_trim_and_order(
     )
     assert unknown == ([], "hit")
     assert s1 == "hit"
-    assert after_first == ([10, 11, 12], "hit")
+    assert after_first == (["10", "11", "12"], "hit")
     # most recent last, oldest dropped first
-    assert after_trim == ([11, 12, 13, 14], "hit")
+    assert after_trim == (["11", "12", "13", "14"], "hit")
     assert s_empty == "hit"
-    assert after_empty == ([11, 12, 13, 14], "hit")
-    assert other == ([7], "hit")
+    assert after_empty == (["11", "12", "13", "14"], "hit")
+    assert other == (["a:b@c.d-e_f"], "hit")
 
 
 def test_single_push_longer_than_max_history_keeps_the_tail(
     backend: str, redis_url: str, redis_prefix: str
 ) -> None:
-    async def body(store: UserStateStore) -> list[int]:
-        await store.push_recent(3, list(range(1, 11)))
-        return (await store.recent(3))[0]
+    async def body(store: UserStateStore) -> list[str]:
+        await store.push_recent("3", [str(i) for i in range(1, 11)])
+        return (await store.recent("3"))[0]
 
-    assert _run(backend, redis_url, redis_prefix, body, max_history=3) == [8, 9, 10]
+    assert _run(backend, redis_url, redis_prefix, body, max_history=3) == ["8", "9", "10"]
 
 
 def test_max_history_must_be_positive() -> None:
@@ -288,19 +288,19 @@ def test_memory_backend_evicts_least_recently_used() -> None:
         await store.set_vector("v", "b", v)
         await store.get_vector("v", "a")  # a is now the most recently used
         await store.set_vector("v", "c", v)  # evicts b
-        await store.push_recent(1, [1])
-        await store.push_recent(2, [2])
-        await store.push_recent(1, [3])
-        await store.push_recent(3, [4])  # evicts user 2
+        await store.push_recent("1", ["1"])
+        await store.push_recent("2", ["2"])
+        await store.push_recent("1", ["3"])
+        await store.push_recent("3", ["4"])  # evicts user 2
         return [
             (await store.get_vector("v", "a"))[1],
             (await store.get_vector("v", "b"))[1],
             (await store.get_vector("v", "c"))[1],
-            str((await store.recent(1))[0]),
-            str((await store.recent(2))[0]),
+            str((await store.recent("1"))[0]),
+            str((await store.recent("2"))[0]),
         ]
 
-    assert asyncio.run(body()) == ["hit", "miss", "hit", "[1, 3]", "[]"]
+    assert asyncio.run(body()) == ["hit", "miss", "hit", "['1', '3']", "[]"]
 
 
 @pytest.fixture
@@ -325,7 +325,7 @@ def test_redis_killed_every_call_bypasses_then_recovers(private_redis: RedisProc
         out: dict[str, Any] = {}
         try:
             assert await store.set_vector("v1", "u1", vec) == "miss"
-            await store.push_recent(1, [5, 6])
+            await store.push_recent("1", ["5", "6"])
             out["before"] = (await store.get_vector("v1", "u1"))[1]
 
             private_redis.kill()
@@ -334,13 +334,13 @@ def test_redis_killed_every_call_bypasses_then_recovers(private_redis: RedisProc
             out["down"] = [
                 (await _bounded(store.get_vector("v1", "u1")))[1],
                 await _bounded(store.set_vector("v1", "u2", vec)),
-                (await _bounded(store.recent(1)))[1],
-                await _bounded(store.push_recent(1, [7])),
+                (await _bounded(store.recent("1")))[1],
+                await _bounded(store.push_recent("1", ["7"])),
                 (await _bounded(store.get_vector("v1", "u1")))[1],
-                (await _bounded(store.recent_and_vector(1, "v1", "u1")))[1],
-                (await _bounded(store.recent_and_vector(1, "v1", "u1")))[3],
+                (await _bounded(store.recent_and_vector("1", "v1", "u1")))[1],
+                (await _bounded(store.recent_and_vector("1", "v1", "u1")))[3],
             ]
-            await _bounded(store.invalidate("v1", 1))  # swallowed, returns None
+            await _bounded(store.invalidate("v1", "1"))  # swallowed, returns None
             out["failures"] = guard.failures
             out["available_during_cooldown"] = guard.available
             with pytest.raises(RedisUnavailable):
@@ -352,8 +352,8 @@ def test_redis_killed_every_call_bypasses_then_recovers(private_redis: RedisProc
             got, status = await store.get_vector("v1", "u1")
             out["after_get"] = status
             out["after_vec"] = got
-            await store.push_recent(1, [8])
-            out["after_recent"] = await store.recent(1)
+            await store.push_recent("1", ["8"])
+            out["after_recent"] = await store.recent("1")
         finally:
             await guard.close()
         return out
@@ -366,7 +366,7 @@ def test_redis_killed_every_call_bypasses_then_recovers(private_redis: RedisProc
     assert out["after_set"] == "miss"
     assert out["after_get"] == "hit"
     np.testing.assert_array_equal(out["after_vec"], vec)
-    assert out["after_recent"] == ([8], "hit")
+    assert out["after_recent"] == (["8"], "hit")
 
 
 def test_guard_ping_bypasses_cooldown(private_redis: RedisProcess) -> None:
