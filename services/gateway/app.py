@@ -36,7 +36,9 @@ log = logging.getLogger("hybridrec.gateway")
 DESCRIPTION = """\
 hybridrec's public API: recommendations for known and anonymous users, similar
 items, item lookup and search, feedback events and new items. Every list is
-`items: [{item_id, ...}]`, best first; ids are the dataset's own (MovieLens movieId).
+`items: [{item_id, ...}]`, best first; user and item ids are the dataset's own, as
+strings of 1 to 128 characters from `A-Z a-z 0-9 . _ : @ -` (MovieLens movieId 296 is
+`"296"`; requests may also send a whole number, read as its decimal text).
 
 Recommendation answers are cached in Redis for `HYBRIDREC_RESULT_CACHE_TTL_S` seconds
 (default 300) and served again until the user sends a feedback event or an item is

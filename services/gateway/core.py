@@ -57,18 +57,18 @@ class PopularFallback:
     max_candidates: int | None = None
 
 
-    def top(self, k: int, *, exclude: set[int], genres: list[str]) -> list[ScoredItem]:
+    def top(self, k: int, *, exclude: set[str], genres: list[str]) -> list[ScoredItem]:
         """The k most popular items not excluded, optionally of the given genres."""
         wanted = {g.lower() for g in genres}
         out: list[ScoredItem] = []
         for it in self.items:
-            if int(it["item_id"]) in exclude:
+            if str(it["item_id"]) in exclude:
                 continue
             if wanted and not wanted & {g.lower() for g in it.get("genres", [])}:
                 continue
             out.append(
                 ScoredItem(
-                    item_id=int(it["item_id"]),
+                    item_id=str(it["item_id"]),
                     title=str(it["title"]),
                     year=it.get("year"),
                     genres=list(it.get("genres", [])),
@@ -81,7 +81,7 @@ class PopularFallback:
         return out
 
 
-def _excluded(req: RecommendationRequest) -> set[int]:
+def _excluded(req: RecommendationRequest) -> set[str]:
     """Item ids the answer must not contain."""
     exclude = set(req.exclude_item_ids)
     if req.exclude_seen:
@@ -260,7 +260,7 @@ class GatewayCore:
     def _popular_answer(
         self,
         req: RecommendationRequest,
-        exclude: set[int],
+        exclude: set[str],
         request_id: str | None,
         *,
         reason: Degraded = "retrieval",
@@ -287,7 +287,7 @@ class GatewayCore:
         )
 
     async def _explain(
-        self, items: list[ScoredItem], history: list[int], start: float, request_id: str | None
+        self, items: list[ScoredItem], history: list[str], start: float, request_id: str | None
     ) -> None:
         if not history:
             for it in items:
@@ -306,7 +306,7 @@ class GatewayCore:
             it.reasons = reasons.get(it.item_id, [])
 
     async def record_event(
-        self, user_id: int, event: EventIn, request_id: str | None
+        self, user_id: str, event: EventIn, request_id: str | None
     ) -> EventAccepted:
         """Validate the item, store the event durably, then update the user's history."""
         degraded: list[Degraded] = []
@@ -351,7 +351,7 @@ class GatewayCore:
             request_id=request_id,
         )
 
-    async def _mark_seen(self, user_id: int, event: EventIn, request_id: str | None) -> bool:
+    async def _mark_seen(self, user_id: str, event: EventIn, request_id: str | None) -> bool:
         """A low rating: never recommend the item again (exclude_seen), best effort; the
         event itself is stored already and reaches the next training run either way."""
         try:

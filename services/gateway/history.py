@@ -18,6 +18,7 @@ from collections import OrderedDict
 from typing import Any
 
 from shared.contracts.errors import DependencyUnavailableError, NotFoundError
+from shared.contracts.ids import is_valid_id
 from shared.contracts.internal_v1 import HistoryUpdate
 from shared.contracts.public_v1 import MAX_IDS
 from shared.serving.clients import RetrievalClient
@@ -30,10 +31,10 @@ class PendingHistory:
 
     def __init__(self, max_users: int = 10_000) -> None:
         self.max_users = max_users
-        self._pending: OrderedDict[int, list[int]] = OrderedDict()
+        self._pending: OrderedDict[str, list[str]] = OrderedDict()
         self.dropped_users = 0
         self._lock = asyncio.Lock()  # one delivery at a time keeps each user's order
-        self._inflight: int | None = None
+        self._inflight: str | None = None
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -42,7 +43,7 @@ class PendingHistory:
         """True while the user has items waiting or being delivered."""
         return user_id in self._pending or user_id == self._inflight
 
-    def add(self, user_id: int, item_ids: list[int]) -> None:
+    def add(self, user_id: str, item_ids: list[str]) -> None:
         """Queue item ids for a user, in event order (only the last MAX_IDS are kept)."""
         if not item_ids:
             return
@@ -62,7 +63,9 @@ class PendingHistory:
         """Queue the positive events among flushed spool events (malformed ones are skipped)."""
         for ev in events:
             try:
-                user, item = int(ev["user_id"]), int(ev["item_id"])
+                user, item = str(ev["user_id"]), str(ev["item_id"])
+                if not (is_valid_id(user) and is_valid_id(item)):
+                    continue
                 rating = float(ev["rating"]) if ev.get("rating") not in (None, "") else None
             except (KeyError, TypeError, ValueError):
                 continue
@@ -73,7 +76,7 @@ class PendingHistory:
     async def deliver_user(
         self,
         retrieval: RetrievalClient,
-        user_id: int,
+        user_id: str,
         timeout_s: float,
         request_id: str | None = None,
     ) -> bool:
@@ -92,7 +95,7 @@ class PendingHistory:
                 self._restore(user_id, items)  # kept, in front, for the next try
                 return False
             except NotFoundError as exc:  # an item left the catalogue: retrying cannot help
-                log.warning("history of user %d not updated: %s", user_id, exc)
+                log.warning("history of user %r not updated: %s", user_id, exc)
             except BaseException:  # cancelled: nothing is lost
                 self._restore(user_id, items)
                 raise
@@ -100,13 +103,13 @@ class PendingHistory:
                 self._inflight = None
             return True
 
-    def _restore(self, user_id: int, items: list[int]) -> None:
+    def _restore(self, user_id: str, items: list[str]) -> None:
         """Put undelivered items back first in line, before any that arrived meanwhile."""
         merged = items + self._pending.get(user_id, [])
         self._pending[user_id] = merged[-MAX_IDS:]
         self._pending.move_to_end(user_id, last=False)
 
-    async def deliver(self, retrieval: RetrievalClient, timeout_s: float) -> list[int]:
+    async def deliver(self, retrieval: RetrievalClient, timeout_s: float) -> list[str]:
         """Try every waiting user once, oldest first; returns the users updated.
 
         Stops at the first user retrieval cannot take (it is down: the rest would fail too).

@@ -29,7 +29,7 @@ class ItemOps:
         self._catalogue_changed = catalogue_changed
 
     async def similar(
-        self, item_id: int, *, k: int, mode: str, request_id: str | None
+        self, item_id: str, *, k: int, mode: str, request_id: str | None
     ) -> SimilarItems:
         """Content (BERT) or collaborative (item-tower) neighbours of an item."""
         found = await self.retrieval.similar(
@@ -37,7 +37,7 @@ class ItemOps:
         )
         return found.model_copy(update={"request_id": request_id})
 
-    async def item(self, item_id: int, *, request_id: str | None) -> ItemDetail:
+    async def item(self, item_id: str, *, request_id: str | None) -> ItemDetail:
         """One item's metadata (404 when the catalogue has no such item)."""
         return await self.retrieval.item(item_id, timeout_s=self.timeout_s, request_id=request_id)
 

@@ -58,7 +58,7 @@ class ResultCache:
         self.hits = 0
         self.misses = 0
 
-    def _user_key(self, user_id: int) -> str:
+    def _user_key(self, user_id: str) -> str:
         return key(self.prefix, "recs", "u", user_id)
 
     @staticmethod
@@ -116,7 +116,7 @@ class ResultCache:
         except RedisUnavailable as exc:
             log.debug("recommendation not cached: %s", exc)
 
-    async def invalidate(self, user_id: int) -> bool:
+    async def invalidate(self, user_id: str) -> bool:
         """Make every cached answer of a user stale; False when Redis is unavailable."""
         k = self._user_key(user_id)
 

@@ -17,11 +17,13 @@ from shared.contracts.public_v1 import (
     EventAccepted,
     EventIn,
     ItemDetail,
+    ItemId,
     ItemList,
     NewItem,
     RecommendationRequest,
     Recommendations,
     SimilarItems,
+    UserId,
 )
 from shared.serving.app_factory import ERROR_RESPONSES, request_id_of
 
@@ -44,8 +46,8 @@ CACHED_RESPONSES: dict[int | str, dict[str, Any]] = {
     }
 }
 
-UserIdPath = Annotated[int, Path(ge=0, le=2**53, description="The dataset's user id.")]
-ItemIdPath = Annotated[int, Path(ge=1, le=2**53, description="The dataset's item id (movieId).")]
+UserIdPath = Annotated[UserId, Path()]
+ItemIdPath = Annotated[ItemId, Path()]
 KQuery = Annotated[int, Query(ge=1, le=MAX_K, description="How many items to return.")]
 
 

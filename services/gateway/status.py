@@ -24,6 +24,7 @@ from shared.contracts import bundle_layout as L
 from shared.contracts.bundle import read_manifest
 from shared.contracts.errors import NotFoundError
 from shared.contracts.internal_v1 import CandidatesRequest
+from shared.contracts.public_v1 import UserId
 from shared.contracts.status_v1 import (
     BundleSummary,
     HistoryEntry,
@@ -125,14 +126,14 @@ def _bundle_summary(app: FastAPI) -> BundleSummary | None:
     return summary
 
 
-def _example_users(bundle_dir: Path, n: int = 5) -> list[int]:
+def _example_users(bundle_dir: Path, n: int = 5) -> list[str]:
     """The first few user ids of the bundle's users table (only that column is read)."""
     import pyarrow as pa  # only when a bundle is summarised: not at import
     import pyarrow.parquet as pq
 
     try:
         ids = pq.read_table(bundle_dir / L.USERS, columns=["user_id"]).column(0)
-        return sorted(int(u) for u in ids.slice(0, 1000).to_pylist())[:n]
+        return [str(u) for u in ids.slice(0, n).to_pylist()]
     except (OSError, KeyError, ValueError, pa.ArrowException) as exc:
         log.warning("no example users from %s: %s", bundle_dir, exc)
         return []
@@ -178,7 +179,7 @@ def _flat_numbers(values: dict[str, Any], prefix: str = "") -> dict[str, float]:
 async def user_history(
     request: Request,
     core: CoreDep,
-    user_id: Annotated[int, PathParam(ge=0, le=2**53, description="The dataset's user id.")],
+    user_id: Annotated[UserId, PathParam()],
     limit: Annotated[int, Query(ge=1, le=200, description="How many entries.")] = 50,
 ) -> UserHistory:
     """The user's feedback events (with type, rating and time; the newest
@@ -192,7 +193,7 @@ async def user_history(
 
 
 async def history_from_services(
-    core: GatewayCore, user_id: int, limit: int, request_id: str | None
+    core: GatewayCore, user_id: str, limit: int, request_id: str | None
 ) -> tuple[list[HistoryEntry], int]:
     """Internal calls: the user's events (Redis stream / spool), retrieval's history of
     the user (``/v1/candidates`` answers it), then each shown item's metadata."""
@@ -207,7 +208,7 @@ async def history_from_services(
     except NotFoundError:
         if not events:
             raise NotFoundError(
-                f"user {user_id} has no history: not in the bundle's training data and no "
+                f"user {user_id!r} has no history: not in the bundle's training data and no "
                 "feedback events; send one with POST /v1/users/{user_id}/events"
             ) from None
         known = []
@@ -225,7 +226,7 @@ async def history_from_services(
     return entries, len(rows)
 
 
-async def _user_events(core: GatewayCore, user_id: int) -> list[dict[str, Any]]:
+async def _user_events(core: GatewayCore, user_id: str) -> list[dict[str, Any]]:
     """The user's events in arrival order, newest first (the spool's, then the newest
     EVENT_SCAN of the stream)."""
     log_ = core.events
@@ -247,7 +248,7 @@ async def _user_events(core: GatewayCore, user_id: int) -> list[dict[str, Any]]:
         if str(ev.get("user_id")) != uid:
             continue
         try:
-            item = int(ev["item_id"])
+            item = str(ev["item_id"])
             rating = float(ev["rating"]) if ev.get("rating") not in (None, "") else None
             ts = int(float(ev["timestamp"])) if ev.get("timestamp") not in (None, "") else None
         except (KeyError, TypeError, ValueError):
@@ -258,12 +259,12 @@ async def _user_events(core: GatewayCore, user_id: int) -> list[dict[str, Any]]:
 
 
 async def _metadata(
-    core: GatewayCore, item_ids: list[int], request_id: str | None
-) -> dict[int, dict[str, Any]]:
+    core: GatewayCore, item_ids: list[str], request_id: str | None
+) -> dict[str, dict[str, Any]]:
     """Title, year and genres of each item (the gateway's item lookup)."""
     gate = asyncio.Semaphore(METADATA_CONCURRENCY)
 
-    async def one(iid: int) -> tuple[int, dict[str, Any] | None]:
+    async def one(iid: str) -> tuple[str, dict[str, Any] | None]:
         async with gate:
             try:
                 item = await core.items.item(iid, request_id=request_id)

@@ -41,7 +41,7 @@ class Warmth:
 
 
 def _request(core: GatewayCore, with_history: bool) -> RecommendationRequest:
-    popular = [int(it["item_id"]) for it in (core.popular.items if core.popular else [])]
+    popular = [str(it["item_id"]) for it in (core.popular.items if core.popular else [])]
     return RecommendationRequest(
         recent_item_ids=popular[:3] if with_history else [], k=10, explain=True
     )

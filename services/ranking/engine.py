@@ -36,8 +36,7 @@ class RankingEngine:
         self.version = bundle.version
         self.catalogue = Catalogue.from_frame(bundle.load_parquet(L.ITEMS))
         users = bundle.load_parquet(L.USERS)
-        ids = users["user_id"].to_numpy(np.int64)
-        self.users = UserIndex(ids)
+        self.users = UserIndex(users["user_id"].to_numpy())
         self.tables = RankerFeatureTables.load(bundle.path(L.RANKER).parent)
         backend = "numpy" if settings.scorer == "auto" else settings.scorer
         self.scorer = RankerScorer(bundle.path(L.RANKER), self.tables, backend=backend)
@@ -50,7 +49,7 @@ class RankingEngine:
         """Verify and load the bundle at ``settings.artifacts``."""
         return cls(settings, load_bundle(settings.artifacts, verify=settings.verify_bundle))
 
-    def user_position(self, user_id: int | None) -> int:
+    def user_position(self, user_id: str | None) -> int:
         """Position of a known user, -1 for anonymous/unknown."""
         return self.users.position(user_id)
 
@@ -120,7 +119,7 @@ class RankingEngine:
 class _Columns:
     """A rank request's candidates as parallel arrays."""
 
-    item_ids: list[int]
+    item_ids: list[str]
     fused: np.ndarray  # [n] float32
     source_scores: dict[str, list[float | None]]
     source_ranks: dict[str, list[int | None]]

@@ -22,7 +22,7 @@ log = logging.getLogger("hybridrec.ranking")
 N_CANDIDATES = 100
 
 
-def _request(engine: RankingEngine, user_id: int | None, fresh_id: int | None) -> RankRequest:
+def _request(engine: RankingEngine, user_id: str | None, fresh_id: str | None) -> RankRequest:
     """The most popular items as candidates every source proposed, best first."""
     order = np.argsort(-engine.catalogue.popularity, kind="stable")
     ids = engine.catalogue.item_ids[order[:N_CANDIDATES]].tolist()
@@ -51,8 +51,8 @@ def warm_up(engine: RankingEngine) -> float:
     """Rank a known user's, an anonymous and a fresh-item request; returns the seconds."""
     start = time.perf_counter()
     users = pd.read_parquet(engine.bundle.path(L.USERS), columns=["user_id"])["user_id"]
-    known = int(users.iat[0]) if len(users) else None
-    fresh = int(engine.catalogue.item_ids.max()) + 1_000_000
+    known = str(users.iat[0]) if len(users) else None
+    fresh = "warm-up:not-in-the-catalogue"  # a fresh item: ranking keeps its position
     for user, extra in ((known, None), (None, None), (known, fresh)):
         engine.rank(_request(engine, user, extra)).model_dump_json()
     seconds = time.perf_counter() - start

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from shared.contracts import bundle_layout as L
 from shared.contracts.bundle import Bundle, load_bundle
 from shared.contracts.errors import BundleError, ConfigError, NotFoundError
 from shared.contracts.ranker_config import RankerConfig
-from shared.model.catalogue import Catalogue
+from shared.model.catalogue import Catalogue, id_array
 from shared.model.features import FeatureEncoder
 from shared.model.query_serving import CandidateTowerRunner, QueryTowerRunner
 from shared.model.search import VectorIndex
@@ -64,6 +65,15 @@ def _seen_tables(bundle: Bundle, n_users: int, n_items: int) -> tuple[np.ndarray
     return indptr, items
 
 
+def _history_positions(catalogue: Catalogue, histories: list[Any]) -> list[np.ndarray]:
+    """Each known user's history (item ids, most recent last) as int32 catalogue positions:
+    compact, and ids are read back from the catalogue (ids unknown to it are left out)."""
+    lengths = np.asarray([len(h) for h in histories], np.int64)
+    flat: Any = np.concatenate([np.asarray(h) for h in histories]) if len(histories) else []
+    pos = catalogue.positions(flat).astype(np.int32)
+    return [p[p >= 0] for p in np.split(pos, np.cumsum(lengths)[:-1])] if len(histories) else []
+
+
 class RetrievalEngine:
     """Loaded bundle + stores; answers candidates, similar items, items, history."""
 
@@ -81,9 +91,9 @@ class RetrievalEngine:
         self.fresh_store = fresh_store
         self.catalogue = Catalogue.from_frame(bundle.load_parquet(L.ITEMS))
         users = bundle.load_parquet(L.USERS)
-        self.user_ids = users["user_id"].to_numpy(np.int64)
+        self.user_ids = id_array(users["user_id"].to_numpy())
         self.users = UserIndex(self.user_ids)
-        self.histories = [np.asarray(h, np.int64) for h in users["history"].tolist()]
+        self.histories = _history_positions(self.catalogue, users["history"].tolist())
         self.seen_indptr, self.seen_items = _seen_tables(bundle, len(self.user_ids), self.n_items)
         self.encoder = FeatureEncoder.load(bundle.path(L.FEATURES))
         self.query_tower = QueryTowerRunner(bundle.path(L.QUERY_TOWER))
@@ -168,7 +178,7 @@ class RetrievalEngine:
         return len(self.catalogue)
 
     # ------------------------------------------------------------------ users
-    def user_position(self, user_id: int | None) -> int:
+    def user_position(self, user_id: str | None) -> int:
         """Position of a known user, -1 otherwise."""
         return self.users.position(user_id)
 
@@ -178,7 +188,7 @@ class RetrievalEngine:
             return self.seen_items[:0]
         return self.seen_items[self.seen_indptr[user_pos] : self.seen_indptr[user_pos + 1]]
 
-    def check_items(self, ids: list[int]) -> None:
+    def check_items(self, ids: list[str]) -> None:
         """404 naming the ids that are neither in the catalogue nor fresh."""
         if not ids:
             return
@@ -187,7 +197,7 @@ class RetrievalEngine:
             i for i, p in zip(ids, pos, strict=True) if p < 0 and i not in self.fresh
         ]
         if unknown:
-            shown = ", ".join(str(i) for i in unknown[:10])
+            shown = ", ".join(repr(i) for i in unknown[:10])
             more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
             raise NotFoundError(
                 f"item ids not in the catalogue: {shown}{more}; look ids up with GET /v1/items?q="

@@ -32,22 +32,22 @@ VectorKind = Literal["content", "vector"]
 class FreshItems:
     """Run-time items held in memory: ids, metadata and both vectors, in arrival order."""
 
-    ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))
     content: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
-    records: dict[int, dict[str, Any]] = field(default_factory=dict)
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_records(cls, records: list[dict[str, Any]], skip: Catalogue) -> FreshItems:
         """Keep the records whose id is not in the bundle's catalogue already."""
-        recs = [r for r in records if skip.positions([int(r["item_id"])])[0] < 0]
+        recs = [r for r in records if skip.positions([str(r["item_id"])])[0] < 0]
         if not recs:
             return cls()
         return cls(
-            ids=np.asarray([int(r["item_id"]) for r in recs], np.int64),
+            ids=np.asarray([str(r["item_id"]) for r in recs], dtype=str),
             content=np.stack([decode_vector(r["content"]) for r in recs]),
             vectors=np.stack([decode_vector(r["vector"]) for r in recs]),
-            records={int(r["item_id"]): r for r in recs},
+            records={str(r["item_id"]): r for r in recs},
         )
 
     def __len__(self) -> int:
@@ -56,7 +56,7 @@ class FreshItems:
     def __contains__(self, item_id: object) -> bool:
         return item_id in self.records
 
-    def meta(self, item_id: int) -> dict[str, Any]:
+    def meta(self, item_id: str) -> dict[str, Any]:
         """Title, year and genres of a fresh item (the fields candidates carry)."""
         rec = self.records[item_id]
         return {
@@ -65,7 +65,7 @@ class FreshItems:
             "genres": list(rec.get("genres", [])),
         }
 
-    def detail(self, item_id: int) -> ItemDetail:
+    def detail(self, item_id: str) -> ItemDetail:
         """A fresh item as the API shows an item."""
         rec = self.records[item_id]
         return ItemDetail(
@@ -79,33 +79,33 @@ class FreshItems:
             fresh=True,
         )
 
-    def vector(self, item_id: int, kind: VectorKind) -> np.ndarray:
+    def vector(self, item_id: str, kind: VectorKind) -> np.ndarray:
         """A fresh item's content (BERT) or item-tower vector."""
         return decode_vector(self.records[item_id][kind])
 
-    def title_matches(self, q: str) -> list[int]:
+    def title_matches(self, q: str) -> list[str]:
         """Ids of the fresh items whose title holds every word of ``q``."""
         words = q.lower().split()
         return [
             i for i, rec in self.records.items() if all(w in rec["title"].lower() for w in words)
         ]
 
-    def neighbours(self, q: np.ndarray, kind: VectorKind, skip: int) -> list[tuple[int, float]]:
+    def neighbours(self, q: np.ndarray, kind: VectorKind, skip: str) -> list[tuple[str, float]]:
         """``(item_id, cosine)`` of every fresh item but ``skip`` against ``q``."""
         if not len(self):
             return []
         matrix = self.content if kind == "content" else self.vectors
         sims = matrix @ np.asarray(q, np.float32)
-        return [(int(i), float(s)) for i, s in zip(self.ids, sims, strict=True) if int(i) != skip]
+        return [(str(i), float(s)) for i, s in zip(self.ids, sims, strict=True) if str(i) != skip]
 
     def candidates(
         self,
         vec: np.ndarray,
         content_query: np.ndarray | None,
-        exclude_ids: set[int],
+        exclude_ids: set[str],
         genres: list[str],
         k: int,
-    ) -> list[tuple[int, float, str]]:
+    ) -> list[tuple[str, float, str]]:
         """Fresh items scored exactly: ``(item_id, score, source)``, best first.
 
         The score is the better of the two-tower similarity to the user vector and, with a
@@ -122,7 +122,7 @@ class FreshItems:
         want = {g.lower() for g in genres}
         out = []
         for j in np.argsort(-score, kind="stable")[:k]:
-            iid = int(self.ids[j])
+            iid = str(self.ids[j])
             if iid in exclude_ids:
                 continue
             if want and not want & {g.lower() for g in self.records[iid].get("genres", [])}:
@@ -131,7 +131,7 @@ class FreshItems:
         return out
 
     def insert(
-        self, rows: list[dict[str, Any]], fresh: list[tuple[int, float, str]], k: int
+        self, rows: list[dict[str, Any]], fresh: list[tuple[str, float, str]], k: int
     ) -> list[dict[str, Any]]:
         """Candidate rows with the fresh ones inserted, each at the fused score of the
         catalogue candidate it beats on its own source; the first ``k`` are kept."""
@@ -166,11 +166,13 @@ async def add(engine: RetrievalEngine, item: NewItem) -> ItemDetail:
         engine.encoder, content[None, :], [item.genres], [item.year]
     )[0]
     record = {
-        **item.model_dump(mode="json"),
+        **item.model_dump(mode="json", exclude_none=True),
         "content": encode_vector(content),
         "vector": encode_vector(vector),
     }
-    min_id = max(engine.catalogue.max_item_id, *(engine.fresh.records or [0])) + 1
-    stored = await engine.fresh_store.add(record, min_id)
+    catalogue = engine.catalogue
+    stored = await engine.fresh_store.add(
+        record, catalogue.next_item_id, lambda i: bool(catalogue.positions([i])[0] >= 0)
+    )
     await refresh(engine)
-    return engine.fresh.detail(int(stored["item_id"]))
+    return engine.fresh.detail(str(stored["item_id"]))

@@ -21,7 +21,7 @@ from shared.contracts.public_v1 import ItemDetail, NewItem, ScoredItem, SimilarI
 from shared.serving.timing import stage
 
 
-def _meta(engine: RetrievalEngine, item_id: int, pos: int) -> dict[str, Any]:
+def _meta(engine: RetrievalEngine, item_id: str, pos: int) -> dict[str, Any]:
     """Title, year and genres of a catalogue item (``pos`` >= 0) or a fresh one."""
     if pos < 0:
         return engine.fresh.meta(item_id)
@@ -29,7 +29,7 @@ def _meta(engine: RetrievalEngine, item_id: int, pos: int) -> dict[str, Any]:
     return {"title": c.titles[pos], "year": c.years[pos], "genres": c.genres[pos]}
 
 
-def _position(engine: RetrievalEngine, item_id: int) -> int:
+def _position(engine: RetrievalEngine, item_id: str) -> int:
     """Catalogue position of an item, -1 for a fresh one; 404 when it is neither."""
     pos = int(engine.catalogue.positions([item_id])[0])
     if pos < 0 and item_id not in engine.fresh:
@@ -37,7 +37,7 @@ def _position(engine: RetrievalEngine, item_id: int) -> int:
     return pos
 
 
-async def similar(engine: RetrievalEngine, item_id: int, k: int, mode: str) -> SimilarItems:
+async def similar(engine: RetrievalEngine, item_id: str, k: int, mode: str) -> SimilarItems:
     """Content (BERT) or collaborative (item-tower) neighbours of one item."""
     pos = _position(engine, item_id)
     kind: VectorKind = "content" if mode == "content" else "vector"
@@ -49,7 +49,7 @@ async def similar(engine: RetrievalEngine, item_id: int, k: int, mode: str) -> S
     with stage("ann"):
         ids, scores = await engine.ann_query(index, q, min(k + 1, engine.n_items))
     found = [
-        (int(engine.catalogue.item_ids[i]), float(s), int(i))
+        (str(engine.catalogue.item_ids[i]), float(s), int(i))
         for i, s in zip(ids, scores, strict=True)
         if i >= 0 and i != pos
     ]
@@ -62,7 +62,7 @@ async def similar(engine: RetrievalEngine, item_id: int, k: int, mode: str) -> S
     return SimilarItems(item_id=item_id, mode=mode, items=items, model_version=engine.version)  # type: ignore[arg-type]
 
 
-def get_item(engine: RetrievalEngine, item_id: int) -> ItemDetail:
+def get_item(engine: RetrievalEngine, item_id: str) -> ItemDetail:
     """One item's details (catalogue or fresh)."""
     pos = _position(engine, item_id)
     if pos >= 0:
@@ -87,7 +87,7 @@ async def add_item(engine: RetrievalEngine, item: NewItem) -> ItemDetail:
 
 
 async def push_history(
-    engine: RetrievalEngine, user_id: int, item_ids: list[int], *, seen_only: bool = False
+    engine: RetrievalEngine, user_id: str, item_ids: list[str], *, seen_only: bool = False
 ) -> None:
     """Append to a user's recent history and drop the cached vector (``seen_only``: only
     remember the items as seen, for ``exclude_seen``).
@@ -98,7 +98,7 @@ async def push_history(
     engine.check_items(item_ids)
     if await engine.store.push_recent(user_id, item_ids, seen_only=seen_only) == "bypass":
         raise DependencyUnavailableError(
-            f"the recent history of user {user_id} was not stored: Redis is unavailable; "
+            f"the recent history of user {user_id!r} was not stored: Redis is unavailable; "
             "retry once it answers again (the gateway queues and retries such updates)"
         )
     if not seen_only:

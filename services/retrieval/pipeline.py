@@ -45,7 +45,7 @@ async def candidates(engine: RetrievalEngine, req: CandidatesRequest) -> Candida
     upos = engine.user_position(req.user_id)
     if req.user_id is not None and upos < 0 and not history and req.user_features is None:
         raise NotFoundError(
-            f"user {req.user_id} is unknown: no training history and no feedback events; "
+            f"user {req.user_id!r} is unknown: no training history and no feedback events; "
             "send events with POST /v1/users/{user_id}/events, or ask for anonymous "
             "recommendations with POST /v1/recommendations and recent_item_ids"
         )
@@ -96,18 +96,18 @@ async def candidates(engine: RetrievalEngine, req: CandidatesRequest) -> Candida
 
 
 # ---------------------------------------------------------------------- 1-2: the user
-def vector_key(user_id: int | None, cacheable: bool) -> str | None:
+def vector_key(user_id: str | None, cacheable: bool) -> str | None:
     """The cache key of a user's query vector, or None when it must not be cached."""
     return f"u{user_id}" if cacheable and user_id is not None else None
 
 
 async def user_history(
     engine: RetrievalEngine,
-    user_id: int | None,
-    extra: list[int],
+    user_id: str | None,
+    extra: list[str],
     *,
     vector_key: str | None = None,
-) -> tuple[list[int], str, tuple[np.ndarray | None, str], set[int]]:
+) -> tuple[list[str], str, tuple[np.ndarray | None, str], set[str]]:
     """Known history + recent events + request items (ids, most recent last).
 
     With ``vector_key``, the user's cached query vector is read in the same Redis round
@@ -115,14 +115,14 @@ async def user_history(
     item id the user sent events about since the state began (the store's seen set,
     which the capped recent list does not hold in full).
     """
-    known: list[int] = []
+    known: list[str] = []
     status = "none"
     cached: tuple[np.ndarray | None, str] = (None, "none")
-    seen: set[int] = set()
+    seen: set[str] = set()
     if user_id is not None:
         pos = engine.user_position(user_id)
         if pos >= 0:
-            known = engine.histories[pos].tolist()
+            known = engine.catalogue.item_ids[engine.histories[pos]].tolist()
         with stage("cache"):
             read = await engine.store.recent_and_vector(user_id, engine.version, vector_key)
         if vector_key is not None:
@@ -134,7 +134,7 @@ async def user_history(
 
 async def user_vector(
     engine: RetrievalEngine,
-    user_id: int | None,
+    user_id: str | None,
     hist_pos: np.ndarray,
     features: dict[str, Any] | None,
     cacheable: bool,

@@ -17,11 +17,11 @@ from shared.contracts.internal_v1 import (
     HistoryUpdate,
     NewItemRequest,
 )
-from shared.contracts.public_v1 import MAX_K, ItemDetail, ItemList, SimilarItems
+from shared.contracts.public_v1 import MAX_K, ItemDetail, ItemId, ItemList, SimilarItems, UserId
 from shared.serving.app_factory import ERROR_RESPONSES
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
-ItemIdPath = Annotated[int, Path(ge=1, le=2**53)]
+ItemIdPath = Annotated[ItemId, Path()]
 
 
 @router.post(
@@ -105,7 +105,7 @@ async def add_item(engine: EngineDep, body: NewItemRequest) -> JSONResponse:
     operation_id="retrieval_push_history",
 )
 async def push_history(
-    engine: EngineDep, user_id: Annotated[int, Path(ge=0, le=2**53)], body: HistoryUpdate
+    engine: EngineDep, user_id: Annotated[UserId, Path()], body: HistoryUpdate
 ) -> Response:
     """Record recent items and invalidate the cached user vector."""
     await items.push_history(engine, user_id, body.item_ids, seen_only=body.seen_only)

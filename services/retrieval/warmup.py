@@ -32,7 +32,7 @@ async def _requests(engine: RetrievalEngine) -> list[str]:
     popular = engine.catalogue.item_ids[engine.popular_order[:10]].tolist()
     known = next((u for u, h in enumerate(engine.histories) if len(h)), -1)
     if known >= 0:
-        uid = int(engine.user_ids[known])
+        uid = str(engine.user_ids[known])
         answer = await pipeline.candidates(engine, CandidatesRequest(user_id=uid))
         answer.model_dump_json()
         ran.append(f"known user ({'+'.join(sorted(answer.columns.source_scores))})")

@@ -28,10 +28,8 @@ refused besides)."""
 ID_REGEX = f"^{ID_PATTERN}$"
 """:data:`ID_PATTERN` anchored, as JSON Schema and pydantic's regex engine want it."""
 _ID_RE = re.compile(ID_PATTERN)
-ID_RULE = (
-    f"an id is 1 to {ID_MAX_LENGTH} characters of {ID_ALPHABET} (not only dots), "
-    "e.g. \"296\" or \"sku-00042\""
-)
+ID_SHAPE = f"1 to {ID_MAX_LENGTH} characters of {ID_ALPHABET} (not only dots)"
+ID_RULE = f"an id is {ID_SHAPE}, e.g. \"296\" or \"sku-00042\""
 """The sentence every bad-id error ends with."""
 
 
@@ -79,7 +77,7 @@ ItemId = Annotated[
     str,
     BeforeValidator(_coerce_id),
     WithJsonSchema(
-        {**_ID_SCHEMA, "description": f"An item id: {ID_RULE}.", "examples": ["296"]}
+        {**_ID_SCHEMA, "description": f"An item id: {ID_SHAPE}.", "examples": ["296"]}
     ),
 ]
 """An item id in a request or response (validated; a JSON integer is read as its text)."""
@@ -88,7 +86,7 @@ UserId = Annotated[
     str,
     BeforeValidator(_coerce_id),
     WithJsonSchema(
-        {**_ID_SCHEMA, "description": f"A user id: {ID_RULE}.", "examples": ["42"]}
+        {**_ID_SCHEMA, "description": f"A user id: {ID_SHAPE}.", "examples": ["42"]}
     ),
 ]
 """A user id in a request or response (validated; a JSON integer is read as its text)."""

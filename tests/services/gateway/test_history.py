@@ -26,7 +26,7 @@ class _Retrieval:
         self.posts: list[tuple[int, list[int]]] = []
 
     async def push_history(self, user: int, req: HistoryUpdate, **kw: Any) -> None:
-        items = list(req.item_ids)
+        items = [int(i) for i in req.item_ids]  # ids are text on the wire; numbers here
         await asyncio.sleep(0)
         if self.down:
             raise DependencyUnavailableError("retrieval is down")
@@ -108,7 +108,8 @@ def test_spool_events_positive_only_and_malformed_skipped() -> None:
             {"user_id": "1", "item_id": "10", "type": "click", "rating": ""},
             {"user_id": "1", "item_id": "11", "type": "rating", "rating": "2.0"},
             {"user_id": "1", "item_id": "12", "type": "rating", "rating": "4.5"},
-            {"user_id": "x", "item_id": "13", "type": "view"},
+            {"user_id": "x y", "item_id": "13", "type": "view"},  # not an id
+            {"user_id": "1", "item_id": "{13}", "type": "view"},  # not an id
             {"item_id": "14", "type": "view"},
             {"user_id": "2", "item_id": "15", "type": "view", "rating": None},
         ],
@@ -117,7 +118,7 @@ def test_spool_events_positive_only_and_malformed_skipped() -> None:
 
     async def scenario() -> list[tuple[int, list[int]]]:
         r = _Retrieval()
-        assert await q.deliver(_client(r), 1.0) == [1, 2]
+        assert await q.deliver(_client(r), 1.0) == ["1", "2"]
         return r.posts
 
-    assert asyncio.run(scenario()) == [(1, [10, 12]), (2, [15])]
+    assert asyncio.run(scenario()) == [("1", [10, 12]), ("2", [15])]

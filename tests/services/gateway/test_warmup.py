@@ -81,4 +81,4 @@ def test_both_up_warms_with_one_recommendation_with_history() -> None:
     assert warmth.check() == "ok"
     assert len(core.asked) == 1
     req = core.asked[0]
-    assert req.recent_item_ids == [7, 8] and req.explain and req.user_id is None
+    assert req.recent_item_ids == ["7", "8"] and req.explain and req.user_id is None

@@ -47,11 +47,11 @@ def _columns(engine: RankingEngine, ids: list[int]) -> CandidateColumns:
 def test_ranks_every_candidate_once_best_first(
     engine: RankingEngine, bundle_items: pd.DataFrame, bundle_users: pd.DataFrame
 ) -> None:
-    ids = [int(i) for i in bundle_items.item_id.iloc[:60]]
+    ids = [str(i) for i in bundle_items.item_id.iloc[:60]]
     user = bundle_users.iloc[0]
     req = RankRequest(
-        user_id=int(user.user_id),
-        history=[int(i) for i in list(user.history)[-20:]],
+        user_id=str(user.user_id),
+        history=[str(i) for i in list(user.history)[-20:]],
         columns=_columns(engine, ids),
     )
     out = engine.rank(req)
@@ -69,17 +69,17 @@ def test_scores_are_the_ranker_models_own(
     engine: RankingEngine, bundle_items: pd.DataFrame, bundle_users: pd.DataFrame
 ) -> None:
     """The service's scores equal the exported Keras model's on the same features."""
-    ids = [int(i) for i in bundle_items.item_id.iloc[10:40]]
+    ids = [str(i) for i in bundle_items.item_id.iloc[10:40]]
     user = bundle_users.iloc[3]
-    history = [int(i) for i in list(user.history)[-20:]]
-    req = RankRequest(user_id=int(user.user_id), history=history, columns=_columns(engine, ids))
+    history = [str(i) for i in list(user.history)[-20:]]
+    req = RankRequest(user_id=str(user.user_id), history=history, columns=_columns(engine, ids))
     served = {it.item_id: it.score for it in engine.rank(req).items}
     pos = engine.catalogue.positions(ids)
     hist = engine.catalogue.positions(history)
     from services.ranking.engine import _Columns
 
     cs = engine.candidate_set(_Columns.of(req), pos)
-    feats = engine.scorer.features(engine.user_position(int(user.user_id)), hist[hist >= 0], cs)
+    feats = engine.scorer.features(engine.user_position(str(user.user_id)), hist[hist >= 0], cs)
     keras_logits = np.asarray(engine.scorer.model(feats, training=False)).reshape(len(ids), -1)
     expected = keras_logits.mean(axis=1)
     got = np.asarray([served[i] for i in engine.catalogue.item_ids[cs.item_idx].tolist()])
@@ -89,8 +89,8 @@ def test_scores_are_the_ranker_models_own(
 def test_unknown_ids_keep_their_retrieval_position_and_k_truncates(
     engine: RankingEngine, bundle_items: pd.DataFrame
 ) -> None:
-    ids = [int(i) for i in bundle_items.item_id.iloc[:10]]
-    fresh = 10**9
+    ids = [str(i) for i in bundle_items.item_id.iloc[:10]]
+    fresh = "fresh:not-in-the-bundle"
     with_fresh = [*ids[:3], fresh, *ids[3:]]
     out = engine.rank(RankRequest(columns=_columns(engine, with_fresh)))
     got = [it.item_id for it in out.items]

@@ -83,8 +83,7 @@ def _user_request(
     engine: RetrievalEngine, u: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A known user's history positions, a random query vector and the history as exclusions."""
-    pos = engine.catalogue.positions(engine.histories[u].tolist())
-    hist = pos[pos >= 0]
+    hist = engine.histories[u].astype(np.int64)  # held as catalogue positions
     vec = rng.standard_normal((int(engine.item_vectors.shape[1]),), dtype=np.float32)
     exclude = np.zeros(engine.n_items, dtype=bool)
     exclude[hist] = True

@@ -31,14 +31,15 @@ def _engine(root: Path, tmp_path: Path, store: UserStateStore | None = None) -> 
     )
 
 
-def _training_items(small_bundle: Path) -> dict[int, set[int]]:
+def _training_items(small_bundle: Path) -> dict[str, set[str]]:
     """Every (user, item) the small bundle was trained from: all ratings, low ones too,
     and the feedback events folded in."""
     ratings = pd.read_csv(small_bundle.parent / "data" / "ml-latest-small" / "ratings.csv")
     events = pd.read_parquet(small_bundle.parent / FEEDBACK_EVENTS)
     pairs = pd.concat([ratings[["userId", "movieId"]].set_axis(["u", "i"], axis=1),
                        events[["user_id", "item_id"]].set_axis(["u", "i"], axis=1)])
-    return {int(u): {int(i) for i in g["i"]} for u, g in pairs.groupby("u")}
+    pairs = pairs.astype(str)  # ids are strings in the bundle and the API
+    return {str(u): {str(i) for i in g["i"]} for u, g in pairs.groupby("u")}
 
 
 def test_bundle_stores_every_training_item_of_every_user(small_bundle: Path) -> None:
@@ -86,7 +87,7 @@ def test_an_item_marked_seen_only_is_excluded_but_not_history(
     from services.retrieval import items
 
     engine = _engine(small_bundle, tmp_path)
-    uid = int(engine.user_ids[0])
+    uid = str(engine.user_ids[0])
     req = CandidatesRequest(user_id=uid, k=50, exclude_seen=True)
     before = asyncio.run(pipeline.candidates(engine, req))
     top = before.columns.item_ids[0]
