@@ -65,3 +65,17 @@ def small_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.support.small_bundle import train_small_bundle
 
     return train_small_bundle(tmp_path_factory.mktemp("small-bundle"))
+
+
+@pytest.fixture(scope="session")
+def bookshop_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The generated bookshop (string SKUs and customer ids) and a bundle trained on it
+    once per session with ``hybridrec train --quick``: ``(data folder, artifacts root)``."""
+    from hybridrec import cli
+    from tests.support.bookshop import write_bookshop
+
+    root = tmp_path_factory.mktemp("bookshop")
+    data = write_bookshop(root / "bookshop")
+    out = root / "artifacts"
+    assert cli.main(["train", "--data", str(data), "--out", str(out), "--quick"]) == 0
+    return data, out
