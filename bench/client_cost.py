@@ -68,7 +68,7 @@ def rank_body(artifacts: Path, n: int = 200, seed: int = 0) -> dict[str, Any]:
     found = rng.random((len(pick), len(sources))) < 0.6
     found[:, 0] |= ~found.any(axis=1)  # every candidate has at least one source
     columns = {
-        "item_ids": [int(i) for i in items.item_id.to_numpy()[pick]],
+        "item_ids": [str(i) for i in items.item_id.to_numpy()[pick]],
         "scores": [float(1.0 / (rank + 1)) for rank in range(len(pick))],
         "sources": [sources[int(np.argmax(row))] for row in found],
         "source_scores": {
@@ -82,8 +82,8 @@ def rank_body(artifacts: Path, n: int = 200, seed: int = 0) -> dict[str, Any]:
     }
     user = users.iloc[0]
     return {
-        "user_id": int(user.user_id),
-        "history": [int(i) for i in list(user.history)[-50:]],
+        "user_id": str(user.user_id),
+        "history": [str(i) for i in list(user.history)[-50:]],
         "columns": columns,
     }
 

@@ -56,7 +56,7 @@ def _spec(url: str, artifacts: Path, pids: dict[str, int], **kw: Any) -> LoadSpe
 FIRST_PROBES = 101
 
 
-def first_vs_next(url: str, item_ids: list[int], n: int = FIRST_PROBES) -> dict[str, Any]:
+def first_vs_next(url: str, item_ids: list[str], n: int = FIRST_PROBES) -> dict[str, Any]:
     """The first computed answer after ready against the median of the next ``n - 1``.
 
     Sequential anonymous recommendations (a different single recent item each, so none

@@ -98,8 +98,8 @@ class LoadSpec:
     duration_s: float
     warmup_s: float = 2.0
     mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
-    user_ids: list[int] = field(default_factory=list)
-    item_ids: list[int] = field(default_factory=list)
+    user_ids: list[str] = field(default_factory=list)
+    item_ids: list[str] = field(default_factory=list)
     pids: dict[str, int] = field(default_factory=dict)
     timeout_s: float = 5.0
     max_in_flight: int = 2000
@@ -150,12 +150,12 @@ def check_loopback(url: str) -> None:
 class _Picker:
     """Zipf-weighted choice from a list (first = most likely); uniform at skew 0."""
 
-    def __init__(self, values: list[int], skew: float) -> None:
+    def __init__(self, values: list[str], skew: float) -> None:
         self.values = values
         w = 1.0 / np.arange(1, len(values) + 1, dtype=np.float64) ** skew
         self.cum = np.cumsum(w / w.sum()).tolist() if values else []
 
-    def one(self, rng: random.Random) -> int:
+    def one(self, rng: random.Random) -> str:
         return rng.choices(self.values, cum_weights=self.cum)[0]
 
 
@@ -418,7 +418,7 @@ def run_load(spec: LoadSpec, *, log_path: Path | None = None) -> dict[str, Any]:
         return dict(json.loads(out_path.read_text()))
 
 
-def ids_from_bundle(artifacts: Path, n: int = 2000, seed: int = 0) -> tuple[list[int], list[int]]:
+def ids_from_bundle(artifacts: Path, n: int = 2000, seed: int = 0) -> tuple[list[str], list[str]]:
     """Up to ``n`` known user ids and ``n`` item ids of a bundle (root or folder).
 
     A random sample of each, users ordered most active first (longest history) and
@@ -437,7 +437,7 @@ def ids_from_bundle(artifacts: Path, n: int = 2000, seed: int = 0) -> tuple[list
     activity = pick_u["history"].map(len).to_numpy()
     pick_u = pick_u.iloc[np.argsort(-activity, kind="stable")]
     pick_i = pick_i.iloc[np.argsort(-pick_i["popularity"].to_numpy(), kind="stable")]
-    return [int(u) for u in pick_u["user_id"]], [int(i) for i in pick_i["item_id"]]
+    return [str(u) for u in pick_u["user_id"]], [str(i) for i in pick_i["item_id"]]
 
 
 def parse_mix(text: str) -> dict[str, float]:

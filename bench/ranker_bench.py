@@ -55,13 +55,13 @@ def _candidates(engine: Any, m: int, rng: np.random.Generator) -> CandidateSet:
                         engine.missing_rank)
 
 
-def _request(engine: Any, user_id: int, history: list[int], cs: CandidateSet) -> Any:
+def _request(engine: Any, user_id: str, history: list[str], cs: CandidateSet) -> Any:
     from shared.contracts.internal_v1 import CandidateColumns, RankRequest
 
     found = cs.ranks < cs.missing_rank  # [m, s]
     names = cs.source_names
     columns = CandidateColumns(
-        item_ids=[int(i) for i in engine.catalogue.item_ids[cs.item_idx]],
+        item_ids=[str(i) for i in engine.catalogue.item_ids[cs.item_idx]],
         scores=cs.fused.tolist(),
         sources=[names[int(np.argmax(row))] for row in found],
         source_scores={n: [float(cs.scores[j, c]) if found[j, c] else None
@@ -109,8 +109,8 @@ def run_ranker_bench(bundle_path: Path, sizes: tuple[int, ...] = SIZES, calls: i
     users = bundle.load_parquet(L.USERS)
     rng = np.random.default_rng(seed)
     row = int(np.argmax([len(h) for h in users["history"]]) if len(users) else 0)
-    user_id = int(users["user_id"].iat[row])
-    history = [int(x) for x in users["history"].iat[row]][-50:]
+    user_id = str(users["user_id"].iat[row])
+    history = [str(x) for x in users["history"].iat[row]][-50:]
     hist_pos = engine.catalogue.positions(history)
     upos = engine.user_position(user_id)
     out: list[dict[str, Any]] = []

@@ -102,9 +102,9 @@ def run_service_bench(artifacts: Path, workdir: Path, *, users: int = 300, paced
         ids, _ = user_histories(artifacts)
         rng = np.random.default_rng(seed)
         picked = rng.choice(ids, size=min(users, len(ids)), replace=False)
-        known = [{"user_id": int(u), "k": k} for u in picked]
+        known = [{"user_id": str(u), "k": k} for u in picked]
         with httpx.Client(base_url=svc.url, timeout=30) as client:
-            _post_all(client, [{"history": [int(x) for x in
+            _post_all(client, [{"history": [str(x) for x in
                                             user_histories(artifacts)[1][0][-5:]], "k": k}] * 10)
             cold = _post_all(client, known)
             warm = _post_all(client, known)

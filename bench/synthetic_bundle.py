@@ -46,6 +46,7 @@ from bench.common import peak_rss_mb
 from shared.contracts import bundle_layout as L
 from shared.contracts.bundle import Bundle, BundleWriter, load_bundle, resolve_bundle, sha256_file
 from shared.contracts.errors import ConfigError
+from shared.model.catalogue import id_array, next_numeric_id
 from shared.model.search import VectorIndex
 from shared.model.search import hnsw as H
 from shared.model.search.annoy_index import (
@@ -190,7 +191,7 @@ def _encoder_json(base: Bundle, items: pd.DataFrame, n_real: int) -> dict[str, A
     d = enc.to_dict()
     gindex = {g: j for j, g in enumerate(enc.genres)}
     new = items.iloc[n_real:]
-    d["item_ids"] = d["item_ids"] + [int(i) for i in new["item_id"]]
+    d["item_ids"] = d["item_ids"] + [str(i) for i in new["item_id"]]
     d["item_genres"] = d["item_genres"] + [
         sorted({gindex[g] for g in gl if g in gindex}) for gl in new["genres"]
     ]
@@ -275,7 +276,8 @@ def build_synthetic_bundle(out_root: Path, n_items: int, *, seed: int = 0,
 
     _log(progress, f"building {n_items} items ({n_items - n_real} synthetic) from {base.root}")
     parents = S.assign_parents(n_items - n_real, n_real, rng)
-    syn = S.synthetic_items(base_items, parents, int(base_items["item_id"].max()) + 1, rng,
+    first_id = next_numeric_id(id_array(base_items["item_id"].to_numpy()))  # ids are strings
+    syn = S.synthetic_items(base_items, parents, first_id, rng,
                             int(base_items["popularity"].max()))
     items = pd.concat([base_items, syn], ignore_index=True)
     lap("items table")
@@ -288,7 +290,7 @@ def build_synthetic_bundle(out_root: Path, n_items: int, *, seed: int = 0,
         top = np.argsort(-items["popularity"].to_numpy(), kind="stable")[
             : len(base.load_json(L.POPULAR))]
         writer.save_json(L.POPULAR, [
-            {"item_id": int(items["item_id"].iat[i]), "title": str(items["title"].iat[i]),
+            {"item_id": str(items["item_id"].iat[i]), "title": str(items["title"].iat[i]),
              "year": None if pd.isna(items["year"].iat[i]) else int(items["year"].iat[i]),
              "genres": [str(g) for g in items["genres"].iat[i]],
              "popularity": int(items["popularity"].iat[i])} for i in top])

@@ -132,7 +132,8 @@ def synthetic_items(
         base_items: The base bundle's items table (item_id, title, year, genres, tags,
             overview, popularity).
         parents: [m] parent positions in ``base_items``.
-        first_id: Item id of the first synthetic item (ids are consecutive).
+        first_id: The number of the first synthetic item; ids are the decimal text of
+            consecutive numbers (ids are strings: :mod:`shared.contracts.ids`).
         rng: Random generator.
         max_popularity: Cap of the generated interaction counts.
     """
@@ -145,7 +146,7 @@ def synthetic_items(
     with_year = bool(base_items["title"].astype(str).str.contains(_YEAR_IN_TITLE).mean() > 0.5)
     popularity = np.minimum(rng.zipf(2.0, m) - 1, max_popularity).astype(np.int64)
     return pd.DataFrame({
-        "item_id": np.arange(first_id, first_id + m, dtype=np.int64),
+        "item_id": np.arange(first_id, first_id + m, dtype=np.int64).astype(str).astype(object),
         "title": _titles(m, rng, years, with_year),
         "year": pd.array([int(y) if y > 0 else None for y in years.tolist()], dtype="Int64"),
         "genres": _genres(base_genres, parents, vocab, rng),

@@ -9,13 +9,15 @@ import numpy as np
 
 from shared.contracts import bundle_layout as L
 from shared.contracts.bundle import load_bundle
+from shared.model.catalogue import id_array
 
 
 def user_histories(bundle_path: Path) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Known user ids and their histories (item ids, most recent last) of a bundle."""
+    """Known user ids and their histories (item ids, most recent last) of a bundle, as
+    string arrays (ids are strings: :mod:`shared.contracts.ids`)."""
     users = load_bundle(bundle_path, verify=False).load_parquet(L.USERS)
-    ids = users["user_id"].to_numpy(np.int64)
-    return ids, [np.asarray(h, np.int64) for h in users["history"].tolist()]
+    ids = id_array(users["user_id"].to_numpy())
+    return ids, [id_array(np.asarray(h)) for h in users["history"].tolist()]
 
 
 def user_queries(bundle_path: Path, n: int, seed: int = 0) -> np.ndarray:
@@ -35,7 +37,7 @@ def user_queries(bundle_path: Path, n: int, seed: int = 0) -> np.ndarray:
     pos = [encoder.item_index(h) for h in hists]
     pos = [p[p >= 0] for p in pos]
     rng = np.random.default_rng(seed)
-    user_ids: list[int | None] = [int(u) for u in ids[:n]]
+    user_ids: list[str | None] = [str(u) for u in ids[:n]]
     queries = list(pos[:n])
     while len(queries) < n:
         h = pos[int(rng.integers(len(pos)))]
@@ -57,8 +59,9 @@ def content_queries(bundle_path: Path, n: int, window: int = 20, seed: int = 0) 
     bundle = load_bundle(bundle_path, verify=False)
     items = bundle.load_parquet(L.ITEMS)
     content = bundle.load_npy(L.CONTENT_VECTORS)
-    order = np.argsort(items["item_id"].to_numpy(np.int64))
-    sorted_ids = items["item_id"].to_numpy(np.int64)[order]
+    item_ids = id_array(items["item_id"].to_numpy())
+    order = np.argsort(item_ids)
+    sorted_ids = item_ids[order]
     _, hists = user_histories(bundle_path)
     rng = np.random.default_rng(seed)
     out = []
@@ -84,10 +87,10 @@ def candidate_requests(bundle_path: Path, n: int, seed: int = 0,
     for _ in range(n):
         j = int(rng.integers(len(ids)))
         if rng.random() < 0.7 or not len(hists[j]):
-            out.append({"user_id": int(ids[j]), "k": k})
+            out.append({"user_id": str(ids[j]), "k": k})
         else:
             h = hists[j]
             size = int(rng.integers(3, 21))
             start = int(rng.integers(max(len(h) - size, 0) + 1))
-            out.append({"history": [int(x) for x in h[start:start + size]], "k": k})
+            out.append({"history": [str(x) for x in h[start:start + size]], "k": k})
     return out

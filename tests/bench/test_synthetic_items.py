@@ -58,7 +58,7 @@ def test_items_table_has_the_bundle_columns() -> None:
     parents = np.array([0, 1, 2, 2, 1])
     syn = S.synthetic_items(base, parents, 6, rng, max_popularity=9)
     assert list(syn.columns) == list(base.columns)
-    assert syn["item_id"].tolist() == [6, 7, 8, 9, 10]
+    assert syn["item_id"].tolist() == ["6", "7", "8", "9", "10"]  # ids are strings
     assert syn["year"].iloc[2:4].isna().all()  # the parent's year is unknown
     assert syn["title"].iloc[0].endswith(")")
     assert all(set(g) & set(base["genres"].iat[p]) or len(g) > 0
