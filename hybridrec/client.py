@@ -11,9 +11,14 @@ Example::
     from hybridrec.client import HybridrecClient
 
     with HybridrecClient("http://127.0.0.1:8000", api_key="secret") as client:
-        recs = client.recommend_for_user(42, k=5, genres=["Comedy"])
+        recs = client.recommend_for_user("42", k=5, genres=["Comedy"])
         for item in recs.items:
-            print(item.rank, item.title, item.score)
+            print(item.rank, item.item_id, item.title, item.score)
+
+User and item ids are strings (:mod:`shared.contracts.ids`: 1 to 128 characters of
+``A-Z a-z 0-9 . _ : @ -``); a method also takes an ``int`` and sends its decimal text. An id
+outside the alphabet raises :class:`HybridrecClientError` (``invalid_request``) before any
+request is sent.
 """
 
 from __future__ import annotations
@@ -21,12 +26,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from shared.contracts.errors import HybridrecError
+from shared.contracts.ids import id_problem
 from shared.contracts.public_v1 import (
     EventAccepted,
     Health,
@@ -148,6 +155,21 @@ def _dump(body: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
     return dict(body)
 
 
+def _id(value: str | int, what: str) -> str:
+    """An id as the API takes it (an ``int`` as its decimal text), checked."""
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    problem = id_problem(text)
+    if problem is not None:
+        raise HybridrecClientError(f"{what} {value!r}: {problem}", status=None,
+                                   code="invalid_request")
+    return str(text)
+
+
+def _seg(value: str | int, what: str) -> str:
+    """An id as one URL path segment."""
+    return quote(_id(value, what), safe="")
+
+
 def _drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
@@ -157,26 +179,28 @@ class _Calls:
 
     @staticmethod
     def recommend_for_user(
-        user_id: int, k: int, exclude_seen: bool, genres: Sequence[str] | None, explain: bool
+        user_id: str | int, k: int, exclude_seen: bool, genres: Sequence[str] | None, explain: bool
     ) -> _Call[Recommendations]:
         params: dict[str, Any] = {"k": k, "exclude_seen": exclude_seen, "explain": explain}
         if genres:
             params["genres"] = ",".join(genres)
-        return _Call("GET", f"/v1/users/{int(user_id)}/recommendations", Recommendations, params)
+        path = f"/v1/users/{_seg(user_id, 'user_id')}/recommendations"
+        return _Call("GET", path, Recommendations, params)
 
     @staticmethod
     def recommend(request: RecommendationRequest | Mapping[str, Any]) -> _Call[Recommendations]:
         return _Call("POST", "/v1/recommendations", Recommendations, json=_dump(request))
 
     @staticmethod
-    def similar_items(item_id: int, k: int, mode: SimilarMode) -> _Call[SimilarItems]:
+    def similar_items(item_id: str | int, k: int, mode: SimilarMode) -> _Call[SimilarItems]:
         return _Call(
-            "GET", f"/v1/items/{int(item_id)}/similar", SimilarItems, {"k": k, "mode": mode}
+            "GET", f"/v1/items/{_seg(item_id, 'item_id')}/similar", SimilarItems,
+            {"k": k, "mode": mode},
         )
 
     @staticmethod
-    def get_item(item_id: int) -> _Call[ItemDetail]:
-        return _Call("GET", f"/v1/items/{int(item_id)}", ItemDetail)
+    def get_item(item_id: str | int) -> _Call[ItemDetail]:
+        return _Call("GET", f"/v1/items/{_seg(item_id, 'item_id')}", ItemDetail)
 
     @staticmethod
     def search_items(q: str, limit: int) -> _Call[ItemList]:
@@ -184,17 +208,19 @@ class _Calls:
 
     @staticmethod
     def post_event(
-        user_id: int,
-        item_id: int,
+        user_id: str | int,
+        item_id: str | int,
         type: EventType,
         rating: float | None,
         timestamp: int | None,
     ) -> _Call[EventAccepted]:
         body = _drop_none(
-            {"item_id": item_id, "type": type, "rating": rating, "timestamp": timestamp}
+            {"item_id": _id(item_id, "item_id"), "type": type, "rating": rating,
+             "timestamp": timestamp}
         )
         return _Call(
-            "POST", f"/v1/users/{int(user_id)}/events", EventAccepted, json=body, ok=(202,)
+            "POST", f"/v1/users/{_seg(user_id, 'user_id')}/events", EventAccepted, json=body,
+            ok=(202,),
         )
 
     @staticmethod
@@ -204,18 +230,21 @@ class _Calls:
         year: int | None,
         overview: str | None,
         tags: Sequence[str] | None,
+        item_id: str | int | None = None,
     ) -> _Call[ItemDetail]:
         if not isinstance(item, str):
             body = _dump(item)
         else:
             fields = {"title": item, "genres": genres, "year": year, "overview": overview}
-            body = _drop_none({**fields, "tags": tags})
+            own = None if item_id is None else _id(item_id, "item_id")
+            body = _drop_none({**fields, "tags": tags, "item_id": own})
             body.update({k: list(v) for k, v in body.items() if k in ("genres", "tags")})
         return _Call("POST", "/v1/items", ItemDetail, json=body, ok=(201,))
 
     @staticmethod
-    def user_history(user_id: int, limit: int) -> _Call[UserHistory]:
-        return _Call("GET", f"/v1/users/{int(user_id)}/history", UserHistory, {"limit": limit})
+    def user_history(user_id: str | int, limit: int) -> _Call[UserHistory]:
+        path = f"/v1/users/{_seg(user_id, 'user_id')}/history"
+        return _Call("GET", path, UserHistory, {"limit": limit})
 
     @staticmethod
     def status() -> _Call[Status]:
@@ -260,7 +289,7 @@ class HybridrecClient:
 
     def recommend_for_user(
         self,
-        user_id: int,
+        user_id: str | int,
         k: int = 10,
         *,
         exclude_seen: bool = True,
@@ -275,12 +304,12 @@ class HybridrecClient:
         return self._run(_Calls.recommend(request))
 
     def similar_items(
-        self, item_id: int, k: int = 10, mode: SimilarMode = "content"
+        self, item_id: str | int, k: int = 10, mode: SimilarMode = "content"
     ) -> SimilarItems:
         """Neighbours of an item by content or collaborative vectors."""
         return self._run(_Calls.similar_items(item_id, k, mode))
 
-    def get_item(self, item_id: int) -> ItemDetail:
+    def get_item(self, item_id: str | int) -> ItemDetail:
         """One catalogue item (``GET /v1/items/{item_id}``)."""
         return self._run(_Calls.get_item(item_id))
 
@@ -290,8 +319,8 @@ class HybridrecClient:
 
     def post_event(
         self,
-        user_id: int,
-        item_id: int,
+        user_id: str | int,
+        item_id: str | int,
         type: EventType = "view",
         rating: float | None = None,
         timestamp: int | None = None,
@@ -307,11 +336,15 @@ class HybridrecClient:
         year: int | None = None,
         overview: str | None = None,
         tags: Sequence[str] | None = None,
+        item_id: str | int | None = None,
     ) -> ItemDetail:
-        """Add an item: its title plus keyword fields, or a whole ``NewItem``/dict."""
-        return self._run(_Calls.add_item(item, genres, year, overview, tags))
+        """Add an item: its title plus keyword fields, or a whole ``NewItem``/dict.
 
-    def user_history(self, user_id: int, limit: int = 50) -> UserHistory:
+        ``item_id``: the item's id in your catalogue (409 if taken); None: one is assigned.
+        """
+        return self._run(_Calls.add_item(item, genres, year, overview, tags, item_id))
+
+    def user_history(self, user_id: str | int, limit: int = 50) -> UserHistory:
         """A user's feedback events, then the rest of their history, newest first."""
         return self._run(_Calls.user_history(user_id, limit))
 
@@ -360,7 +393,7 @@ class AsyncHybridrecClient:
 
     async def recommend_for_user(
         self,
-        user_id: int,
+        user_id: str | int,
         k: int = 10,
         *,
         exclude_seen: bool = True,
@@ -377,12 +410,12 @@ class AsyncHybridrecClient:
         return await self._run(_Calls.recommend(request))
 
     async def similar_items(
-        self, item_id: int, k: int = 10, mode: SimilarMode = "content"
+        self, item_id: str | int, k: int = 10, mode: SimilarMode = "content"
     ) -> SimilarItems:
         """Neighbours of an item by content or collaborative vectors."""
         return await self._run(_Calls.similar_items(item_id, k, mode))
 
-    async def get_item(self, item_id: int) -> ItemDetail:
+    async def get_item(self, item_id: str | int) -> ItemDetail:
         """One catalogue item (``GET /v1/items/{item_id}``)."""
         return await self._run(_Calls.get_item(item_id))
 
@@ -392,8 +425,8 @@ class AsyncHybridrecClient:
 
     async def post_event(
         self,
-        user_id: int,
-        item_id: int,
+        user_id: str | int,
+        item_id: str | int,
         type: EventType = "view",
         rating: float | None = None,
         timestamp: int | None = None,
@@ -409,11 +442,12 @@ class AsyncHybridrecClient:
         year: int | None = None,
         overview: str | None = None,
         tags: Sequence[str] | None = None,
+        item_id: str | int | None = None,
     ) -> ItemDetail:
         """Add an item: its title plus keyword fields, or a whole ``NewItem``/dict."""
-        return await self._run(_Calls.add_item(item, genres, year, overview, tags))
+        return await self._run(_Calls.add_item(item, genres, year, overview, tags, item_id))
 
-    async def user_history(self, user_id: int, limit: int = 50) -> UserHistory:
+    async def user_history(self, user_id: str | int, limit: int = 50) -> UserHistory:
         """A user's feedback events, then the rest of their history, newest first."""
         return await self._run(_Calls.user_history(user_id, limit))
 

@@ -87,22 +87,22 @@ def test_health(client: HybridrecClient) -> None:
 def test_recommend_for_user_with_filters(client: HybridrecClient, users: pd.DataFrame) -> None:
     row = users.iloc[0]
     recs = client.recommend_for_user(
-        int(row.user_id), k=5, genres=["Comedy", "Romance"], explain=True
+        str(row.user_id), k=5, genres=["Comedy", "Romance"], explain=True
     )
-    assert isinstance(recs, Recommendations) and recs.user_id == int(row.user_id)
+    assert isinstance(recs, Recommendations) and recs.user_id == str(row.user_id)
     ids = _check_ranked(recs, 5)
-    assert not set(ids) & {int(i) for i in row.history}
+    assert not set(ids) & {str(i) for i in row.history}
     for it in recs.items:
         assert {"Comedy", "Romance"} & set(it.genres), it
         assert it.reasons and it.reasons[0].startswith("similar to ")
-    plain = client.recommend_for_user(int(row.user_id), k=5)
+    plain = client.recommend_for_user(str(row.user_id), k=5)
     assert all(it.reasons is None for it in plain.items)
 
 
 def test_recommend_from_a_model_and_from_a_dict(
     client: HybridrecClient, items: pd.DataFrame
 ) -> None:
-    recent = [int(i) for i in items.sort_values("popularity")["item_id"].tail(3)]
+    recent = [str(i) for i in items.sort_values("popularity")["item_id"].tail(3)]
     from_model = client.recommend(RecommendationRequest(recent_item_ids=recent, k=8))
     from_dict = client.recommend({"recent_item_ids": recent, "k": 8})
     assert _check_ranked(from_model, 8) == _check_ranked(from_dict, 8)
@@ -112,7 +112,7 @@ def test_recommend_from_a_model_and_from_a_dict(
 
 def test_similar_items_get_item_and_search(client: HybridrecClient, items: pd.DataFrame) -> None:
     src = items.sort_values("popularity").iloc[-1]
-    iid = int(src.item_id)
+    iid = str(src.item_id)
     for mode in ("content", "collaborative"):
         sim = client.similar_items(iid, k=5, mode=mode)
         assert isinstance(sim, SimilarItems) and sim.item_id == iid and sim.mode == mode
@@ -126,7 +126,7 @@ def test_similar_items_get_item_and_search(client: HybridrecClient, items: pd.Da
 
 
 def test_post_event_updates_recommendations(client: HybridrecClient, users: pd.DataFrame) -> None:
-    uid = int(users.iloc[2].user_id)
+    uid = str(users.iloc[2].user_id)
     top = client.recommend_for_user(uid, k=10).items[0].item_id
     accepted = client.post_event(uid, top, type="rating", rating=5.0, timestamp=1_764_288_000)
     assert isinstance(accepted, EventAccepted)
@@ -142,7 +142,7 @@ def test_status_and_user_history(
     client: HybridrecClient, users: pd.DataFrame, small_bundle: Path
 ) -> None:
     row = users.iloc[5]
-    uid, known = int(row.user_id), [int(i) for i in row.history]
+    uid, known = str(row.user_id), [str(i) for i in row.history]
     hist = client.user_history(uid, limit=5)
     assert isinstance(hist, UserHistory) and hist.user_id == uid
     assert [e.item_id for e in hist.items] == list(dict.fromkeys(reversed(known)))[:5]
@@ -176,7 +176,7 @@ def test_status_and_user_history(
     assert status.bundle.metrics["valid_ndcg@10_retrieval"] == pytest.approx(
         manifest["metrics"]["valid_ndcg@10_retrieval"]
     )
-    assert status.bundle.example_user_ids == sorted(int(u) for u in users.user_id[:1000])[:5]
+    assert status.bundle.example_user_ids == [str(u) for u in users.user_id[:5]]
     assert status.traffic.total_requests >= 1 and status.traffic.total_events >= 1
     assert status.traffic.p50_ms is not None and status.traffic.p50_ms > 0
 
@@ -192,7 +192,8 @@ def test_add_item_then_look_it_up(client: HybridrecClient, items: pd.DataFrame) 
         tags=["sequel"],
     )
     assert isinstance(new, ItemDetail) and new.fresh is True
-    assert new.item_id > int(items["item_id"].max()) and new.title == title
+    # a string id, the next decimal number above the catalogue's (MovieLens ids are decimal)
+    assert int(new.item_id) > max(int(i) for i in items["item_id"]) and new.title == title
     assert client.get_item(new.item_id).title == title
 
 
@@ -208,14 +209,28 @@ def test_errors_carry_status_code_message_and_request_id(
     assert "404" in str(err) and err.request_id in str(err)
 
     with pytest.raises(HybridrecClientError) as bad_k:
-        client.recommend_for_user(int(users.iloc[0].user_id), k=0)
+        client.recommend_for_user(str(users.iloc[0].user_id), k=0)
     assert (bad_k.value.status, bad_k.value.code) == (422, "invalid_request")
     assert "k" in bad_k.value.message and bad_k.value.request_id
     assert bad_k.value.details["errors"][0]["field"].endswith("k")
 
     with pytest.raises(HybridrecClientError) as bad_event:
-        client.post_event(int(users.iloc[0].user_id), 1, type="rating")
+        client.post_event(str(users.iloc[0].user_id), 1, type="rating")
     assert bad_event.value.status == 422 and "rating" in bad_event.value.message
+
+
+def test_ids_are_strings_an_int_is_its_text_and_a_bad_id_never_leaves(
+    client: HybridrecClient, items: pd.DataFrame
+) -> None:
+    iid = str(items.iloc[0].item_id)
+    as_text, as_int = client.get_item(iid), client.get_item(int(iid))
+    assert as_text.item_id == as_int.item_id == iid  # responses carry strings
+    for bad in ("", "a/b", "x" * 129, "{u}", ".."):
+        with pytest.raises(HybridrecClientError) as info:
+            client.get_item(bad)
+        err = info.value
+        assert err.status is None and err.code == "invalid_request"  # nothing was sent
+        assert "A-Z a-z 0-9 . _ : @ -" in err.message
 
 
 def test_api_key_is_sent_and_required(base_url: str) -> None:
@@ -241,8 +256,8 @@ def test_unreachable_gateway_is_a_client_error() -> None:
 def test_async_client_every_method(
     base_url: str, client: HybridrecClient, users: pd.DataFrame, items: pd.DataFrame
 ) -> None:
-    uid = int(users.iloc[3].user_id)
-    iid = int(items.sort_values("popularity").iloc[-3].item_id)
+    uid = str(users.iloc[3].user_id)
+    iid = str(items.sort_values("popularity").iloc[-3].item_id)
     title = str(items.sort_values("popularity").iloc[-3].title)
     sync_recs = client.recommend_for_user(uid, k=6, genres=["Drama"])
 

@@ -175,3 +175,23 @@ def test_request_bodies_and_responses_use_the_shared_models(
     assert body(paths["/v1/users/{user_id}/events"]["post"]) == "EventIn"
     assert ref(paths["/v1/users/{user_id}/events"]["post"], "202") == "EventAccepted"
     assert ref(paths["/health/ready"]["get"], "200") == "Health"
+
+
+def test_every_id_is_a_documented_string(specs: dict[str, dict[str, Any]]) -> None:
+    """Path ids and the models' id fields are strings of the one id pattern."""
+    from shared.contracts.ids import ID_REGEX
+
+    for service, spec in specs.items():
+        for path, ops in spec["paths"].items():
+            for op in ops.values():
+                for param in op.get("parameters", []):
+                    if param["name"] in ("user_id", "item_id"):
+                        schema = param["schema"]
+                        assert schema["type"] == "string", (service, path, schema)
+                        assert schema["pattern"] == ID_REGEX, (service, path, schema)
+    schemas = specs["gateway"]["components"]["schemas"]
+    for model in ("ItemDetail", "ScoredItem", "EventIn", "EventAccepted", "SimilarItems"):
+        field = schemas[model]["properties"]["item_id"]
+        assert field["type"] == "string" and field["pattern"] == ID_REGEX, (model, field)
+    recent = schemas["RecommendationRequest"]["properties"]["recent_item_ids"]["items"]
+    assert recent["pattern"] == ID_REGEX

@@ -99,8 +99,8 @@ def test_unknown_user_is_404_on_get_and_post(gw: httpx.Client) -> None:
 def test_unknown_item_is_404_on_every_path_that_takes_one(
     gw: httpx.Client, users: pd.DataFrame, items: pd.DataFrame
 ) -> None:
-    uid = int(users.iloc[0].user_id)
-    known = int(items.iloc[0].item_id)
+    uid = str(users.iloc[0].user_id)
+    known = str(items.iloc[0].item_id)
     gets = [
         f"/v1/items/{UNKNOWN_ITEM}",
         f"/v1/items/{UNKNOWN_ITEM}/similar",
@@ -126,8 +126,8 @@ def test_unknown_item_is_404_on_every_path_that_takes_one(
 def test_k_out_of_range_is_422_on_get_and_post(
     gw: httpx.Client, users: pd.DataFrame, items: pd.DataFrame, k: int
 ) -> None:
-    uid = int(users.iloc[0].user_id)
-    iid = int(items.iloc[0].item_id)
+    uid = str(users.iloc[0].user_id)
+    iid = str(items.iloc[0].item_id)
     assert_error(gw.get(f"/v1/users/{uid}/recommendations", params={"k": k}), 422, "k")
     assert_error(gw.get(f"/v1/items/{iid}/similar", params={"k": k}), 422, "k")
     body = {"recent_item_ids": [iid], "k": k}
@@ -135,7 +135,7 @@ def test_k_out_of_range_is_422_on_get_and_post(
 
 
 def test_malformed_json_is_422(gw: httpx.Client, users: pd.DataFrame) -> None:
-    uid = int(users.iloc[0].user_id)
+    uid = str(users.iloc[0].user_id)
     for text in ['{"recent_item_ids": [1, 2', "{'k': 3}", "", "[1, 2,]", "\xff\xfe", "nul\x00"]:
         r = post_raw(gw, "/v1/recommendations", text.encode("latin-1"))
         assert_error(r, 422, "JSON")
@@ -146,23 +146,27 @@ def test_malformed_json_is_422(gw: httpx.Client, users: pd.DataFrame) -> None:
 def test_wrong_types_are_422_naming_the_field(
     gw: httpx.Client, users: pd.DataFrame, items: pd.DataFrame
 ) -> None:
-    uid = int(users.iloc[0].user_id)
-    iid = int(items.iloc[0].item_id)
+    uid = str(users.iloc[0].user_id)
+    iid = str(items.iloc[0].item_id)
     cases: list[tuple[str, Any, str]] = [
         ("/v1/recommendations", {"k": "ten"}, "k"),
         ("/v1/recommendations", {"recent_item_ids": "1,2,3"}, "recent_item_ids"),
         ("/v1/recommendations", {"recent_item_ids": [1.5]}, "recent_item_ids"),
-        ("/v1/recommendations", {"recent_item_ids": [0]}, "recent_item_ids"),
+        ("/v1/recommendations", {"recent_item_ids": [""]}, "recent_item_ids"),
+        ("/v1/recommendations", {"recent_item_ids": ["a b"]}, "recent_item_ids"),
+        ("/v1/recommendations", {"recent_item_ids": [True]}, "recent_item_ids"),
         ("/v1/recommendations", {"recent_item_ids": [None]}, "recent_item_ids"),
         ("/v1/recommendations", {"user_id": -3}, "user_id"),
-        ("/v1/recommendations", {"user_id": 2**64}, "user_id"),
+        ("/v1/recommendations", {"user_id": "x" * 129}, "user_id"),
+        ("/v1/recommendations", {"user_id": "{u1}"}, "user_id"),
         ("/v1/recommendations", {"ratings": [{"item_id": iid}]}, "rating"),
         ("/v1/recommendations", {"ratings": [{"item_id": iid, "rating": 9}]}, "rating"),
         ("/v1/recommendations", {"exclude_seen": "maybe"}, "exclude_seen"),
         ("/v1/recommendations", {"user_features": {"age": "old"}}, "age"),
         ("/v1/recommendations", [1, 2, 3], "body"),
         ("/v1/recommendations", "just a string", "body"),
-        (f"/v1/users/{uid}/events", {"item_id": "one"}, "item_id"),
+        (f"/v1/users/{uid}/events", {"item_id": "o/n/e"}, "item_id"),
+        (f"/v1/users/{uid}/events", {"item_id": ".."}, "item_id"),
         (f"/v1/users/{uid}/events", {"item_id": iid, "type": "purchase"}, "type"),
         (f"/v1/users/{uid}/events", {"item_id": iid, "timestamp": -1}, "timestamp"),
         ("/v1/items", {"title": 42}, "title"),
@@ -174,13 +178,14 @@ def test_wrong_types_are_422_naming_the_field(
     for path, body, field in cases:
         assert_error(gw.post(path, json=body), 422, field)
     for path, field in [
-        ("/v1/users/abc/recommendations", "user_id"),
-        ("/v1/users/-1/recommendations", "user_id"),
-        (f"/v1/users/{2**64}/recommendations", "user_id"),
+        ("/v1/users/a%20b/recommendations", "user_id"),
+        ("/v1/users/%7Bu1%7D/recommendations", "user_id"),
+        (f"/v1/users/{'u' * 129}/recommendations", "user_id"),
         (f"/v1/users/{uid}/recommendations?k=1.5", "k"),
         (f"/v1/users/{uid}/recommendations?exclude_seen=perhaps", "exclude_seen"),
-        ("/v1/items/abc", "item_id"),
-        ("/v1/items/0", "item_id"),
+        ("/v1/items/a%20b", "item_id"),
+        ("/v1/items/%C3%A9", "item_id"),
+        (f"/v1/items/{'9' * 129}", "item_id"),
         (f"/v1/items/{iid}/similar?mode=telepathy", "mode"),
         ("/v1/items?q=", "q"),
         ("/v1/items", "q"),
@@ -190,8 +195,8 @@ def test_wrong_types_are_422_naming_the_field(
 
 
 def test_unknown_fields_are_422(gw: httpx.Client, users: pd.DataFrame, items: pd.DataFrame) -> None:
-    uid = int(users.iloc[0].user_id)
-    iid = int(items.iloc[0].item_id)
+    uid = str(users.iloc[0].user_id)
+    iid = str(items.iloc[0].item_id)
     cases: list[tuple[str, dict[str, Any], str]] = [
         ("/v1/recommendations", {"recent_item_ids": [iid], "kk": 3}, "kk"),
         ("/v1/recommendations", {"ratings": [{"item_id": iid, "rating": 4, "x": 1}]}, "x"),
@@ -204,8 +209,8 @@ def test_unknown_fields_are_422(gw: httpx.Client, users: pd.DataFrame, items: pd
 
 
 def test_rating_event_without_rating_is_422(gw: httpx.Client, users: pd.DataFrame) -> None:
-    uid = int(users.iloc[0].user_id)
-    iid = int(users.iloc[0].history[0])
+    uid = str(users.iloc[0].user_id)
+    iid = str(users.iloc[0].history[0])
     r = gw.post(f"/v1/users/{uid}/events", json={"item_id": iid, "type": "rating"})
     assert_error(r, 422, "rating")
     r = gw.post(f"/v1/users/{uid}/events", json={"item_id": iid, "type": "rating", "rating": None})
@@ -214,8 +219,8 @@ def test_rating_event_without_rating_is_422(gw: httpx.Client, users: pd.DataFram
 
 @pytest.mark.parametrize("raw", ["NaN", "Infinity", "-Infinity"])
 def test_non_finite_ratings_are_422(gw: httpx.Client, users: pd.DataFrame, raw: str) -> None:
-    uid = int(users.iloc[0].user_id)
-    iid = int(users.iloc[0].history[0])
+    uid = str(users.iloc[0].user_id)
+    iid = str(users.iloc[0].history[0])
     event = f'{{"item_id": {iid}, "type": "rating", "rating": {raw}}}'
     assert_error(post_raw(gw, f"/v1/users/{uid}/events", event), 422, "rating")
     recs = f'{{"ratings": [{{"item_id": {iid}, "rating": {raw}}}]}}'
@@ -240,7 +245,7 @@ def test_long_lists_within_each_limit_are_not_a_500(
     gw: httpx.Client, users: pd.DataFrame, items: pd.DataFrame
 ) -> None:
     """Each list at its limit: what the gateway builds from them must not break its own calls."""
-    known = [int(i) for i in items["item_id"]]
+    known = [str(i) for i in items["item_id"]]
     recent = (known * (MAX_IDS // len(known) + 1))[:MAX_IDS]
     ratings = [{"item_id": i, "rating": 5} for i in reversed(recent)]
     exclude = list(range(10**6, 10**6 + MAX_IDS))  # unknown ids to leave out are harmless
@@ -250,14 +255,14 @@ def test_long_lists_within_each_limit_are_not_a_500(
     assert r.status_code == 200, r.text[:500]
     got = [it["item_id"] for it in r.json()["items"]]
     assert len(got) == len(set(got)) and not set(got) & set(known)
-    uid = int(users.iloc[0].user_id)
+    uid = str(users.iloc[0].user_id)
     r = gw.post("/v1/recommendations", json={"user_id": uid, **body, "exclude_seen": False})
     assert r.status_code == 200, r.text[:500]
     assert len(r.json()["items"]) == 5
 
 
 def test_overlong_genre_in_the_query_is_422(gw: httpx.Client, users: pd.DataFrame) -> None:
-    uid = int(users.iloc[0].user_id)
+    uid = str(users.iloc[0].user_id)
     r = gw.get(f"/v1/users/{uid}/recommendations", params={"genres": "Comedy," + "g" * 150})
     assert_error(r, 422, "genres")
     r = gw.get(f"/v1/users/{uid}/recommendations", params={"genres": "x" * 2001})
@@ -292,7 +297,7 @@ def test_body_over_the_limit_is_413_declared_or_chunked(gw: httpx.Client) -> Non
 
 
 def test_duplicate_recent_ids_give_no_duplicates(gw: httpx.Client, items: pd.DataFrame) -> None:
-    ids = [int(i) for i in items["item_id"].head(3)]
+    ids = [str(i) for i in items["item_id"].head(3)]
     for exclude_seen in (True, False):
         body = {"recent_item_ids": ids * 50 + ids[:1] * 20, "k": 30, "exclude_seen": exclude_seen}
         r = gw.post("/v1/recommendations", json=body)
@@ -304,7 +309,7 @@ def test_duplicate_recent_ids_give_no_duplicates(gw: httpx.Client, items: pd.Dat
 
 
 def test_odd_request_ids_are_never_a_500(gw: httpx.Client, users: pd.DataFrame) -> None:
-    uid = int(users.iloc[0].user_id)
+    uid = str(users.iloc[0].user_id)
     for rid in ["é-ü-🍿".encode(), b"x" * 500, b"a b\tc", b"\x80\xff\xfe"]:
         r = gw.get(f"/v1/users/{uid}/recommendations", headers=[(b"x-request-id", rid)])
         assert r.status_code == 200, (rid, r.status_code, r.text[:300])
@@ -339,7 +344,7 @@ def test_unusual_unicode_titles_are_stored_verbatim(gw: httpx.Client) -> None:
 def test_unusual_unicode_genres_filter_is_never_a_500(
     gw: httpx.Client, users: pd.DataFrame
 ) -> None:
-    uid = int(users.iloc[0].user_id)
+    uid = str(users.iloc[0].user_id)
     for g in UNUSUAL:
         r = gw.get(f"/v1/users/{uid}/recommendations", params={"genres": g, "k": 5})
         assert r.status_code == 200, (g, r.status_code, r.text[:300])
@@ -348,7 +353,7 @@ def test_unusual_unicode_genres_filter_is_never_a_500(
 
 
 def test_unusual_user_features_are_never_a_500(gw: httpx.Client, items: pd.DataFrame) -> None:
-    recent = [int(items.iloc[0].item_id)]
+    recent = [str(items.iloc[0].item_id)]
     for text in UNUSUAL:
         features = {"gender": text[:20], "occupation": text, "age": 130}
         for body in ({"recent_item_ids": recent}, {"user_id": UNKNOWN_USER}, {}):
@@ -362,15 +367,16 @@ def test_rank_rejects_candidates_it_cannot_score(
     stack: dict[str, ServiceProcess], items: pd.DataFrame
 ) -> None:
     """Found by schema fuzzing: these were a 500 (OverflowError) or NaN scores sent as null."""
-    known = int(items.iloc[0].item_id)
+    known = str(items.iloc[0].item_id)
 
-    def one(item_id: int = known, score: float = 0.5, **source: Any) -> dict[str, Any]:
+    def one(item_id: Any = known, score: float = 0.5, **source: Any) -> dict[str, Any]:
         """One candidate as columns, with per-source columns ``source_scores=...``."""
         return {"item_ids": [item_id], "scores": [score], "sources": ["two_tower"], **source}
 
     bad: list[tuple[dict[str, Any], str]] = [
-        (one(item_id=2**63), "item_ids"),
-        (one(item_id=0), "item_ids"),
+        (one(item_id=2**63), "item_ids"),  # internal columns take strings only
+        (one(item_id="a b"), "item_ids"),
+        (one(item_id=""), "item_ids"),
         (one(score=1e300), "scores"),
         (one(source_scores={"two_tower": [-1e30]}), "source_scores"),
         (one(source_ranks={"two_tower": [-(2**50)]}), "source_ranks"),
@@ -380,11 +386,11 @@ def test_rank_rejects_candidates_it_cannot_score(
         for cols, field in bad:
             assert_error(rk.post("/v1/rank", json={"columns": cols}), 422, field)
         nan = (
-            f'{{"columns": {{"item_ids": [{known}], "scores": [NaN], "sources": ["x"]}}}}'
+            f'{{"columns": {{"item_ids": ["{known}"], "scores": [NaN], "sources": ["x"]}}}}'
         )
         assert_error(post_raw(rk, "/v1/rank", nan), 422, "finite")
         extreme = {
-            "item_ids": [known, 2**53],
+            "item_ids": [known, "fresh:9007199254740992"],
             "scores": [-1e9, 0.5],
             "sources": ["two_tower", "two_tower"],
             "source_scores": {"two_tower": [1e9, None]},

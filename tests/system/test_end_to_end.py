@@ -60,12 +60,12 @@ def test_every_service_is_ready_and_exports_metrics(stack: dict[str, ServiceProc
 
 def test_known_user_gets_k_unseen_items(gw: httpx.Client, users: pd.DataFrame) -> None:
     row = users.iloc[0]
-    r = gw.get(f"/v1/users/{int(row.user_id)}/recommendations", params={"k": 10})
+    r = gw.get(f"/v1/users/{row.user_id!s}/recommendations", params={"k": 10})
     assert r.status_code == 200, r.text
     body = r.json()
     ids = [it["item_id"] for it in body["items"]]
     assert len(ids) == 10 and len(set(ids)) == 10
-    assert not set(ids) & {int(i) for i in row.history}
+    assert not set(ids) & {str(i) for i in row.history}
     assert [it["rank"] for it in body["items"]] == list(range(1, 11))
     scores = [it["score"] for it in body["items"]]
     assert scores == sorted(scores, reverse=True)
@@ -74,7 +74,7 @@ def test_known_user_gets_k_unseen_items(gw: httpx.Client, users: pd.DataFrame) -
 
 
 def test_genre_filter_and_explain(gw: httpx.Client, users: pd.DataFrame) -> None:
-    uid = int(users.iloc[1].user_id)
+    uid = str(users.iloc[1].user_id)
     r = gw.get(
         f"/v1/users/{uid}/recommendations",
         params={"k": 5, "genres": "Comedy,Romance", "explain": "true"},
@@ -97,7 +97,7 @@ def test_unknown_user_is_404_with_a_clear_message(gw: httpx.Client) -> None:
 
 def test_anonymous_user_from_recent_items(gw: httpx.Client, items: pd.DataFrame) -> None:
     animation = items[items["genres"].apply(lambda g: "Animation" in list(g))]
-    recent = [int(i) for i in animation["item_id"].head(5)]
+    recent = [str(i) for i in animation["item_id"].head(5)]
     r = gw.post("/v1/recommendations", json={"recent_item_ids": recent, "k": 10})
     assert r.status_code == 200, r.text
     got = r.json()["items"]
@@ -119,18 +119,18 @@ def test_similar_items_both_modes(gw: httpx.Client, items: pd.DataFrame) -> None
 
 def test_item_lookup_and_search(gw: httpx.Client, items: pd.DataFrame) -> None:
     row = items.iloc[0]
-    r = gw.get(f"/v1/items/{int(row.item_id)}")
+    r = gw.get(f"/v1/items/{row.item_id!s}")
     assert r.status_code == 200 and r.json()["title"] == row.title
     word = row.title.split()[0]
     found = gw.get("/v1/items", params={"q": word, "limit": 5}).json()["items"]
-    assert int(row.item_id) in [it["item_id"] for it in found] or len(found) == 5
+    assert str(row.item_id) in [it["item_id"] for it in found] or len(found) == 5
     assert gw.get("/v1/items/99999999").status_code == 404
 
 
 def test_cache_miss_hit_and_invalidation_by_an_event(
     stack: dict[str, ServiceProcess], gw: httpx.Client, users: pd.DataFrame
 ) -> None:
-    uid = int(users.iloc[2].user_id)
+    uid = str(users.iloc[2].user_id)
     retrieval = stack["retrieval"].url
     first = httpx.post(f"{retrieval}/v1/candidates", json={"user_id": uid, "k": 50}).json()
     second = httpx.post(f"{retrieval}/v1/candidates", json={"user_id": uid, "k": 50}).json()
@@ -159,7 +159,7 @@ def test_cache_miss_hit_and_invalidation_by_an_event(
 
 
 def test_a_low_rating_is_never_recommended_again(gw: httpx.Client, users: pd.DataFrame) -> None:
-    uid = int(users.iloc[7].user_id)
+    uid = str(users.iloc[7].user_id)
     first = gw.get(f"/v1/users/{uid}/recommendations", params={"k": 10})
     assert first.status_code == 200, first.text
     disliked = first.json()["items"][0]["item_id"]
@@ -173,7 +173,7 @@ def test_a_low_rating_is_never_recommended_again(gw: httpx.Client, users: pd.Dat
 
 
 def test_event_for_unknown_item_is_404(gw: httpx.Client, users: pd.DataFrame) -> None:
-    uid = int(users.iloc[0].user_id)
+    uid = str(users.iloc[0].user_id)
     r = gw.post(f"/v1/users/{uid}/events", json={"item_id": 99999999, "type": "view"})
     assert r.status_code == 404
 
@@ -189,7 +189,7 @@ def test_new_item_appears_in_similar_and_recommendations(
         "year": int(src.year) + 1,
         "overview": f"A new film in the spirit of {src.title}.",
     }
-    anon = {"recent_item_ids": [int(src.item_id)], "k": 20}
+    anon = {"recent_item_ids": [str(src.item_id)], "k": 20}
     first = gw.post("/v1/recommendations", json=anon)
     again = gw.post("/v1/recommendations", json=anon)
     assert (first.headers["x-hybridrec-cache"], again.headers["x-hybridrec-cache"]) == (
@@ -199,8 +199,9 @@ def test_new_item_appears_in_similar_and_recommendations(
     r = gw.post("/v1/items", json=body)
     assert r.status_code == 201, r.text
     new = r.json()
-    assert new["item_id"] > int(items["item_id"].max()) and new["fresh"] is True
-    sim = gw.get(f"/v1/items/{int(src.item_id)}/similar", params={"k": 10}).json()["items"]
+    assert isinstance(new["item_id"], str) and new["fresh"] is True
+    assert int(new["item_id"]) > max(int(i) for i in items["item_id"])  # the next decimal id
+    sim = gw.get(f"/v1/items/{src.item_id!s}/similar", params={"k": 10}).json()["items"]
     assert new["item_id"] in [it["item_id"] for it in sim]
     fresh = gw.post("/v1/recommendations", json=anon)  # the same request as before the item
     assert fresh.headers["x-hybridrec-cache"] == "miss"
@@ -212,8 +213,8 @@ def test_candidate_columns_are_aligned_and_ranking_orders_them(
     stack: dict[str, ServiceProcess], users: pd.DataFrame, items: pd.DataFrame
 ) -> None:
     retrieval, ranking = stack["retrieval"].url, stack["ranking"].url
-    uid = int(users.iloc[4].user_id)
-    recent = [int(i) for i in items.sort_values("popularity").item_id.iloc[-3:]]
+    uid = str(users.iloc[4].user_id)
+    recent = [str(i) for i in items.sort_values("popularity").item_id.iloc[-3:]]
     titles = dict(zip(items.item_id.astype(int), items.title, strict=True))
     for body in ({"user_id": uid, "k": 120}, {"history": recent, "k": 80, "genres": ["Drama"]}):
         answer = httpx.post(f"{retrieval}/v1/candidates", json=body, timeout=30)
