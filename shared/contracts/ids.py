@@ -57,11 +57,11 @@ def id_problem(value: object) -> str | None:
 def _coerce_id(value: Any) -> str:
     """A request's id as a string: JSON integers >= 0 become their decimal text."""
     if type(value) is int and value >= 0:  # not bool: type(True) is bool
-        return str(value)
+        value = str(value)  # then checked as text: at most 128 digits
     if isinstance(value, str) and is_valid_id(value):
         return value
     problem = id_problem(value)
-    if isinstance(value, int) and not isinstance(value, bool):
+    if type(value) is int:
         problem = f"a numeric id must be a whole number >= 0; {ID_RULE}"
     raise PydanticCustomError("invalid_id", "{problem}", {"problem": problem or ID_RULE})
 
