@@ -88,7 +88,7 @@ def test_swagger_ui_try_it_out_shows_recommendations(
 ) -> None:
     page, outside = offline_page
     gw = stack["gateway"].url
-    uid = int(pd.read_parquet(small_bundle / "latest" / "users.parquet").iloc[0].user_id)
+    uid = str(pd.read_parquet(small_bundle / "latest" / "users.parquet").iloc[0].user_id)
     catalogue = set(pd.read_parquet(small_bundle / "latest" / "items.parquet")["title"])
     direct = httpx.get(f"{gw}/v1/users/{uid}/recommendations", params={"k": K}, timeout=30)
     assert direct.status_code == 200, direct.text

@@ -29,7 +29,8 @@ async function examples() {
 
 export async function render(main, arg, query) {
   const uid = arg;
-  const idInput = h("input", { type: "text", inputmode: "numeric", name: "user", value: uid, required: true, placeholder: "e.g. 1", autocomplete: "off" });
+  // Ids are strings (1-128 of A-Z a-z 0-9 . _ : @ -): "1" for MovieLens, "cust-0007" for a shop.
+  const idInput = h("input", { type: "text", name: "user", value: uid, required: true, placeholder: "e.g. 1 or cust-0007", maxlength: 128, pattern: "[A-Za-z0-9._:@\\-]{1,128}", autocomplete: "off", spellcheck: "false" });
   const kInput = h("input", { type: "number", name: "k", min: 1, max: 50, value: query.get("k") || 10 });
   const genreInput = h("input", { type: "text", name: "genres", value: query.get("genres") || "", list: "genre-list", placeholder: "e.g. Comedy, Drama", autocomplete: "off" });
   const genreList = h("datalist", { id: "genre-list" });
@@ -72,7 +73,7 @@ export async function render(main, arg, query) {
 
   async function loadRecs() {
     const genres = genreInput.value.split(",").map((g) => g.trim()).filter(Boolean);
-    const request = { user_id: /^\d+$/.test(uid) ? Number(uid) : uid, k: Number(kInput.value) || 10, genres, explain: true, exclude_item_ids: excluded };
+    const request = { user_id: uid, k: Number(kInput.value) || 10, genres, explain: true, exclude_item_ids: excluded };
     const { data, headers } = await api("/v1/recommendations", { method: "POST", body: request });
     return { data, cache: headers.get("x-hybridrec-cache") };
   }
