@@ -40,7 +40,10 @@ class TrainConfig:
             for catalogues too large for exact search (None: above
             :data:`shared.model.search.annoy_index.LARGE_CATALOGUE` items;
             ``--hnsw`` / ``--no-hnsw``).
-        ease_max_items: The EASE source is used only up to this catalogue size (O(n^2) memory).
+        ease_max_items: EASE is solved over at most this many items (O(n^2) memory, O(n^3)
+            time): the whole catalogue up to this size, else its most popular items, with
+            item-kNN covering the tail (``SparseEASERecommender`` in
+            :mod:`training.models.ranking_sources`).
         popular_size: Items in the gateway's popular fallback list.
         two_tower: Overrides of :class:`TwoTowerConfig`.
         two_stage: Overrides of :class:`TwoStageConfig` (``ranker`` nested).
@@ -52,7 +55,7 @@ class TrainConfig:
     ann_n_trees: int | None = None
     ann_search_k: int | None = None
     hnsw: bool | None = None
-    ease_max_items: int = 20_000
+    ease_max_items: int = 12_000
     popular_size: int = 1000
     two_tower: dict[str, Any] = dataclasses.field(default_factory=dict)
     two_stage: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -92,7 +95,10 @@ class TrainConfig:
         return self.hnsw if self.hnsw is not None else n_items > LARGE_CATALOGUE
 
     def two_tower_config(self) -> TwoTowerConfig:
-        return TwoTowerConfig(**{"verbose": 0, **self.two_tower})
+        # An epoch over at most 1M examples: all of them up to ~1.3M interactions, a fresh
+        # sample each epoch above (25M interactions give 18M examples).
+        return TwoTowerConfig(**{"verbose": 0, "max_examples_per_epoch": 1_000_000,
+                                 **self.two_tower})
 
     def two_stage_config(self) -> TwoStageConfig:
         # Serving predicts what a user does next, so the ranker's inner labels are each
@@ -195,11 +201,10 @@ def run_train(
         two_tower.fit(edata)
     with timer.stage("candidate sources + hybrid ranker"):
         names = ["two_tower", "ease", "item_knn", "content", "popularity"]
-        if edata.n_items > cfg.ease_max_items:
-            names.remove("ease")
         ts_cfg = dataclasses.replace(cfg.two_stage_config(), seed=seed)
         sources = default_sources(
-            content, two_tower_config=tt_cfg, history_window=ts_cfg.history_window, names=names
+            content, two_tower_config=tt_cfg, history_window=ts_cfg.history_window, names=names,
+            ease_max_items=cfg.ease_max_items,
         )
         two_stage = TwoStageRecommender(sources, content, ts_cfg, prefit={"two_tower": two_tower})
         two_stage.fit(edata)

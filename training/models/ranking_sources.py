@@ -5,7 +5,10 @@
   retrieval service answers the same query with Annoy).
 * :class:`SparseEASERecommender` – EASE kept as a top-k item-neighbour table in
   the :mod:`shared.model.item_knn` format, so the retrieval service serves it with
-  :func:`shared.model.item_knn.score_from_history`.
+  :func:`shared.model.item_knn.score_from_history`. Above ``max_items`` items (EASE's
+  closed form needs an n x n inverse: 15 GB of float32 at ml-25m's 62k items) it is
+  solved over the ``max_items`` most popular items only; the item-kNN source covers the
+  tail.
 * :func:`default_sources` – the pipeline's source list (two-tower, EASE
   neighbours, item-kNN, content, popularity).
 """
@@ -69,14 +72,19 @@ class SparseEASERecommender:
     Args:
         lam: L2 weight.
         k: Neighbours kept per item.
+        max_items: Solve over at most this many items, the most interacted with in
+            training (None = all). Other items get no neighbours and are never scored.
         name: Report name.
     """
 
-    def __init__(self, lam: float = 100.0, k: int = 200, name: str = "SparseEASE") -> None:
+    def __init__(self, lam: float = 100.0, k: int = 200, max_items: int | None = None,
+                 name: str = "SparseEASE") -> None:
         self.name = name
         self.lam = float(lam)
         self.k = int(k)
-        self.hyperparameters: dict[str, Any] = {"lambda": self.lam, "k": self.k}
+        self.max_items = max_items
+        self.hyperparameters: dict[str, Any] = {"lambda": self.lam, "k": self.k,
+                                                "max_items": max_items}
         self.neighbors = np.zeros((0, self.k), dtype=np.int32)
         self.weights = np.zeros((0, self.k), dtype=np.float32)
         self._x = sp.csr_matrix((0, 0), dtype=np.float32)
@@ -87,15 +95,22 @@ class SparseEASERecommender:
         from training.evaluation.baselines import EASE
 
         self._x = sp.csr_matrix(data.train, dtype=np.float32)
-        gram = (self._x.T @ self._x).toarray().astype(np.float64)
+        n = data.n_items
+        head = head_items(self._x, self.max_items)
+        x_head = self._x[:, head] if len(head) < n else self._x
+        gram = (x_head.T @ x_head).toarray().astype(np.float64)
         b = EASE.weights(gram, self.lam)
         del gram
-        idx, val = top_n(b, self.k)
-        val = np.where(np.isfinite(val) & (val > 0), val, 0.0).astype(np.float32)
+        local_idx, local_val = top_n(b, self.k)
+        del b
+        local_val = np.where(np.isfinite(local_val) & (local_val > 0), local_val, 0.0)
+        k = local_idx.shape[1]
+        idx = np.zeros((n, k), dtype=np.int64)
+        val = np.zeros((n, k), dtype=np.float32)
+        idx[head], val[head] = head[local_idx], local_val
         self.neighbors = np.where(val > 0, idx, -1).astype(np.int32)
         self.weights = val
-        n = data.n_items
-        rows = np.repeat(np.arange(n), idx.shape[1])
+        rows = np.repeat(np.arange(n), k)
         keep = val.ravel() > 0
         self._w = sp.csr_matrix((val.ravel()[keep], (rows[keep], idx.ravel()[keep])),
                                 shape=(n, n))
@@ -115,6 +130,17 @@ class SparseEASERecommender:
                 "weights": str(out / EASE_WEIGHTS_FILE)}
 
 
+def head_items(train: sp.csr_matrix, max_items: int | None) -> np.ndarray:
+    """The ``max_items`` items with the most training interactions, in item order (all
+    items when there are no more; ties broken by the lower item index)."""
+    n = train.shape[1]
+    if max_items is None or n <= max_items:
+        return np.arange(n)
+    counts = np.bincount(train.indices, minlength=n)
+    order = np.argsort(-counts, kind="stable")[:max_items]
+    return np.sort(order)
+
+
 def user_histories(interactions: Any, n_users: int) -> list[np.ndarray]:
     """Per user_idx, the train item_idx sorted by (timestamp, item_idx), oldest first."""
     u = interactions["user_idx"].to_numpy(np.int64)
@@ -132,6 +158,7 @@ def default_sources(
     two_tower: bool = True,
     two_tower_config: Any = None,
     ease_lambda: float = 100.0,
+    ease_max_items: int | None = None,
     history_window: int = 20,
     names: Sequence[str] | None = None,
 ) -> list[Any]:
@@ -142,6 +169,7 @@ def default_sources(
         two_tower: Include the two-tower model (the slowest source to fit).
         two_tower_config: Its ``TwoTowerConfig`` (None = defaults, silent).
         ease_lambda: L2 weight of the EASE neighbour table.
+        ease_max_items: EASE over at most this many (most popular) items (None = all).
         history_window: Recent items of the content source.
         names: Keep only these sources, in this order.
 
@@ -160,7 +188,8 @@ def default_sources(
 
     specs = {
         "two_tower": SourceSpec("two_tower", make_two_tower),
-        "ease": SourceSpec("ease", lambda: SparseEASERecommender(lam=ease_lambda)),
+        "ease": SourceSpec("ease", lambda: SparseEASERecommender(
+            lam=ease_lambda, max_items=ease_max_items)),
         "item_knn": SourceSpec("item_knn", ItemKNNRecommender),
         "content": SourceSpec("content", lambda: ContentRecommender(content, history_window)),
         "popularity": SourceSpec("popularity", Popularity),

@@ -58,8 +58,14 @@ class TwoTowerConfig:
             (see :meth:`resolve_history_mode`).
         before_fraction: Share of ``before`` histories in ``mixed`` mode.
         epochs: Training epochs (upper bound when ``select_epoch_on_valid``).
+        max_examples_per_epoch: An epoch trains on a seeded sample of this many examples
+            (a new sample each epoch) when there are more (None = all). Bounds the cost of
+            an epoch on large data; ml-latest-small's 80k examples are all used.
         batch_size: Examples per batch (also the number of in-batch negatives).
         learning_rate: Adam learning rate.
+        optimizer: ``lazy_adam`` (Adam that updates only the embedding rows a batch uses,
+            :class:`training.models.lazy_adam.LazyAdam`) or ``adam`` (Keras' Adam, which
+            rewrites every row of every table at each step). Ignored with weight decay.
         weight_decay: AdamW decoupled weight decay (0 = plain Adam).
         select_epoch_on_valid: Keep the weights of the epoch with the best
             validation Recall@``valid_k`` (needs a validation split).
@@ -67,6 +73,8 @@ class TwoTowerConfig:
         valid_max_users: Validation users sampled per epoch (bounds its cost).
         seed: Seed of initialisation, dropout and shuffling.
         verbose: Keras ``fit`` verbosity (0 silent, 1 progress bar, 2 one line per epoch).
+        progress: One tqdm bar on stderr over all epochs' steps, with the fit's ETA
+            (:class:`training.models.progress.FitProgress`).
     """
 
     output_dim: int = 64
@@ -85,14 +93,17 @@ class TwoTowerConfig:
     history_mode: str = "auto"
     before_fraction: float = 0.5
     epochs: int = 8
+    max_examples_per_epoch: int | None = None
     batch_size: int = 512
     learning_rate: float = 3e-3
+    optimizer: str = "lazy_adam"
     weight_decay: float = 0.0
     select_epoch_on_valid: bool = True
     valid_k: int = 10
     valid_max_users: int = 2000
     seed: int = 42
     verbose: int = 1
+    progress: bool = True
 
     def __post_init__(self) -> None:
         self.hidden_units = tuple(int(u) for u in self.hidden_units)
@@ -104,6 +115,8 @@ class TwoTowerConfig:
             raise ConfigError(
                 f"history_mode must be one of {list(HISTORY_MODES)}, got {self.history_mode!r}"
             )
+        if self.optimizer not in ("adam", "lazy_adam"):
+            raise ConfigError(f"optimizer must be adam or lazy_adam, got {self.optimizer!r}")
         if not 0.0 <= self.before_fraction <= 1.0:
             raise ConfigError(f"before_fraction must be in [0, 1], got {self.before_fraction}")
         if self.temperature <= 0:

@@ -86,6 +86,10 @@ class TwoStageConfig:
             None = 1 for a temporal holdout or when a source named in
             ``costly_sources`` is used (each fold refits every source), else 5.
         costly_sources: Sources too slow to refit per fold (the two-tower model).
+        max_train_users: Users whose inner-holdout lists train the ranker: a seeded sample
+            when more users have inner labels (None = all). Bounds the candidate, feature
+            and ranker cost on large data; ml-latest-small's 610 users are all kept.
+        max_valid_users: Likewise for the validation lists that early-stop the ranker.
         ranker: Ranking network settings.
         seed: Seed of the inner holdout.
     """
@@ -99,6 +103,8 @@ class TwoStageConfig:
     history_window: int = 20
     n_folds: int | None = None
     costly_sources: tuple[str, ...] = ("two_tower",)
+    max_train_users: int | None = 20_000
+    max_valid_users: int | None = 5_000
     ranker: RankerConfig = dataclasses.field(default_factory=RankerConfig)
     seed: int = 42
 
@@ -220,10 +226,13 @@ class TwoStageRecommender:
         return out
 
     def _lists(self, srcs: dict[str, Any], data: Any, tables: RankerFeatureTables,
-               labels: sp.csr_matrix, desc: str) -> RankingLists:
-        """Ranking lists of every user with labels, in chunks of users."""
+               labels: sp.csr_matrix, desc: str, max_users: int | None = None) -> RankingLists:
+        """Ranking lists of the users with labels (a seeded sample of ``max_users``)."""
         hist = user_histories(data.train_interactions, data.n_users)
         users = np.flatnonzero(np.diff(labels.indptr) > 0)
+        if max_users is not None and len(users) > max_users:
+            rng = np.random.default_rng(self.config.seed)
+            users = np.sort(rng.choice(users, max_users, replace=False))
         parts, labs, lens = [], [], []
         for lo in tqdm(range(0, len(users), 256), desc=desc, file=sys.stderr, leave=False,
                        disable=not self.config.ranker.progress):
@@ -277,14 +286,16 @@ class TwoStageRecommender:
                                   else 0.0)
             srcs = self._fit_sources(inner, use_prefit=False)
             tables = self._tables(inner)
-            train_parts.append(self._lists(srcs, inner, tables, inner.valid, "inner lists"))
+            train_parts.append(self._lists(srcs, inner, tables, inner.valid, "inner lists",
+                                           cfg.max_train_users))
             del srcs
         train = _concat_lists(train_parts)
         self.fitted = self._fit_sources(data, use_prefit=True)
         self.tables = self._tables(data)
         self._data = data
         self._hist = user_histories(data.train_interactions, data.n_users)
-        valid = self._lists(self.fitted, data, self.tables, data.valid, "valid lists")
+        valid = self._lists(self.fitted, data, self.tables, data.valid, "valid lists",
+                            cfg.max_valid_users)
         t_train = time.perf_counter()
         losses = ("listwise", "bce") if cfg.ranker.loss == "auto" else (cfg.ranker.loss,)
         results = {}

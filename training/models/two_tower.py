@@ -271,10 +271,12 @@ def make_dataset(
     batch = config.batch_size
     epoch = {"n": 0}
 
+    per_epoch = min(len(examples), config.max_examples_per_epoch or len(examples))
+
     def batches() -> Any:
         rng = np.random.default_rng(config.seed + epoch["n"])
         epoch["n"] += 1
-        perm = rng.permutation(len(examples))
+        perm = rng.permutation(len(examples))[:per_epoch]
         for start in range(0, len(perm), batch):
             rows = perm[start : start + batch]
             items = examples.item_idx[rows]
@@ -292,7 +294,7 @@ def make_dataset(
         k: tf.TensorSpec(shape=(None, *v.shape[1:]), dtype=tf.as_dtype(v.dtype), name=k)
         for k, v in sample.items()
     }
-    n_batches = -(-len(examples) // batch)
+    n_batches = -(-per_epoch // batch)
     dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
     return dataset.apply(tf.data.experimental.assert_cardinality(n_batches)).prefetch(2)
 
@@ -333,10 +335,20 @@ def train_two_tower(
     )
     if config.weight_decay > 0:
         optimizer: Any = keras.optimizers.AdamW(config.learning_rate, config.weight_decay)
+    elif config.optimizer == "lazy_adam":
+        from training.models.lazy_adam import LazyAdam
+
+        optimizer = LazyAdam(config.learning_rate)
     else:
         optimizer = keras.optimizers.Adam(config.learning_rate)
     model.compile(optimizer=optimizer)
     dataset = make_dataset(examples, encoder, np.asarray(content, np.float32), config)
+    callbacks = list(callbacks or [])
+    if config.progress:
+        from training.models.progress import FitProgress
+
+        steps = int(dataset.cardinality().numpy())
+        callbacks.append(FitProgress("two-tower", config.epochs, steps))
     fit = model.fit(
         dataset, epochs=config.epochs, verbose=config.verbose, callbacks=callbacks, shuffle=False
     )
