@@ -66,9 +66,9 @@ def test_first_requests_after_ready_are_not_degraded(
     stack: dict[str, ServiceProcess], users: pd.DataFrame
 ) -> None:
     gw = stack["gateway"].url
-    uid = int(users.user_id.iat[3])
+    uid = str(users.user_id.iat[3])
     first = httpx.get(f"{gw}/v1/users/{uid}/recommendations", params={"k": 10}, timeout=30)
-    hist = [int(i) for i in users.history.iat[5][-3:]]
+    hist = [str(i) for i in users.history.iat[5][-3:]]
     anon = httpx.post(
         f"{gw}/v1/recommendations", json={"recent_item_ids": hist, "explain": True}, timeout=30
     )
@@ -99,7 +99,7 @@ def _burst_request(client: httpx.Client, j: int, user_ids: list[int], items: lis
 def test_cold_burst_is_served_without_errors(
     stack: dict[str, ServiceProcess], users: pd.DataFrame
 ) -> None:
-    user_ids = [int(u) for u in users.user_id.iloc[10:]]  # not asked for before
+    user_ids = [str(u) for u in users.user_id.iloc[10:]]  # not asked for before
     items = sorted({int(i) for h in users.history for i in h})
     outcomes: Counter[str] = Counter()
     limits = httpx.Limits(max_connections=BURST, max_keepalive_connections=BURST)
@@ -146,7 +146,7 @@ def test_exclude_seen_excludes_training_history_and_events_past_every_cap(
     )
     training = seen[uid]
     assert len(training) > 250, len(training)
-    row = users.set_index("user_id").loc[uid]
+    row = users.set_index("user_id").loc[str(uid)]  # ids are strings in the bundle
     assert len(row.history) == 200 < len(training)  # the bundle's recent window is capped
     events = sorted(catalogue - training)[:N_EVENTS]
     gw = stack["gateway"].url
@@ -162,7 +162,7 @@ def test_exclude_seen_excludes_training_history_and_events_past_every_cap(
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["degraded"] == [], body
-        got = {it["item_id"] for it in body["items"]}
+        got = {int(it["item_id"]) for it in body["items"]}  # MovieLens ids: decimal text
         assert got, "the user still has unseen items"
         assert not got & training, sorted(got & training)
         assert not got & set(events), sorted(got & set(events))
@@ -172,7 +172,7 @@ def test_exclude_seen_excludes_training_history_and_events_past_every_cap(
             params={"k": 50, "exclude_seen": "false"},
             headers={"Cache-Control": "no-cache"},
         ).json()
-        assert {it["item_id"] for it in kept["items"]} & (training | set(events))
+        assert {int(it["item_id"]) for it in kept["items"]} & (training | set(events))
     r_client = redis.Redis.from_url(redis_url)
     try:  # the caps were passed: the recent list holds 50, the seen set all 60
         assert r_client.llen(f"{prefix}:hist:{uid}") == 50

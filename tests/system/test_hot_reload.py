@@ -69,9 +69,9 @@ class Env:
     procs: dict[str, ServiceProcess]
     redis_url: str
     prefix: str
-    users: list[int]
-    items: list[int]
-    popular_b: list[int] = field(default_factory=list)
+    users: list[str]
+    items: list[str]
+    popular_b: list[str] = field(default_factory=list)
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +85,9 @@ def env(
     shutil.copytree(src, root / src.name)
     switch_latest(root, src.name)
     b = publish_copy(src, root, f"{src.name}-b", reverse_popular=True)
-    users = pd.read_parquet(src / "users.parquet")["user_id"].astype(int).tolist()
-    items = pd.read_parquet(src / "items.parquet")["item_id"].astype(int).tolist()
-    popular_b = [int(p["item_id"]) for p in json.loads((b / "popular.json").read_text())]
+    users = pd.read_parquet(src / "users.parquet")["user_id"].astype(str).tolist()
+    items = pd.read_parquet(src / "items.parquet")["item_id"].astype(str).tolist()
+    popular_b = [str(p["item_id"]) for p in json.loads((b / "popular.json").read_text())]
     prefix = f"hrreload-{uuid.uuid4().hex[:8]}"
     with running_stack(
         root,
@@ -314,7 +314,7 @@ def test_a_bundle_ranking_cannot_load_switches_retrieval_back(env: Env, gw: http
 
 def test_ranking_keeps_candidates_it_does_not_know(env: Env) -> None:
     # Mid-switch, retrieval may already send ids of a bundle ranking has not loaded yet.
-    unknown = 10**9
+    unknown = "fresh:1000000000"
     ids = [env.items[0], unknown, env.items[1]]
     columns = {
         "item_ids": ids,

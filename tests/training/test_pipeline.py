@@ -50,6 +50,7 @@ def test_bundle_vectors_are_aligned_and_normalised(small_bundle: Path) -> None:
     vectors = bundle.load_npy(L.ITEM_VECTORS)
     encoder = FeatureEncoder.load(bundle.path(L.FEATURES))
     assert encoder.item_ids == items["item_id"].tolist()
+    assert all(isinstance(i, str) for i in encoder.item_ids)  # MovieLens ids as "296"
     assert content.shape == (len(items), 384) and vectors.shape[0] == len(items)
     np.testing.assert_allclose(np.linalg.norm(content, axis=1), 1.0, atol=1e-4)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
@@ -78,6 +79,6 @@ def test_exported_feedback_events_reach_the_bundle(small_bundle: Path) -> None:
     assert len(events) == 3 and events["user_id"].nunique() == 1
     bundle = load_bundle(small_bundle)
     users = bundle.load_parquet(L.USERS).set_index("user_id")
-    history = [int(i) for i in users.loc[int(events["user_id"].iloc[0]), "history"]]
+    history = list(users.loc[events["user_id"].iloc[0], "history"])  # string ids both
     assert history[-3:] == events.sort_values("timestamp")["item_id"].tolist()
     assert bundle.manifest["dataset"]["events_folded"] == 3
