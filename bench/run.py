@@ -15,7 +15,10 @@ Sections (each logs progress and writes ``<section>.json``; plots ``*.png``):
 5. service - the real retrieval service on that bundle;
 6. e2e - the whole stack at fixed request rates (:func:`bench.e2e.run_e2e`) on the
    base bundle, then (``e2e_synthetic``) on the synthetic bundle, against the goal of
-   p99 <= 25 ms at 200 req/s; neither in ``--smoke``.
+   p99 <= 25 ms at 200 req/s; neither in ``--smoke``;
+7. computed - every answer computed (:func:`bench.computed.run_computed`): the floor (the
+   model work in one process) against the CPU per computed answer of gateway, retrieval
+   and ranking, computed throughput at saturation, and the full mix's p99 at 200 req/s.
 
 Then a summary table on stdout, ``summary.json`` and ``summary.md``.
 ``--smoke`` runs everything tiny (for the test suite).
@@ -198,6 +201,23 @@ def summarise(res: dict[str, Any]) -> list[tuple[str, str, str]]:
         goal = e2e["goal"]
         rows.append(("e2e", f"{e2e['label']}: goal p99 <= {goal['p99_ms']:g} ms at "
                      f"{goal['rate']:g} req/s, no errors", str(e2e["goal_met"])))
+    cp = res.get("computed")
+    if cp:
+        per = cp["cpu_ms_per_answer"]
+        rows.append(("computed", "CPU ms per computed answer: floor (model work, one process) "
+                     "vs gateway + retrieval + ranking",
+                     f"{_fmt(cp['floor_cpu_ms'])} vs {_fmt(per['gateway'])} + "
+                     f"{_fmt(per['retrieval'])} + {_fmt(per['ranking'])} = "
+                     f"{_fmt(cp['cpu_ms_per_answer_total'])} (x{_fmt(cp['ratio_to_floor'])}; "
+                     f"goal met: {cp['ratio_goal_met']})"))
+        rows.append(("computed", "computed answers/s at saturation vs what the CPU allows",
+                     f"{_fmt(cp.get('computed_rps'))} vs {_fmt(cp.get('allowed_rps'))} "
+                     f"(share {_fmt(cp.get('throughput_share'))}; goal met: "
+                     f"{cp.get('throughput_goal_met')})"))
+        rows.append(("computed", f"full mix, every answer computed, {_fmt(cp.get('goal_rate'))} "
+                     "req/s: p99, errors",
+                     f"{_fmt(cp.get('goal_p99_ms'))} ms, {cp.get('goal_errors')} "
+                     f"(goal met: {cp.get('p99_goal_met')})"))
     return rows
 
 
@@ -400,6 +420,15 @@ def main(argv: list[str] | None = None) -> int:
                       duration_s=15.0, out_dir=out)
         res["e2e_synthetic"] = e2e_summary(rep)
         done("e2e_synthetic", t0)
+
+    if "computed" not in skip and not args.smoke:
+        t0 = time.perf_counter()
+        from bench.computed import run_computed
+
+        # Every answer computed: the split's CPU against the floor (the model work alone).
+        rep = run_computed(base.parent if not args.base_bundle else base, out_dir=out)
+        res["computed"] = rep["runs"]["current"]["summary"]
+        done("computed", t0)
 
     section_s["total"] = round(time.perf_counter() - t_all, 1)
     rows = summarise(res)
