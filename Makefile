@@ -14,8 +14,12 @@ TORCH_INDEX ?=
 # make bench: synthetic catalogue size, and extra flags for `python -m bench.run` (--retrain, --skip ann)
 BENCH_ITEMS ?= 1000000
 BENCH_ARGS ?=
+# Training at scale (bench/train_scale.py): `make bench TRAIN_SCALE_SIZES=1M,5M,25M` adds the
+# section to make bench (hours at 25M, so off by default); `make bench-train-scale` runs it alone.
+TRAIN_SCALE_SIZES ?=
+TRAIN_SCALE_ALL := 1M,5M,25M
 
-.PHONY: install lint test demo train evaluate openapi clean bench bench-load bench-soak compose-test
+.PHONY: install lint test demo train evaluate openapi clean bench bench-load bench-soak compose-test bench-train-scale
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +56,10 @@ demo: install
 
 bench: install
 	$(BIN)/python -m bench.run --items $(BENCH_ITEMS) $(BENCH_ARGS)
+	@if [ -n "$(TRAIN_SCALE_SIZES)" ]; then $(BIN)/python -m bench.train_scale --sizes $(TRAIN_SCALE_SIZES); fi
+
+bench-train-scale: install
+	$(BIN)/python -m bench.train_scale --sizes $(or $(TRAIN_SCALE_SIZES),$(TRAIN_SCALE_ALL))
 
 # The gateway under load from a separate process (needs Redis at 127.0.0.1:6379; loopback only).
 # bench-load: 50, 100, 200, 400 req/s for 20 s each, with the result cache (Zipf-skewed users)

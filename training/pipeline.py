@@ -193,7 +193,10 @@ def run_train(
         )
     with timer.stage("BERT item embeddings"):
         encoder = TextEncoder(cfg.text_model)
-        cache = Path(out) / ".cache" / "embeddings"
+        # Vectors are cached by text hash: under HYBRIDREC_CACHE_DIR when set (shared with
+        # `hybridrec evaluate` and between bundle folders), else beside the bundles.
+        shared = os.environ.get("HYBRIDREC_CACHE_DIR")
+        cache = Path(shared) / "embeddings" if shared else Path(out) / ".cache" / "embeddings"
         content = embed_items(edata.items, encoder, cache)
     with timer.stage("two-tower retrieval model"):
         tt_cfg = dataclasses.replace(cfg.two_tower_config(), seed=seed)
