@@ -172,7 +172,8 @@ class TwoTowerRecommender(_CandidateSource):
             train_two_tower,
         )
 
-        cfg = replace(self.config, history_mode=self.config.resolve_history_mode(data.split))
+        cfg = replace(self.config, history_mode=self.config.resolve_history_mode(data.split),
+                      optimizer=self.config.resolve_optimizer(data.n_users, data.n_items))
         if len(self.content) != data.n_items:
             raise ConfigError(
                 f"content_vectors have {len(self.content)} rows but the split has "

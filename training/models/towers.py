@@ -28,6 +28,8 @@ from shared.model import features as F
 from shared.model.layers import IdDropout, L2Normalize, MaskedMeanPooling
 
 HISTORY_MODES = ("auto", "before", "others", "mixed")
+LAZY_ADAM_ROWS = 100_000
+"""Above this many id-table rows (users + 2 x items), ``optimizer="auto"`` is lazy Adam."""
 _SET_SPLITS = ("random", "cold-items")
 
 
@@ -63,9 +65,13 @@ class TwoTowerConfig:
             an epoch on large data; ml-latest-small's 80k examples are all used.
         batch_size: Examples per batch (also the number of in-batch negatives).
         learning_rate: Adam learning rate.
-        optimizer: ``lazy_adam`` (Adam that updates only the embedding rows a batch uses,
-            :class:`training.models.lazy_adam.LazyAdam`) or ``adam`` (Keras' Adam, which
-            rewrites every row of every table at each step). Ignored with weight decay.
+        optimizer: ``adam`` (Keras' Adam, which rewrites every row of every embedding
+            table and its moments at each step), ``lazy_adam`` (only the rows a batch uses,
+            :class:`training.models.lazy_adam.LazyAdam`) or ``auto``: ``lazy_adam`` when the
+            id tables hold more than :data:`LAZY_ADAM_ROWS` rows (users + 2 x items), else
+            ``adam``. On ml-latest-small (20k rows, so ``adam``) lazy Adam gave a lower
+            validation NDCG@10 (0.1116 vs 0.1157, temporal-user, one seed) for no speed-up;
+            at 62k items a step costs 2.5 times less CPU with it. Ignored with weight decay.
         weight_decay: AdamW decoupled weight decay (0 = plain Adam).
         select_epoch_on_valid: Keep the weights of the epoch with the best
             validation Recall@``valid_k`` (needs a validation split).
@@ -96,7 +102,7 @@ class TwoTowerConfig:
     max_examples_per_epoch: int | None = None
     batch_size: int = 512
     learning_rate: float = 3e-3
-    optimizer: str = "lazy_adam"
+    optimizer: str = "auto"
     weight_decay: float = 0.0
     select_epoch_on_valid: bool = True
     valid_k: int = 10
@@ -115,8 +121,9 @@ class TwoTowerConfig:
             raise ConfigError(
                 f"history_mode must be one of {list(HISTORY_MODES)}, got {self.history_mode!r}"
             )
-        if self.optimizer not in ("adam", "lazy_adam"):
-            raise ConfigError(f"optimizer must be adam or lazy_adam, got {self.optimizer!r}")
+        if self.optimizer not in ("auto", "adam", "lazy_adam"):
+            raise ConfigError(
+                f"optimizer must be auto, adam or lazy_adam, got {self.optimizer!r}")
         if not 0.0 <= self.before_fraction <= 1.0:
             raise ConfigError(f"before_fraction must be in [0, 1], got {self.before_fraction}")
         if self.temperature <= 0:
@@ -135,6 +142,12 @@ class TwoTowerConfig:
         if self.history_mode != "auto":
             return self.history_mode
         return "others" if split in _SET_SPLITS else "before"
+
+    def resolve_optimizer(self, n_users: int, n_items: int) -> str:
+        """``adam`` or ``lazy_adam`` for tables of ``n_users`` users and ``n_items`` items."""
+        if self.optimizer != "auto":
+            return self.optimizer
+        return "lazy_adam" if n_users + 2 * n_items > LAZY_ADAM_ROWS else "adam"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for the manifest."""

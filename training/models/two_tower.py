@@ -335,7 +335,7 @@ def train_two_tower(
     )
     if config.weight_decay > 0:
         optimizer: Any = keras.optimizers.AdamW(config.learning_rate, config.weight_decay)
-    elif config.optimizer == "lazy_adam":
+    elif config.resolve_optimizer(encoder.n_users, encoder.n_items) == "lazy_adam":
         from training.models.lazy_adam import LazyAdam
 
         optimizer = LazyAdam(config.learning_rate)

@@ -16,6 +16,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras
 
+from shared.contracts.errors import ConfigError
 from shared.model.candidates import top_n
 from shared.model.features import FeatureEncoder
 from tests.training.models.test_two_stage import _data, _model
@@ -107,6 +108,15 @@ def test_lazy_adam_updates_only_the_batch_rows_and_matches_adam_on_them() -> Non
     dense.train_on_batch(batch2, y)
     np.testing.assert_array_equal(lazy_table.get_weights()[0][used], after_lazy[used])
     assert not np.allclose(dense_table.get_weights()[0][used], after_dense[used])
+
+
+def test_auto_optimizer_is_lazy_only_for_large_id_tables() -> None:
+    auto = TwoTowerConfig()
+    assert auto.resolve_optimizer(610, 9_742) == "adam"  # ml-latest-small: 20k rows
+    assert auto.resolve_optimizer(6_502, 62_423) == "lazy_adam"  # synth 1M: 131k rows
+    assert TwoTowerConfig(optimizer="adam").resolve_optimizer(10**6, 10**6) == "adam"
+    with pytest.raises(ConfigError, match="optimizer"):
+        TwoTowerConfig(optimizer="sgd")
 
 
 def _examples(n: int = 1000) -> Any:
