@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 SLOW_S = 5.0
 SLOW_USER = 1
-FAKE_ITEMS = [11, 22, 33, 44]
+FAKE_ITEMS = ["11", "22", "33", "44"]  # ids are strings
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_ranking_down_answers_in_retrieval_order(
     gw, retrieval = stack["gateway"].url, stack["retrieval"].url
     ready = httpx.get(f"{retrieval}/health/ready", timeout=10).json()
     assert ready["checks"]["search"] == "ok (two_tower: hnsw, content: hnsw)", ready
-    uid = int(users.iloc[3].user_id)
+    uid = str(users.iloc[3].user_id)
     # k=11 here: the gateway's result cache would answer a repeat of the k=10 request
     # below from Redis, without asking ranking (test_cached_answer_outlives_its_dependencies).
     ranked = httpx.get(f"{gw}/v1/users/{uid}/recommendations", params={"k": 11}, timeout=30)
@@ -111,7 +111,7 @@ def test_cached_answer_outlives_its_dependencies(
 ) -> None:
     """Runs with ranking already stopped; stops retrieval for the next test."""
     gw = stack["gateway"].url
-    uid = int(users.iloc[5].user_id)
+    uid = str(users.iloc[5].user_id)
     first = httpx.get(f"{gw}/v1/users/{uid}/recommendations", params={"k": 7}, timeout=30)
     assert first.status_code == 200 and first.headers["x-hybridrec-cache"] == "miss", first.text
     assert first.json()["degraded"] == ["ranking"]  # degraded answers are not cached
@@ -129,24 +129,24 @@ def test_retrieval_down_answers_popular_items(
     stack: dict[str, ServiceProcess], users: pd.DataFrame, popular: list[dict[str, Any]]
 ) -> None:
     gw = stack["gateway"].url
-    uid = int(users.iloc[0].user_id)
+    uid = str(users.iloc[0].user_id)
     stack["retrieval"].stop()  # already stopped by the test before: a no-op then
     r = httpx.get(f"{gw}/v1/users/{uid}/recommendations", params={"k": 10}, timeout=30)
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["degraded"] == ["retrieval"]
-    assert [it["item_id"] for it in body["items"]] == [int(p["item_id"]) for p in popular[:10]]
+    assert [it["item_id"] for it in body["items"]] == [str(p["item_id"]) for p in popular[:10]]
     assert [it["rank"] for it in body["items"]] == list(range(1, 11))
     assert all(it["title"] for it in body["items"])
 
-    top = int(popular[0]["item_id"])
+    top = str(popular[0]["item_id"])
     r = httpx.post(
         f"{gw}/v1/recommendations",
         json={"recent_item_ids": [top], "k": 5, "genres": ["Comedy"]},
         timeout=30,
     )
     assert r.status_code == 200 and r.json()["degraded"] == ["retrieval"], r.text
-    want = [int(p["item_id"]) for p in popular if "Comedy" in p["genres"] and p["item_id"] != top]
+    want = [str(p["item_id"]) for p in popular if "Comedy" in p["genres"] and p["item_id"] != top]
     assert [it["item_id"] for it in r.json()["items"]] == want[:5]
 
     # An event is still stored durably, marked degraded; lookups say 503, never 500.
@@ -210,7 +210,7 @@ class _SlowHandler(BaseHTTPRequestHandler):
             self.server.stopping.wait(SLOW_S)
             self._answer({"items": [], "model_version": "fake"})
             return
-        if body.get("user_id") == SLOW_USER:
+        if body.get("user_id") == str(SLOW_USER):
             self.server.stopping.wait(SLOW_S)
         columns = {
             "item_ids": FAKE_ITEMS,
@@ -298,7 +298,7 @@ def test_overloaded_gateway_answers_popular_items_at_once(
         assert shed.status_code == 200, shed.text
         assert shed.json()["degraded"] == ["overload"]
         assert [it["item_id"] for it in shed.json()["items"]] == [
-            int(p["item_id"]) for p in popular[:10]
+            str(p["item_id"]) for p in popular[:10]
         ]
         assert first_still_running
         metrics = httpx.get(f"{proc.url}/metrics", timeout=10).text
@@ -320,7 +320,7 @@ def test_slow_retrieval_is_cut_at_the_deadline(
     assert r.status_code == 200, r.text
     assert elapsed < 3.0, f"the gateway waited {elapsed:.2f} s for a dependency (hang guard)"
     assert r.json()["degraded"] == ["retrieval"]
-    assert [it["item_id"] for it in r.json()["items"]] == [int(p["item_id"]) for p in popular[:10]]
+    assert [it["item_id"] for it in r.json()["items"]] == [str(p["item_id"]) for p in popular[:10]]
     assert "/v1/candidates" in slow_server.calls
 
 
