@@ -25,7 +25,7 @@ from shared.contracts.public_v1 import (
     SimilarItems,
     UserId,
 )
-from shared.serving.app_factory import ERROR_RESPONSES, request_id_of
+from shared.serving.app_factory import CONFLICT_RESPONSES, ERROR_RESPONSES, request_id_of
 
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,
@@ -172,6 +172,7 @@ async def search_items(
     tags=["items"],
     summary="Add a new item",
     operation_id="add_item",
+    responses=CONFLICT_RESPONSES,
 )
 async def add_item(request: Request, core: CoreDep, body: NewItem) -> JSONResponse:
     """Embed a new item from its text; it is recommendable at once (answers its item_id)."""

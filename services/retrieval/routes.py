@@ -18,7 +18,7 @@ from shared.contracts.internal_v1 import (
     NewItemRequest,
 )
 from shared.contracts.public_v1 import MAX_K, ItemDetail, ItemId, ItemList, SimilarItems, UserId
-from shared.serving.app_factory import ERROR_RESPONSES
+from shared.serving.app_factory import CONFLICT_RESPONSES, ERROR_RESPONSES
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 ItemIdPath = Annotated[ItemId, Path()]
@@ -90,6 +90,7 @@ async def search(
     tags=["items"],
     summary="Add an item",
     operation_id="retrieval_add_item",
+    responses=CONFLICT_RESPONSES,
 )
 async def add_item(engine: EngineDep, body: NewItemRequest) -> JSONResponse:
     """Embed and store a new item; it is searchable and recommendable at once."""

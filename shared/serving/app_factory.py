@@ -44,6 +44,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     503: {"model": ErrorResponse, "description": "Not ready, or a dependency did not answer."},
 }
+CONFLICT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorResponse, "description": "The id is taken (a new item's own item_id)."},
+}
 
 
 def error_json(
