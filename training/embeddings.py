@@ -160,6 +160,7 @@ def embed_items(
     *,
     chunk_size: int = DEFAULT_CHUNK,
     progress: bool = True,
+    save_every_s: float = 120.0,
 ) -> np.ndarray:
     """Embed every item's text, reusing cached vectors for unchanged texts.
 
@@ -171,6 +172,9 @@ def embed_items(
         cache_dir: Cache parent folder; None disables caching.
         chunk_size: Texts handed to the encoder per call (progress granularity).
         progress: Show a tqdm bar on stderr.
+        save_every_s: Seconds between cache writes while embedding (each write rewrites the
+            cache files, so not after every chunk): a run killed after hours of BERT on a
+            large catalogue loses at most this much work.
 
     Returns:
         float32 [n, dim], row i embeds ``items.iloc[i]``; rows are L2-normalised.
@@ -188,6 +192,16 @@ def embed_items(
     pending = list(todo.values())
     parts: list[np.ndarray] = []
     start = time.perf_counter()
+    saved = 0  # rows of ``parts`` already in the cache
+    last_save = start
+
+    def save() -> None:
+        nonlocal saved, last_save
+        done = sum(len(p) for p in parts)
+        if cache is not None and done > saved:
+            cache.append(new_keys[saved:done], np.concatenate(parts)[saved:])
+            saved, last_save = done, time.perf_counter()
+
     with tqdm(
         total=len(pending),
         desc="embedding items",
@@ -200,10 +214,10 @@ def embed_items(
                 chunk = encoder.encode(pending[lo : lo + chunk_size])
                 parts.append(np.asarray(chunk, dtype=np.float32))
                 bar.update(len(chunk))
+                if time.perf_counter() - last_save > save_every_s:
+                    save()  # a run stopped later keeps what it embedded (a kill skips finally)
         finally:
-            done = sum(len(p) for p in parts)
-            if cache is not None and done:
-                cache.append(new_keys[:done], np.concatenate(parts))
+            save()
     elapsed = time.perf_counter() - start
     if pending:
         log.info(

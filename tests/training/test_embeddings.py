@@ -112,3 +112,26 @@ def test_without_cache_and_bad_input(real_encoder: TextEncoder) -> None:
     assert embed_items(catalogue().iloc[:0], enc, None, progress=False).shape == (0, 384)
     with pytest.raises(DataError, match="'title' column"):
         embed_items(pd.DataFrame({"item_id": [1]}), enc, None)
+
+
+def test_vectors_reach_the_cache_while_embedding_so_a_killed_run_keeps_them(
+    real_encoder: TextEncoder, tmp_path: Path
+) -> None:
+    """With ``save_every_s=0`` every chunk is on disk before the next one is encoded."""
+    items = catalogue().iloc[:4]
+    folder = tmp_path / real_encoder.model_id
+    on_disk: list[int] = []
+
+    class Watching(CountingEncoder):
+        def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+            keys = folder / KEYS_FILE
+            on_disk.append(len(np.load(keys, allow_pickle=False)) if keys.is_file() else 0)
+            return super().encode(texts)
+
+    full = embed_items(items, Watching(real_encoder), tmp_path, chunk_size=1, progress=False,
+                       save_every_s=0.0)
+    assert on_disk == [0, 1, 2, 3]  # chunk k was saved before chunk k + 1 started
+    enc = CountingEncoder(real_encoder)
+    np.testing.assert_allclose(embed_items(items, enc, tmp_path, progress=False), full,
+                               atol=1e-6)
+    assert enc.encoded == 0
