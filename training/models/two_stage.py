@@ -88,7 +88,9 @@ class TwoStageConfig:
         costly_sources: Sources too slow to refit per fold (the two-tower model).
         max_train_users: Users whose inner-holdout lists train the ranker: a seeded sample
             when more users have inner labels (None = all). Bounds the candidate, feature
-            and ranker cost on large data; ml-latest-small's 610 users are all kept.
+            and ranker cost on large data; ml-latest-small's 610 users are all kept. Each
+            list row holds its item's 384-float content vector and the ranker copies the
+            lists into tensors: 10,000 users x 200 candidates is ~3 GB, twice over.
         max_valid_users: Likewise for the validation lists that early-stop the ranker.
         ranker: Ranking network settings.
         seed: Seed of the inner holdout.
@@ -103,7 +105,7 @@ class TwoStageConfig:
     history_window: int = 20
     n_folds: int | None = None
     costly_sources: tuple[str, ...] = ("two_tower",)
-    max_train_users: int | None = 20_000
+    max_train_users: int | None = 10_000
     max_valid_users: int | None = 5_000
     ranker: RankerConfig = dataclasses.field(default_factory=RankerConfig)
     seed: int = 42
