@@ -8,7 +8,8 @@ One run measures, on one bundle:
 2. for each code root (this checkout, and optionally older ones for a before/after in
    the same run), the whole stack (``hybridrec serve``) with every answer computed
    (``Cache-Control: no-cache``), after every known user was asked for once (their query
-   vectors cached, as the floor's are):
+   vectors cached, as the floor's are) and 10 s without traffic (``idle``: the CPU the
+   processes burn anyway, taken off the per-answer figures):
 
    - ``cpu``: recommendations only (80 % known users, 20 % anonymous sessions) at
      :data:`CPU_RATE` req/s; the gateway's, retrieval's and ranking's CPU time (from
@@ -45,6 +46,7 @@ from typing import Any
 
 from bench.e2e import GOAL_P99_MS, GOAL_RATE, RECS_MIX, RESULTS, ensure_small_bundle
 from bench.loadgen import DEFAULT_MIX, LoadSpec, ids_from_bundle, run_load
+from bench.procstats import cpu_s
 from harness.processes import DEFAULT_REDIS_URL, ROOT, running_stack
 
 SERVICES = ("gateway", "retrieval", "ranking")
@@ -92,6 +94,18 @@ def warm_users(gateway: str, users: list[str]) -> float:
     return time.perf_counter() - t0
 
 
+def idle_cores(pids: dict[str, int], seconds: float = 10.0) -> dict[str, float]:
+    """Cores each process uses with no traffic, over ``seconds``."""
+    before = {name: cpu_s(pid) for name, pid in pids.items()}
+    time.sleep(seconds)
+    out = {}
+    for name, pid in pids.items():
+        c0, c1 = before[name], cpu_s(pid)
+        if c0 is not None and c1 is not None:
+            out[name] = round((c1 - c0) / seconds, 4)
+    return out
+
+
 def computed_rps(load: dict[str, Any]) -> float:
     """Undegraded successful answers per second of a loadgen report."""
     completed = max(1, int(load["completed"]))
@@ -117,11 +131,18 @@ def summarise(
     completed = int(cpu_phase["completed"])
     computed = max(0, int(cpu_phase["ok"]) - int(cpu_phase["degraded"]["total"]))
     scale = completed / computed if computed else None
-    per_service = {
-        s: round(v * scale, 4) if (v := cpu.get(s, {}).get("cpu_ms_per_request")) is not None
-        and scale else None
-        for s in SERVICES
-    }
+    # What a process burns with no traffic (timers, reload polls, idle threads) is not the
+    # answers' cost: with an ``idle`` phase it is taken off (the marginal CPU per answer).
+    idle = (phases.get("idle") or {}).get("cores", {})
+    rps = float(cpu_phase["achieved_rps"])
+    per_service: dict[str, float | None] = {}
+    for s in SERVICES:
+        v = cpu.get(s, {}).get("cpu_ms_per_request")
+        if v is None or not scale:
+            per_service[s] = None
+            continue
+        background = 1000.0 * float(idle.get(s, 0.0)) / rps if rps > 0 else 0.0
+        per_service[s] = round(max(0.0, v - background) * scale, 4)
     known = [v for v in per_service.values() if v is not None]
     total = round(sum(known), 4) if len(known) == len(SERVICES) else None
     floor_ms = float(floor["cpu_ms_per_answer"])
@@ -138,6 +159,7 @@ def summarise(
         "cpu_phase_rate": cpu_phase.get("rate"),
         "cpu_phase_p99_ms": cpu_phase["latency"].get("p99_ms"),
         "cpu_phase_computed_share": round(computed / completed, 4) if completed else None,
+        "idle_cores": idle or None,
     }
     sat = phases.get("saturation")
     if sat is not None and allowed:
@@ -186,6 +208,7 @@ def run_stack_phases(
         gw = svcs["gateway"].url
         log = workdir / "loadgen.log"
         warm_s = warm_users(gw, users)
+        phases["idle"] = {"cores": idle_cores(pids)}
         phases["cpu"] = _phase(gw, pids, users, items, rate=cpu_rate, duration_s=duration_s,
                                mix=dict(RECS_MIX), seed=seed, log=log)  # fmt: skip
         phases["cpu"]["warm_users_s"] = round(warm_s, 1)
@@ -261,6 +284,8 @@ def plot_computed(report: dict[str, Any], path: Path) -> Path:
         ax.bar(x[1:], vals, bottom=bottoms, color=f"C{i}", label=name)
     ax.axhline(GOAL_RATIO * floor, color="tab:red", ls=":", lw=1,
                label=f"goal: {GOAL_RATIO:g}x the floor")  # fmt: skip
+    tops = [floor, *(runs[lab]["summary"]["cpu_ms_per_answer_total"] or 0.0 for lab in labels)]
+    ax.set_ylim(0, 1.6 * max(tops))  # room for the legend above the bars
     ax.set_xticks(x, ["floor", *labels])
     ax.set_ylabel("CPU ms per computed answer")
     ax.set_title("CPU per computed answer (sum over services)")

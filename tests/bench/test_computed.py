@@ -56,6 +56,17 @@ def test_cpu_is_charged_to_computed_answers_only() -> None:
     assert summarise({"cpu_ms_per_answer": 5.0}, nothing, cores=2)["ratio_to_floor"] is None
 
 
+def test_idle_cpu_is_taken_off_the_answers() -> None:
+    # 100 answers/s; the retrieval process burns 0.1 core with no traffic: 1 ms per answer.
+    phases = {"cpu": _load(completed=2000, ok=2000, degraded=0, rps=100.0, cpu=CPU),
+              "idle": {"cores": {"retrieval": 0.1, "gateway": 0.0}}}  # fmt: skip
+    got = summarise({"cpu_ms_per_answer": 5.0}, phases, cores=2)
+    assert got["cpu_ms_per_answer"]["retrieval"] == pytest.approx(3.0)
+    assert got["cpu_ms_per_answer"]["gateway"] == pytest.approx(2.0)
+    assert got["cpu_ms_per_answer_total"] == pytest.approx(6.0)
+    assert got["idle_cores"] == {"retrieval": 0.1, "gateway": 0.0}
+
+
 def test_goals_missed_and_a_missing_service() -> None:
     phases = {"cpu": _load(completed=100, ok=100, degraded=0, rps=100.0, cpu=CPU)}
     got = summarise({"cpu_ms_per_answer": 4.0}, phases, cores=2)
