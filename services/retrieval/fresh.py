@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from shared.contracts.errors import DependencyUnavailableError
 from shared.contracts.public_v1 import ItemDetail, NewItem
 from shared.model.catalogue import Catalogue
 from shared.model.text import item_text
 from shared.stores.fresh_items import decode_vector, encode_vector
+from shared.stores.redis_conn import RedisUnavailable
 
 if TYPE_CHECKING:
     from services.retrieval.engine import RetrievalEngine
@@ -171,8 +173,14 @@ async def add(engine: RetrievalEngine, item: NewItem) -> ItemDetail:
         "vector": encode_vector(vector),
     }
     catalogue = engine.catalogue
-    stored = await engine.fresh_store.add(
-        record, catalogue.next_item_id, lambda i: bool(catalogue.positions([i])[0] >= 0)
-    )
+    try:
+        stored = await engine.fresh_store.add(
+            record, catalogue.next_item_id, lambda i: bool(catalogue.positions([i])[0] >= 0)
+        )
+    except RedisUnavailable as exc:  # a 503 the caller may retry, never a 500
+        raise DependencyUnavailableError(
+            f"the new item was not stored: Redis did not answer ({exc}); retry shortly",
+            dependency="redis",
+        ) from exc
     await refresh(engine)
     return engine.fresh.detail(str(stored["item_id"]))
