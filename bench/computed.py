@@ -186,7 +186,7 @@ def _phase(gateway: str, pids: dict[str, int], users: list[str], items: list[str
                     user_ids=users, item_ids=items, pids=pids, seed=seed, no_cache=True)
     rep = run_load(spec, log_path=log)
     keep = ("rate", "duration_s", "completed", "ok", "achieved_rps", "latency", "by_kind",
-            "errors", "degraded", "cpu", "stages_ms", "generator")  # fmt: skip
+            "errors", "degraded", "cpu", "kernel", "stages_ms", "generator")  # fmt: skip
     return {k: rep[k] for k in keep if k in rep} | {"rate": rate}
 
 
