@@ -70,23 +70,9 @@ def export_events(
     df = pd.DataFrame([{c: r.get(c, "") for c in COLUMNS} for r in rows], columns=list(COLUMNS))
     for col in _ID_COLUMNS:
         df[col] = [str(v) for v in df[col].tolist()]
-        bad = ~df[col].map(is_valid_id)
-        if bad.any():
-            first = int(bad.to_numpy().argmax())
-            raise DataError(
-                f"event {df['event_id'].iloc[first]} has {col}={df[col].iloc[first]!r}; "
-                f"{ID_RULE} ({int(bad.sum())} such events). Remove or fix it in the "
-                "stream/spool and export again"
-            )
+        _refuse_bad(df, col, ~df[col].map(is_valid_id), ID_RULE)
     values = pd.to_numeric(df["timestamp"], errors="coerce")
-    bad = values.isna()
-    if bad.any():
-        first = int(bad.to_numpy().argmax())
-        raise DataError(
-            f"event {df['event_id'].iloc[first]} has timestamp={df['timestamp'].iloc[first]!r}; "
-            f"expected an integer ({int(bad.sum())} such events). Remove or fix it in the "
-            "stream/spool and export again"
-        )
+    _refuse_bad(df, "timestamp", values.isna(), "expected an integer")
     df["timestamp"] = values.astype("int64")
     # Empty strings (no rating: views and clicks) become NaN.
     df["rating"] = pd.to_numeric(df["rating"], errors="coerce").astype("float32")
@@ -99,3 +85,15 @@ def export_events(
     df.to_parquet(tmp, index=False, schema=SCHEMA)
     tmp.replace(path)
     return len(df)
+
+
+def _refuse_bad(df: pd.DataFrame, col: str, bad: pd.Series, expected: str) -> None:
+    """Raise :class:`DataError` naming the first event whose ``col`` is ``bad``, if any."""
+    if not bad.any():
+        return
+    first = int(bad.to_numpy().argmax())
+    raise DataError(
+        f"event {df['event_id'].iloc[first]} has {col}={df[col].iloc[first]!r}; "
+        f"{expected} ({int(bad.sum())} such events). Remove or fix it in the "
+        "stream/spool and export again"
+    )

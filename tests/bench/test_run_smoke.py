@@ -115,9 +115,9 @@ def test_synthetic_bundle_is_a_real_bundle(smoke: Path) -> None:
     assert np.allclose(norms, 1.0, atol=1e-4)
     assert FeatureEncoder.load(bundle.path(L.FEATURES)).n_items == 2500
     engine = RankingEngine(RankingSettings(artifacts=str(bundle.root)), bundle)
-    new_ids = items["item_id"].iloc[n_real:n_real + 20].tolist()
-    old_ids = items["item_id"].iloc[:5].tolist()
-    ids = [int(i) for i in new_ids + old_ids[2:]]
+    new_ids = [str(i) for i in items["item_id"].iloc[n_real:n_real + 20]]
+    old_ids = [str(i) for i in items["item_id"].iloc[:5]]
+    ids = new_ids + old_ids[2:]
     req = RankRequest(history=old_ids[:2], columns=CandidateColumns(
         item_ids=ids, scores=[0.5] * len(ids), sources=["two_tower"] * len(ids),
         source_scores={"two_tower": [0.5] * len(ids)},
