@@ -284,7 +284,9 @@ class ServiceClient:
                     break
                 tried.add(target.url)
                 try:
-                    resp = await self._attempt(target, method, path, body, params, hdrs, left)
+                    resp = await self._attempt(
+                        target, method, path, body, params, hdrs, left, budget
+                    )
                 except _Retry as retry:
                     error = retry.error
                     continue
@@ -303,6 +305,7 @@ class ServiceClient:
         params: dict[str, Any] | None,
         headers: dict[str, str],
         left: float,
+        budget: float,
     ) -> Response:
         try:
             resp = await self._exchange(
@@ -319,9 +322,10 @@ class ServiceClient:
                 )
             ) from exc
         except TimeoutError as exc:
-            # Slow, not gone: another try would only exceed the caller's budget.
+            # Slow, not gone: another try would only exceed the caller's budget. The message
+            # names the budget the caller set, not the few ms less that were left of it.
             raise DependencyUnavailableError(
-                f"{self.name} ({target.url}) did not answer within {left:.3f} s",
+                f"{self.name} ({target.url}) did not answer within {budget:.3f} s",
                 dependency=self.name,
             ) from exc
         except _CONNECTION_ERRORS as exc:
