@@ -29,6 +29,7 @@ from shared.model.search.hnsw import HnswIndex
 from training.data.dataset import Dataset
 from training.data.ids import IdMap, dataset_id_map
 from training.evaluation.base import EvalData
+from training.item_attributes import attribute_columns, row_attributes
 from training.models.ranking_sources import user_histories
 
 RECALL_QUERIES = 500
@@ -172,6 +173,8 @@ def export_bundle(
         items = edata.items[["item_id", "title", "year", "genres", "tags", "overview"]].copy()
         items["item_id"] = items_map.to_str(items["item_id"])
         items["popularity"] = counts
+        attr_columns, attr_decls = attribute_columns(ds, edata.items)
+        items = pd.concat([items, attr_columns.set_axis(items.index)], axis=1)
         writer.save_parquet(L.ITEMS, items)
 
         users = edata.users.copy()
@@ -190,6 +193,8 @@ def export_bundle(
                 "year": None if pd.isna(items["year"].iat[i]) else int(items["year"].iat[i]),
                 "genres": [str(g) for g in items["genres"].iat[i]],
                 "popularity": int(counts[i]),
+                "attributes": row_attributes(attr_columns, attr_decls, int(i)),
+                "available": bool(attr_columns[L.AVAILABLE].iat[i]),
             }
             for i in top
         ]
@@ -266,6 +271,7 @@ def export_bundle(
             metrics=metrics,
             components={
                 **components,
+                L.ATTRIBUTES_COMPONENT: attr_decls,
                 "annoy": {"item_tower": item_index.params, "content": content_index.params},
                 "text_model": text_model_id,
                 "content_dim": int(content.shape[1]),

@@ -34,7 +34,10 @@ class RankingEngine:
     def __init__(self, settings: RankingSettings, bundle: Bundle) -> None:
         self.bundle = bundle
         self.version = bundle.version
-        self.catalogue = Catalogue.from_frame(bundle.load_parquet(L.ITEMS))
+        self.catalogue = Catalogue.from_frame(
+            bundle.load_parquet(L.ITEMS),
+            bundle.manifest.get("components", {}).get(L.ATTRIBUTES_COMPONENT),
+        )
         users = bundle.load_parquet(L.USERS)
         self.users = UserIndex(users["user_id"].to_numpy())
         self.tables = RankerFeatureTables.load(bundle.path(L.RANKER).parent)

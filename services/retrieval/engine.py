@@ -89,7 +89,10 @@ class RetrievalEngine:
         self.version = bundle.version
         self.store = store
         self.fresh_store = fresh_store
-        self.catalogue = Catalogue.from_frame(bundle.load_parquet(L.ITEMS))
+        self.catalogue = Catalogue.from_frame(
+            bundle.load_parquet(L.ITEMS),
+            bundle.manifest.get("components", {}).get(L.ATTRIBUTES_COMPONENT),
+        )
         users = bundle.load_parquet(L.USERS)
         self.user_ids = id_array(users["user_id"].to_numpy())
         self.users = UserIndex(self.user_ids)

@@ -10,6 +10,14 @@ are the ones named here.
 from __future__ import annotations
 
 ITEMS = "items.parquet"  # item_id, title, year, genres, tags, overview, popularity
+#: ITEMS also holds one column per item attribute, ``attr:<name>`` (categorical lists as
+#: list columns, single categoricals and text as str or None, numeric as float64 with NaN
+#: when missing), declared (name, type, list) in the manifest's
+#: ``components.item_attributes``, and the bool column ``available``. Bundles written
+#: before these columns have neither: every item is available, genres/year are attributes.
+ATTRIBUTE_PREFIX = "attr:"
+AVAILABLE = "available"
+ATTRIBUTES_COMPONENT = "item_attributes"
 USERS = "users.parquet"  # user_id, history (item ids, most recent last) [+ gender, age, occupation]
 #: Every item each user interacted with in the training data (all ratings, low ones too,
 #: and the feedback events folded in), as CSR arrays over the rows of USERS: user row u's

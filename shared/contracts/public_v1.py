@@ -21,6 +21,16 @@ MAX_K = 200
 MAX_IDS = 1000
 MAX_TEXT = 2000
 MAX_GENRES = 50
+MAX_ATTRIBUTES = 100
+AttributeValue = str | float | list[str] | None
+NewAttributes = Annotated[
+    dict[
+        Annotated[str, Field(min_length=1, max_length=100)],
+        str | float | Annotated[list[Annotated[str, Field(max_length=200)]],
+                                Field(max_length=MAX_GENRES)] | None,
+    ],
+    Field(max_length=MAX_ATTRIBUTES),
+]
 #: Why an answer is not the full pipeline's: a dependency was down (ranking, retrieval,
 #: cache), or the gateway was at HYBRIDREC_MAX_IN_FLIGHT and served popular items (overload).
 Degraded = Literal["ranking", "retrieval", "cache", "overload"]
@@ -77,6 +87,12 @@ class ItemDetail(Item):
     overview: str | None = None
     popularity: int = Field(0, description="Interactions in the training data.")
     fresh: bool = Field(False, description="Added after the bundle was built.")
+    attributes: dict[str, AttributeValue] = Field(
+        default_factory=dict,
+        description="The item's filterable attributes (categorical: a value or a list of "
+        "values; numeric: a number; None when missing), with PATCH changes applied.",
+    )
+    available: bool = Field(True, description="False: never recommended nor listed as similar.")
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -158,6 +174,12 @@ class NewItem(StrictModel):
     year: Annotated[int | None, Field(ge=1800, le=2200)] = None
     overview: Annotated[str | None, Field(max_length=MAX_TEXT * 5)] = None
     tags: Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=100)] = []
+    attributes: NewAttributes = Field(
+        default_factory=dict,
+        description="Attribute values by name (the bundle's attributes: GET "
+        "/v1/items/{id} shows them); filters apply to the new item with these values.",
+    )
+    available: bool = Field(True, description="False: the item is never recommended.")
 
     model_config = ConfigDict(
         extra="forbid",

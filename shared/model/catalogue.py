@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shared.contracts.bundle_layout import ATTRIBUTE_PREFIX, AVAILABLE
 from shared.contracts.errors import NotFoundError
 from shared.model.cells import list_cell
 
@@ -66,6 +67,13 @@ class Catalogue:
         tags: [n] tag lists (most frequent first).
         overviews: [n] overview texts or None.
         popularity: [n] int64 training interactions per item.
+        attribute_types: Filterable attribute name -> ``"categorical"`` or ``"numeric"``
+            (a MovieLens bundle: ``genres`` and ``year``).
+        categorical: Per categorical attribute, per position, its values (a single value
+            as a 1-element list, missing as ``[]``).
+        numeric: Per numeric attribute, float32 [n] (NaN when missing).
+        available: [n] bool; an unavailable item is never recommended.
+        list_attributes: The categorical attributes declared as lists.
     """
 
     item_ids: np.ndarray
@@ -75,14 +83,31 @@ class Catalogue:
     tags: list[list[str]]
     overviews: list[str | None]
     popularity: np.ndarray
+    attribute_types: dict[str, str] = field(default_factory=dict)
+    categorical: dict[str, list[list[str]]] = field(default_factory=dict)
+    numeric: dict[str, np.ndarray] = field(default_factory=dict)
+    available: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    list_attributes: set[str] = field(default_factory=set)
     _order: np.ndarray = field(init=False, repr=False)
     _sorted: np.ndarray = field(init=False, repr=False)
     _next_id: int | None = field(init=False, repr=False, default=None)
     _tokens: dict[str, np.ndarray] = field(init=False, repr=False)
     _vocab: list[str] = field(init=False, repr=False)
+    _value_index: dict[str, dict[str, np.ndarray]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.item_ids = id_array(self.item_ids)
+        n = len(self.item_ids)
+        if not self.attribute_types:  # a MovieLens bundle, or one from before attributes
+            self.attribute_types = {"genres": "categorical", "year": "numeric"}
+            self.categorical = {"genres": [list(g) for g in self.genres]}
+            self.numeric = {"year": np.asarray(
+                [np.nan if y is None else float(y) for y in self.years], np.float32)}
+            self.list_attributes = {"genres"}
+        if len(self.available) != n:
+            self.available = np.ones(n, dtype=bool)
+        self.available = np.asarray(self.available, dtype=bool)
+        self._value_index = {}
         self._order = np.argsort(self.item_ids, kind="stable")
         self._sorted = self.item_ids[self._order]
         index: dict[str, list[int]] = defaultdict(list)
@@ -93,8 +118,33 @@ class Catalogue:
         self._vocab = sorted(self._tokens)
 
     @classmethod
-    def from_frame(cls, items: pd.DataFrame) -> Catalogue:
-        """Build from the bundle's ``items.parquet`` table."""
+    def from_frame(
+        cls, items: pd.DataFrame, attributes: list[dict[str, Any]] | None = None
+    ) -> Catalogue:
+        """Build from the bundle's ``items.parquet`` table and the manifest's attribute
+        declarations (``components.item_attributes``: ``[{name, type, list}]``; None or
+        absent columns: genres and year are the attributes, every item is available)."""
+        types: dict[str, str] = {}
+        categorical: dict[str, list[list[str]]] = {}
+        numeric: dict[str, np.ndarray] = {}
+        lists: set[str] = set()
+        for decl in attributes or []:
+            name, col = str(decl["name"]), ATTRIBUTE_PREFIX + str(decl["name"])
+            if col not in items.columns:
+                continue
+            if decl.get("type") == "numeric":
+                types[name] = "numeric"
+                numeric[name] = pd.to_numeric(items[col], errors="coerce").to_numpy(np.float32)
+            elif decl.get("type") == "categorical":
+                types[name] = "categorical"
+                categorical[name] = [list_cell(v) for v in items[col].tolist()]
+                if decl.get("list"):
+                    lists.add(name)
+        available = (
+            items[AVAILABLE].fillna(True).to_numpy(bool)
+            if AVAILABLE in items.columns
+            else np.ones(len(items), dtype=bool)
+        )
         years = [None if pd.isna(y) else int(y) for y in items["year"].tolist()]
         overviews = [None if (o is None or pd.isna(o)) else str(o) for o in items["overview"]]
         pop = items["popularity"] if "popularity" in items.columns else np.zeros(len(items))
@@ -106,7 +156,40 @@ class Catalogue:
             tags=[list_cell(t) for t in items["tags"].tolist()],
             overviews=overviews,
             popularity=np.asarray(pop, dtype=np.int64),
+            attribute_types=types,
+            categorical=categorical,
+            numeric=numeric,
+            available=available,
+            list_attributes=lists,
         )
+
+    def attributes(self, pos: int) -> dict[str, Any]:
+        """The filterable attributes of one item (lists for list attributes, a single value
+        or None otherwise; numbers as float, None when missing)."""
+        out: dict[str, Any] = {}
+        for name, kind in self.attribute_types.items():
+            if kind == "numeric":
+                v = float(self.numeric[name][pos])
+                out[name] = None if np.isnan(v) else v
+            elif name in self.list_attributes:
+                out[name] = list(self.categorical[name][pos])
+            else:
+                vals = self.categorical[name][pos]
+                out[name] = vals[0] if vals else None
+        return out
+
+    def value_positions(self, name: str) -> dict[str, np.ndarray]:
+        """Lower-cased value -> sorted item positions having it, for one categorical
+        attribute (built on first use, then kept)."""
+        index = self._value_index.get(name)
+        if index is None:
+            found: dict[str, list[int]] = defaultdict(list)
+            for pos, values in enumerate(self.categorical[name]):
+                for v in {str(x).lower() for x in values}:
+                    found[v].append(pos)
+            index = {v: np.asarray(p, dtype=np.int64) for v, p in found.items()}
+            self._value_index[name] = index
+        return index
 
     def __len__(self) -> int:
         return len(self.item_ids)
@@ -147,6 +230,8 @@ class Catalogue:
             "overview": self.overviews[pos],
             "popularity": int(self.popularity[pos]),
             "fresh": False,
+            "attributes": self.attributes(pos),
+            "available": bool(self.available[pos]),
         }
 
     def genre_mask(self, wanted: list[str]) -> np.ndarray:

@@ -31,6 +31,7 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from training.data.ids import IdMap
+    from training.data.schema import Attribute
 
 INTERACTION_COLUMNS = ("user_id", "item_id", "rating", "timestamp")
 ITEM_COLUMNS = ("item_id", "title", "year", "genres", "tags", "overview")
@@ -59,6 +60,8 @@ class Dataset:
         item_attributes: Every item attribute of a dataset in the project's format and the
             ``available`` flag, by int64 ``item_id`` (None for MovieLens releases).
         user_attributes: Every user attribute of such a dataset's users table, or None.
+        item_attribute_schema: The declarations (name, type, list) of the columns of
+            ``item_attributes``, in schema order (None with ``item_attributes``).
     """
 
     name: str
@@ -73,6 +76,7 @@ class Dataset:
     id_maps: dict[str, IdMap] | None = None
     item_attributes: pd.DataFrame | None = None
     user_attributes: pd.DataFrame | None = None
+    item_attribute_schema: list[Attribute] | None = None
 
     @property
     def user_feature_columns(self) -> list[str]:

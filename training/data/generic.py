@@ -168,7 +168,8 @@ def to_dataset(t: CanonicalTables, *, implicit_rating: float = DEFAULT_IMPLICIT_
                    tags=tags, source_sha256=_sha256(list(t.files.values())),
                    source_path=source_path, info=info,
                    id_maps={"users": users_map, "items": items_map},
-                   item_attributes=item_attrs, user_attributes=user_attrs)
+                   item_attributes=item_attrs, user_attributes=user_attrs,
+                   item_attribute_schema=list(t.attributes.get("items", [])))
 
 
 def _sha256(paths: list[Path]) -> str:

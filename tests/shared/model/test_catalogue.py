@@ -69,6 +69,8 @@ def test_from_frame_fields(cat: Catalogue) -> None:
         "overview": "Toys come alive.",
         "popularity": 300,
         "fresh": False,
+        "attributes": {"genres": ["Animation", "Comedy"], "year": 1995.0},
+        "available": True,
     }
     assert isinstance(cat.record(7)["genres"], list)
 
