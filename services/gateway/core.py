@@ -19,6 +19,7 @@ from services.gateway.history import PendingHistory
 from services.gateway.items import ItemOps
 from services.gateway.result_cache import CacheStatus, ResultCache, with_request_id
 from shared.contracts.errors import DependencyUnavailableError, NotFoundError
+from shared.contracts.filters import ItemFilter, fewer_than_k
 from shared.contracts.internal_v1 import (
     CandidateColumns,
     CandidatesRequest,
@@ -57,14 +58,19 @@ class PopularFallback:
     max_candidates: int | None = None
 
 
-    def top(self, k: int, *, exclude: set[str], genres: list[str]) -> list[ScoredItem]:
-        """The k most popular items not excluded, optionally of the given genres."""
+    def top(
+        self, k: int, *, exclude: set[str], genres: list[str], flt: ItemFilter | None = None
+    ) -> list[ScoredItem]:
+        """The k most popular available items not excluded, optionally of the given genres
+        and through the filter (``popular.json`` carries each item's attributes)."""
         wanted = {g.lower() for g in genres}
         out: list[ScoredItem] = []
         for it in self.items:
-            if str(it["item_id"]) in exclude:
+            if str(it["item_id"]) in exclude or not it.get("available", True):
                 continue
             if wanted and not wanted & {g.lower() for g in it.get("genres", [])}:
+                continue
+            if flt is not None and not flt.matches(popular_attributes(it)):
                 continue
             out.append(
                 ScoredItem(
@@ -79,6 +85,13 @@ class PopularFallback:
             if len(out) == k:
                 break
         return out
+
+
+def popular_attributes(item: dict[str, Any]) -> dict[str, Any]:
+    """A ``popular.json`` entry's filterable attributes (an older bundle's: genres, year)."""
+    if "attributes" in item:
+        return dict(item["attributes"])
+    return {"genres": item.get("genres", []), "year": item.get("year")}
 
 
 def _excluded(req: RecommendationRequest) -> set[str]:
@@ -199,6 +212,7 @@ class GatewayCore:
             exclude_item_ids=sorted(exclude),
             exclude_seen=req.exclude_seen,
             genres=req.genres,
+            filter=req.filter,
             check_item_ids=sorted(
                 (set(req.recent_item_ids) | {r.item_id for r in req.ratings}) - set(history)
             ),
@@ -242,6 +256,7 @@ class GatewayCore:
             model_version=version,
             degraded=degraded,
             request_id=request_id,
+            **fewer_than_k(len(items), req.k, cands.matched),
         )
 
     def candidates_wanted(self) -> int:
@@ -278,12 +293,14 @@ class GatewayCore:
                 "check HYBRIDREC_ARTIFACTS and the retrieval service",
                 dependency="retrieval",
             )
+        items = self.popular.top(req.k, exclude=exclude, genres=req.genres, flt=req.filter)
         return Recommendations(
             user_id=req.user_id,
-            items=self.popular.top(req.k, exclude=exclude, genres=req.genres),
+            items=items,
             model_version=self.popular.version,
             degraded=[reason],
             request_id=request_id,
+            **fewer_than_k(len(items), req.k, None),
         )
 
     async def _explain(

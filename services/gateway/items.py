@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from shared.contracts.filters import ItemFilter
+from shared.contracts.items_v1 import ItemPatch
 from shared.contracts.public_v1 import ItemDetail, ItemList, NewItem, SimilarItems
 from shared.serving.clients import RetrievalClient
 
@@ -29,11 +31,18 @@ class ItemOps:
         self._catalogue_changed = catalogue_changed
 
     async def similar(
-        self, item_id: str, *, k: int, mode: str, request_id: str | None
+        self,
+        item_id: str,
+        *,
+        k: int,
+        mode: str,
+        request_id: str | None,
+        flt: ItemFilter | None = None,
     ) -> SimilarItems:
-        """Content (BERT) or collaborative (item-tower) neighbours of an item."""
+        """Content (BERT) or collaborative (item-tower) neighbours of an item (filtered)."""
         found = await self.retrieval.similar(
-            item_id, k=k, mode=mode, timeout_s=self.timeout_s, request_id=request_id
+            item_id, k=k, mode=mode, timeout_s=self.timeout_s, request_id=request_id,
+            filter=flt,
         )
         return found.model_copy(update={"request_id": request_id})
 
@@ -47,6 +56,16 @@ class ItemOps:
             q, limit=limit, timeout_s=self.timeout_s, request_id=request_id
         )
         return found.model_copy(update={"request_id": request_id})
+
+    async def patch(
+        self, item_id: str, patch: ItemPatch, *, request_id: str | None
+    ) -> ItemDetail:
+        """Change an item's attributes or availability; cached answers are dropped."""
+        changed = await self.retrieval.patch_item(
+            item_id, patch, timeout_s=self.timeout_s, request_id=request_id
+        )
+        await self._catalogue_changed()
+        return changed
 
     async def add(self, item: NewItem, *, request_id: str | None) -> ItemDetail:
         """Embed and add a new item; cached answers are dropped so it can be recommended."""

@@ -12,6 +12,9 @@ from pydantic import ValidationError as PydanticValidationError
 from services.gateway.core import GatewayCore
 from services.gateway.deps import ApiKeyDep, CoreDep
 from services.gateway.traffic import count_degraded
+from shared.contracts.filters import parse_query_filter
+from shared.contracts.filters import with_genres as with_genres_filter
+from shared.contracts.items_v1 import ItemPatch
 from shared.contracts.public_v1 import (
     MAX_K,
     EventAccepted,
@@ -55,6 +58,34 @@ def _genres(raw: str | None) -> list[str]:
     return [g.strip() for g in (raw or "").split(",") if g.strip()][:50]
 
 
+IncludeQuery = Annotated[
+    list[str] | None,
+    Query(
+        max_length=50,
+        description="Keep items having at least one of the values: `ATTRIBUTE:v1,v2` "
+        "(e.g. `categories:fantasy,poetry`); repeatable, every attribute must match; values "
+        "match case-insensitively. Unknown attribute: 422 listing the known ones.",
+    ),
+]
+ExcludeQuery = Annotated[
+    list[str] | None,
+    Query(
+        max_length=50,
+        description="Drop items having any of the values: `ATTRIBUTE:v1,v2` "
+        "(e.g. `authors:Ann Lee`); repeatable.",
+    ),
+]
+WhereQuery = Annotated[
+    list[str] | None,
+    Query(
+        max_length=50,
+        description="Numeric range: `ATTRIBUTE<op>NUMBER`, op one of >=, <=, >, <, = "
+        "(e.g. `price<=20`, `year>=2000`); repeatable; items without the value fail it. "
+        "A range on a categorical attribute is a 422.",
+    ),
+]
+
+
 @router.get(
     "/users/{user_id}/recommendations",
     response_model=Recommendations,
@@ -78,11 +109,20 @@ async def user_recommendations(
         ),
     ] = None,
     explain: Annotated[bool, Query(description="Add short reasons to each item.")] = False,
+    include: IncludeQuery = None,
+    exclude: ExcludeQuery = None,
+    where: WhereQuery = None,
 ) -> Recommendations:
-    """Top-k items for a user known from training or feedback; 404 for an unknown user."""
+    """Top-k items for a user known from training or feedback; 404 for an unknown user.
+
+    Filters (`include`, `exclude`, `where`, `genres`) are applied inside retrieval, so k
+    items come back whenever k pass them; unavailable items never do. `matched` and
+    `fewer_than_k` say when fewer than k passed."""
+    flt = parse_query_filter(include, exclude, where)
     try:
         req = RecommendationRequest(
-            user_id=user_id, k=k, exclude_seen=exclude_seen, genres=_genres(genres), explain=explain
+            user_id=user_id, k=k, exclude_seen=exclude_seen, genres=_genres(genres),
+            explain=explain, filter=flt,
         )
     except PydanticValidationError as exc:  # e.g. one genre longer than a genre can be
         raise RequestValidationError(
@@ -131,9 +171,19 @@ async def similar_items(
         Literal["content", "collaborative"],
         Query(description="content = BERT neighbours; collaborative = item-tower neighbours."),
     ] = "content",
+    genres: Annotated[
+        str | None, Query(max_length=2000, description="Comma-separated genres to keep.")
+    ] = None,
+    include: IncludeQuery = None,
+    exclude: ExcludeQuery = None,
+    where: WhereQuery = None,
 ) -> SimilarItems:
-    """Nearest neighbours of an item by content (BERT) or by collaborative item vectors."""
-    return await core.items.similar(item_id, k=k, mode=mode, request_id=request_id_of(request))
+    """Nearest neighbours of an item by content (BERT) or by collaborative item vectors,
+    available and through the filters (searched inside the filtered items)."""
+    flt = with_genres_filter(parse_query_filter(include, exclude, where), _genres(genres))
+    return await core.items.similar(
+        item_id, k=k, mode=mode, request_id=request_id_of(request), flt=flt
+    )
 
 
 @router.get(
@@ -178,6 +228,23 @@ async def add_item(request: Request, core: CoreDep, body: NewItem) -> JSONRespon
     """Embed a new item from its text; it is recommendable at once (answers its item_id)."""
     item = await core.items.add(body, request_id=request_id_of(request))
     return JSONResponse(item.model_dump(mode="json"), status_code=201)
+
+
+@router.patch(
+    "/items/{item_id}",
+    response_model=ItemDetail,
+    tags=["items"],
+    summary="Change an item's attributes or availability",
+    operation_id="patch_item",
+)
+async def patch_item(
+    request: Request, core: CoreDep, item_id: ItemIdPath, body: ItemPatch
+) -> ItemDetail:
+    """Set attribute values (null removes one) or `available`; the next request sees the
+    change (filters, availability, GET /v1/items/{id}), and `hybridrec train
+    --include-fresh` folds it into the next bundle. 404 for an unknown item, 422 for an
+    unknown attribute or a value of the wrong type."""
+    return await core.items.patch(item_id, body, request_id=request_id_of(request))
 
 
 @router.post(

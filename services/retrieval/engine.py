@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from services.retrieval.filtering import LiveItems
 from services.retrieval.fresh import FreshItems
 from services.retrieval.settings import RetrievalSettings
 from shared.contracts import bundle_layout as L
@@ -128,6 +129,7 @@ class RetrievalEngine:
             else None
         )
         self.fresh = FreshItems()
+        self.live = LiveItems.build(self.catalogue, {})  # PATCH /v1/items changes, refreshed
         self._text_encoder: TextEncoder | None = None
         self._text_lock = asyncio.Lock()
 

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from services.retrieval.filtering import LiveItems
 from shared.contracts.errors import DependencyUnavailableError
+from shared.contracts.filters import ItemFilter
 from shared.contracts.public_v1 import ItemDetail, NewItem
 from shared.model.catalogue import Catalogue
 from shared.model.text import item_text
@@ -40,9 +42,19 @@ class FreshItems:
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
-    def from_records(cls, records: list[dict[str, Any]], skip: Catalogue) -> FreshItems:
-        """Keep the records whose id is not in the bundle's catalogue already."""
-        recs = [r for r in records if skip.positions([str(r["item_id"])])[0] < 0]
+    def from_records(
+        cls,
+        records: list[dict[str, Any]],
+        skip: Catalogue,
+        patches: dict[str, dict[str, Any]] | None = None,
+    ) -> FreshItems:
+        """Keep the records whose id is not in the bundle's catalogue already, with their
+        stored changes (``PATCH /v1/items``) applied."""
+        recs = [
+            apply_change(r, (patches or {}).get(str(r["item_id"])))
+            for r in records
+            if skip.positions([str(r["item_id"])])[0] < 0
+        ]
         if not recs:
             return cls()
         return cls(
@@ -79,6 +91,8 @@ class FreshItems:
             overview=rec.get("overview"),
             popularity=0,
             fresh=True,
+            attributes=self.attributes(item_id),
+            available=bool(rec.get("available", True)),
         )
 
     def vector(self, item_id: str, kind: VectorKind) -> np.ndarray:
@@ -107,6 +121,7 @@ class FreshItems:
         exclude_ids: set[str],
         genres: list[str],
         k: int,
+        flt: ItemFilter | None = None,
     ) -> list[tuple[str, float, str]]:
         """Fresh items scored exactly: ``(item_id, score, source)``, best first.
 
@@ -121,16 +136,41 @@ class FreshItems:
             cs = self.content @ content_query.astype(np.float32)
             source = np.where(cs > tt, "content", source)
             score = np.maximum(tt, cs)
-        want = {g.lower() for g in genres}
         out = []
-        for j in np.argsort(-score, kind="stable")[:k]:
+        for j in np.argsort(-score, kind="stable"):
             iid = str(self.ids[j])
-            if iid in exclude_ids:
-                continue
-            if want and not want & {g.lower() for g in self.records[iid].get("genres", [])}:
+            if iid in exclude_ids or not self.passes(iid, genres, flt):
                 continue
             out.append((iid, float(score[j]), str(source[j])))
+            if len(out) == k:
+                break
         return out
+
+    def attributes(self, item_id: str) -> dict[str, Any]:
+        """A fresh item's filterable attributes: its genres and year, then its own."""
+        rec = self.records[item_id]
+        base: dict[str, Any] = {"genres": list(rec.get("genres", []))}
+        if rec.get("year") is not None:
+            base["year"] = float(rec["year"])
+        return {**base, **rec.get("attributes", {})}
+
+    def passes(self, item_id: str, genres: list[str], flt: ItemFilter | None) -> bool:
+        """Available, of one of ``genres`` (when given) and through the filter."""
+        rec = self.records[item_id]
+        if not rec.get("available", True):
+            return False
+        want = {g.lower() for g in genres}
+        if want and not want & {g.lower() for g in rec.get("genres", [])}:
+            return False
+        return flt is None or flt.matches(self.attributes(item_id))
+
+    def count_matching(
+        self, exclude_ids: set[str], genres: list[str], flt: ItemFilter | None
+    ) -> int:
+        """Fresh items a filtered request could return."""
+        return sum(
+            1 for i in self.records if i not in exclude_ids and self.passes(i, genres, flt)
+        )
 
     def insert(
         self, rows: list[dict[str, Any]], fresh: list[tuple[str, float, str]], k: int
@@ -154,9 +194,25 @@ class FreshItems:
         return rows[:k]
 
 
+def apply_change(record: dict[str, Any], change: dict[str, Any] | None) -> dict[str, Any]:
+    """A fresh item's record with a stored change applied."""
+    if not change:
+        return record
+    out = {**record, "attributes": {**record.get("attributes", {}),
+                                    **change.get("attributes", {})}}
+    if "available" in change:
+        out["available"] = bool(change["available"])
+    return out
+
+
 async def refresh(engine: RetrievalEngine) -> None:
-    """Reload run-time items from their durable store (other replicas add them too)."""
-    engine.fresh = FreshItems.from_records(await engine.fresh_store.all(), engine.catalogue)
+    """Reload run-time items and item changes from their durable store (other replicas
+    add and change them too)."""
+    patches = await engine.fresh_store.patches()
+    engine.fresh = FreshItems.from_records(
+        await engine.fresh_store.all(), engine.catalogue, patches
+    )
+    engine.live = LiveItems.build(engine.catalogue, patches)
 
 
 async def add(engine: RetrievalEngine, item: NewItem) -> ItemDetail:

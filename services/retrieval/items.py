@@ -13,12 +13,16 @@ import numpy as np
 
 from services.retrieval import fresh
 from services.retrieval.engine import RetrievalEngine
+from services.retrieval.filtering import allowed_mask, filtered_search
 from services.retrieval.fresh import VectorKind
 from services.retrieval.lists import normalise
-from shared.contracts.errors import DependencyUnavailableError
+from shared.contracts.errors import DependencyUnavailableError, ValidationError
+from shared.contracts.filters import ItemFilter, fewer_than_k
 from shared.contracts.internal_v1 import ExplainRequest, ExplainResponse, Explanation
+from shared.contracts.items_v1 import ItemPatch
 from shared.contracts.public_v1 import ItemDetail, NewItem, ScoredItem, SimilarItems
 from shared.serving.timing import stage
+from shared.stores.redis_conn import RedisUnavailable
 
 
 def _meta(engine: RetrievalEngine, item_id: str, pos: int) -> dict[str, Any]:
@@ -37,8 +41,17 @@ def _position(engine: RetrievalEngine, item_id: str) -> int:
     return pos
 
 
-async def similar(engine: RetrievalEngine, item_id: str, k: int, mode: str) -> SimilarItems:
-    """Content (BERT) or collaborative (item-tower) neighbours of one item."""
+async def similar(
+    engine: RetrievalEngine,
+    item_id: str,
+    k: int,
+    mode: str,
+    flt: ItemFilter | None = None,
+    genres: list[str] | None = None,
+) -> SimilarItems:
+    """Content (BERT) or collaborative (item-tower) neighbours of one item, available and
+    through the filter (``matched`` counts those when fewer than ``k`` come back)."""
+    allowed = allowed_mask(engine, flt, genres or [])
     pos = _position(engine, item_id)
     kind: VectorKind = "content" if mode == "content" else "vector"
     if kind == "content":
@@ -47,26 +60,44 @@ async def similar(engine: RetrievalEngine, item_id: str, k: int, mode: str) -> S
         index, vectors = engine.item_index, engine.item_vectors
     q = np.asarray(vectors[pos] if pos >= 0 else engine.fresh.vector(item_id, kind), np.float32)
     with stage("ann"):
-        ids, scores = await engine.ann_query(index, q, min(k + 1, engine.n_items))
+        if allowed is None:
+            ids, scores = await engine.ann_query(index, q, min(k + 1, engine.n_items))
+        else:
+            if pos >= 0:
+                allowed[pos] = False
+            ids, scores = await filtered_search(engine, index, vectors, q, k, allowed)
+    fresh_ok = [
+        (iid, s) for iid, s in engine.fresh.neighbours(q, kind, skip=item_id)
+        if engine.fresh.passes(iid, genres or [], flt)
+    ]
     found = [
         (str(engine.catalogue.item_ids[i]), float(s), int(i))
         for i, s in zip(ids, scores, strict=True)
         if i >= 0 and i != pos
     ]
-    found += [(iid, s, -1) for iid, s in engine.fresh.neighbours(q, kind, skip=item_id)]
+    found += [(iid, s, -1) for iid, s in fresh_ok]
     found.sort(key=lambda t: -t[1])
     items = [
         ScoredItem(item_id=iid, score=s, rank=r + 1, **_meta(engine, iid, p))
         for r, (iid, s, p) in enumerate(found[:k])
     ]
-    return SimilarItems(item_id=item_id, mode=mode, items=items, model_version=engine.version)  # type: ignore[arg-type]
+    matched = None
+    if allowed is not None:
+        matched = int(np.count_nonzero(allowed)) + len(fresh_ok)
+    return SimilarItems(
+        item_id=item_id, mode=mode, items=items, model_version=engine.version,  # type: ignore[arg-type]
+        **fewer_than_k(len(items), k, matched),
+    )
 
 
 def get_item(engine: RetrievalEngine, item_id: str) -> ItemDetail:
     """One item's details (catalogue or fresh)."""
     pos = _position(engine, item_id)
     if pos >= 0:
-        return ItemDetail.model_validate(engine.catalogue.record(pos))
+        record = engine.catalogue.record(pos)
+        if pos in engine.live.patched:
+            record["attributes"], record["available"] = engine.live.patched[pos]
+        return ItemDetail.model_validate(record)
     return engine.fresh.detail(item_id)
 
 
@@ -126,3 +157,55 @@ def explain(engine: RetrievalEngine, req: ExplainRequest) -> ExplainResponse:
         title = engine.catalogue.titles[int(hpos[int(np.argmax(sims))])]
         out.append(Explanation(item_id=iid, reasons=[f"similar to {title}, which you watched"]))
     return ExplainResponse(items=out)
+
+
+def check_change(engine: RetrievalEngine, patch: ItemPatch) -> dict[str, Any]:
+    """The patch as a stored change, its values typed by the catalogue's attributes.
+
+    Raises:
+        ValidationError: An unknown attribute, or a value of the wrong type (422).
+    """
+    change = patch.change()
+    types = engine.catalogue.attribute_types
+    known = ", ".join(f"{n} ({t})" for n, t in sorted(types.items())) or "none"
+    attrs: dict[str, Any] = {}
+    for name, value in (change.get("attributes") or {}).items():
+        if name not in types:
+            raise ValidationError(
+                f"unknown attribute {name!r}; the catalogue's attributes are: {known}",
+                attribute=name, known=sorted(types),
+            )
+        if value is None:
+            attrs[name] = None
+        elif types[name] == "numeric":
+            if isinstance(value, (list, str)):
+                raise ValidationError(f"attribute {name!r} is numeric: send a number, "
+                                      f"got {value!r}", attribute=name)
+            attrs[name] = float(value)
+        elif name in engine.catalogue.list_attributes:
+            attrs[name] = [str(v) for v in value] if isinstance(value, list) else [str(value)]
+        elif isinstance(value, list):
+            raise ValidationError(f"attribute {name!r} holds one value: send a string, "
+                                  f"got a list", attribute=name)
+        else:
+            attrs[name] = str(value)
+    if "attributes" in change:
+        change["attributes"] = attrs
+    return change
+
+
+async def patch_item(engine: RetrievalEngine, item_id: str, patch: ItemPatch) -> ItemDetail:
+    """Store a change of an item's attributes or availability and apply it now (every
+    replica applies it at its next refresh; the next training run folds it in)."""
+    _position(engine, item_id)  # 404 for an unknown item
+    change = check_change(engine, patch)
+    try:
+        await engine.fresh_store.patch(item_id, change)
+    except RedisUnavailable as exc:
+        raise DependencyUnavailableError(
+            f"the change of item {item_id!r} was not stored: Redis did not answer ({exc}); "
+            "retry shortly",
+            dependency="redis",
+        ) from exc
+    await fresh.refresh(engine)
+    return get_item(engine, item_id)

@@ -23,6 +23,13 @@ from typing import Any
 import numpy as np
 
 from services.retrieval.engine import RetrievalEngine
+from services.retrieval.filtering import (
+    allowed_mask,
+    exact_is_cheaper,
+    subset_search,
+    top_up,
+    widen_factor,
+)
 from services.retrieval.lists import most_popular, normalise
 from shared.contracts.errors import NotFoundError
 from shared.contracts.internal_v1 import CandidatesRequest, CandidatesResponse, dedupe_keep_last
@@ -65,14 +72,20 @@ async def candidates(engine: RetrievalEngine, req: CandidatesRequest) -> Candida
         excluded_ids |= set(history) | seen_since
     ex_pos = engine.catalogue.positions(req.exclude_item_ids)
     exclude[ex_pos[ex_pos >= 0]] = True
-    allowed = engine.catalogue.genre_mask(req.genres) if req.genres else None
+    allowed = allowed_mask(engine, req.filter, req.genres)
     lists = await source_lists(engine, vec, hist_pos, exclude, allowed)
     with stage("merge"):
         cs = merge(engine, lists, exclude, allowed, req.k)
+        matched = None
+        if allowed is not None:
+            cs = top_up(engine, cs, exclude, allowed, req.k)
+            matched = int(np.count_nonzero(allowed & ~exclude))
     with stage("fresh"):
         fresh = engine.fresh.candidates(
-            vec, content_query(engine, hist_pos), excluded_ids, req.genres, req.k
+            vec, content_query(engine, hist_pos), excluded_ids, req.genres, req.k, req.filter
         )
+        if matched is not None:
+            matched += engine.fresh.count_matching(excluded_ids, req.genres, req.filter)
     with stage("build"):
         if not fresh:
             columns = build_columns(engine, cs)
@@ -91,6 +104,7 @@ async def candidates(engine: RetrievalEngine, req: CandidatesRequest) -> Candida
                 "history": history,
                 "model_version": engine.version,
                 "cache": cache,
+                "matched": matched,
             }
         )
 
@@ -191,7 +205,7 @@ async def source_lists(
     """
     n_excluded = int(np.count_nonzero(exclude))
     extra = n_excluded if len(hist_pos) else 0
-    widen = 4 if allowed is not None else 1
+    widen = 1  # a filter widens each ANN query by its own selectivity (below)
     depth = engine.depth
     # Neighbours to fetch so that `depth` survive the exclusions and the filter: at
     # most every excluded item (capped), at first only half a depth of them.
@@ -201,9 +215,24 @@ async def source_lists(
     queries: dict[str, Coroutine[Any, Any, tuple[np.ndarray, np.ndarray]]] = {}
     try:
         with stage("ann"):
+            ok = None if allowed is None else allowed & ~exclude
+            n_ok = 0 if ok is None else int(np.count_nonzero(ok))
+            if ok is not None:
+                widen = widen_factor(engine.n_items, n_ok)
+                first = min(first * widen, engine.n_items)
+                full = min(max(full * widen, first), engine.n_items)
             for name, index, q in _ann_queries(engine, vec, hist_pos):
+                if ok is not None and exact_is_cheaper(index, n_ok):
+                    # A selective filter: exact over the allowed rows, no ANN query.
+                    queries[name] = _done(
+                        subset_search(_vectors(engine, name), np.flatnonzero(ok), q, depth)
+                    )
+                    continue
                 pending = engine.start_query(index, q, first)
-                queries[name] = search(engine, index, pending, q, first, full, exclude, allowed)
+                queries[name] = search(
+                    engine, index, pending, q, first, full, exclude, allowed,
+                    vectors=_vectors(engine, name),
+                )
         with stage("sources"):
             for name, (nb, w) in engine.tables.items():
                 if len(hist_pos):
@@ -218,6 +247,14 @@ async def source_lists(
     with stage("ann"):
         found = await asyncio.gather(*queries.values())
     return {**dict(zip(queries, found, strict=True)), **lists}
+
+
+async def _done(result: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    return result
+
+
+def _vectors(engine: RetrievalEngine, source: str) -> np.ndarray:
+    return engine.item_vectors if source == "two_tower" else engine.content_vectors
 
 
 def _ann_queries(
@@ -242,8 +279,13 @@ async def search(
     full: int,
     exclude: np.ndarray,
     allowed: np.ndarray | None,
+    *,
+    vectors: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The first query's answer (``pending``), or top ``full`` if it leaves < ``depth`` usable.
+
+    Under a filter (``allowed``) whose allowed items the larger query still leaves short of
+    ``depth``, the allowed rows of ``vectors`` are scanned exactly.
 
     An ANN query's cost grows with the neighbours asked for; most users' excluded items
     are a small part of their nearest neighbours, so a first, smaller query usually
@@ -257,6 +299,12 @@ async def search(
             ok &= allowed[np.where(valid, ids, 0)]
         if int(np.count_nonzero(ok)) < engine.depth:
             ids, scores = await engine.ann_query(index, q, full)
+    if allowed is not None and vectors is not None:
+        okm = allowed & ~exclude
+        valid = ids >= 0
+        usable = int(np.count_nonzero(valid & okm[np.where(valid, ids, 0)]))
+        if usable < engine.depth and usable < int(np.count_nonzero(okm)):
+            return subset_search(vectors, np.flatnonzero(okm), q, engine.depth)
     return ids, scores
 
 
@@ -282,7 +330,7 @@ def merge(
         engine.source_names,
         engine.n_items,
         fill_sources=engine.fill_sources,
-        min_candidates=min(engine.min_candidates, k),
+        min_candidates=k if allowed is not None else min(engine.min_candidates, k),
         max_candidates=k,
         missing_rank=engine.depth + 1,
     )

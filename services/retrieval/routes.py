@@ -6,9 +6,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError as PydanticValidationError
 
 from services.retrieval import items, pipeline
 from services.retrieval.deps import EngineDep
+from shared.contracts.errors import ValidationError
+from shared.contracts.filters import ItemFilter
 from shared.contracts.internal_v1 import (
     CandidatesRequest,
     CandidatesResponse,
@@ -17,6 +20,7 @@ from shared.contracts.internal_v1 import (
     HistoryUpdate,
     NewItemRequest,
 )
+from shared.contracts.items_v1 import ItemPatch
 from shared.contracts.public_v1 import MAX_K, ItemDetail, ItemId, ItemList, SimilarItems, UserId
 from shared.serving.app_factory import CONFLICT_RESPONSES, ERROR_RESPONSES
 
@@ -50,9 +54,19 @@ async def similar(
     item_id: ItemIdPath,
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
     mode: Literal["content", "collaborative"] = "content",
+    filter: Annotated[
+        str | None,
+        Query(max_length=100_000, description="An ItemFilter as JSON (the gateway's)."),
+    ] = None,
 ) -> SimilarItems:
-    """Content (BERT) or collaborative (item-tower) neighbours."""
-    return await items.similar(engine, item_id, k, mode)
+    """Content (BERT) or collaborative (item-tower) neighbours, available and filtered."""
+    flt = None
+    if filter is not None:
+        try:
+            flt = ItemFilter.model_validate_json(filter)
+        except PydanticValidationError as exc:
+            raise ValidationError(f"filter is not a valid ItemFilter: {exc}") from exc
+    return await items.similar(engine, item_id, k, mode, flt)
 
 
 @router.get(
@@ -96,6 +110,18 @@ async def add_item(engine: EngineDep, body: NewItemRequest) -> JSONResponse:
     """Embed and store a new item; it is searchable and recommendable at once."""
     item = await items.add_item(engine, body)
     return JSONResponse(item.model_dump(mode="json"), status_code=201)
+
+
+@router.patch(
+    "/items/{item_id}",
+    response_model=ItemDetail,
+    tags=["items"],
+    summary="Change an item's attributes or availability",
+    operation_id="retrieval_patch_item",
+)
+async def patch_item(engine: EngineDep, item_id: ItemIdPath, body: ItemPatch) -> ItemDetail:
+    """Store the change and apply it at once (filters and availability see it)."""
+    return await items.patch_item(engine, item_id, body)
 
 
 @router.post(

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from shared.contracts.filters import ItemFilter
 from shared.contracts.ids import ColumnItemId
 from shared.contracts.public_v1 import (
     MAX_IDS,
@@ -36,6 +37,9 @@ class CandidatesRequest(StrictModel):
     ] = []
     exclude_seen: bool = True
     genres: Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=50)] = []
+    filter: ItemFilter | None = Field(
+        None, description="Attribute filter (shared.contracts.filters); availability always."
+    )
     check_item_ids: Annotated[list[ItemId], Field(max_length=2 * MAX_IDS)] = Field(
         default_factory=list,
         description="Other ids the caller named (e.g. low ratings, not history): 404 if unknown.",
@@ -107,6 +111,11 @@ class CandidatesResponse(BaseModel):
     )
     model_version: str
     cache: Literal["hit", "miss", "bypass", "none"] = "none"
+    matched: int | None = Field(
+        None,
+        description="With a filter (or unavailable items): how many items passed it and the "
+        "exclusions; None: every item could be returned.",
+    )
     request_id: str | None = None
 
 

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.contracts.filters import ItemFilter
+
 # re-exported: the id types of every v1 model
 from shared.contracts.ids import ItemId as ItemId
 from shared.contracts.ids import UserId as UserId
@@ -202,6 +204,15 @@ class SimilarItems(BaseModel):
     mode: Literal["content", "collaborative"]
     items: list[ScoredItem]
     model_version: str
+    matched: int | None = Field(
+        None,
+        description="With a filter (include/exclude/where, genres) or unavailable items: how "
+        "many items passed it (and the exclusions); null when every item could be returned.",
+    )
+    fewer_than_k: bool = Field(
+        False, description="True when fewer than k items came back; fewer_reason says why."
+    )
+    fewer_reason: str | None = None
     request_id: str | None = None
 
     model_config = ConfigDict(
@@ -263,6 +274,11 @@ class RecommendationRequest(StrictModel):
     ] = []
     exclude_seen: bool = True
     explain: bool = False
+    filter: ItemFilter | None = Field(
+        None,
+        description="Attribute filter: include/exclude attribute values, numeric ranges "
+        "(docs/api.md#filters). Unavailable items are never returned, filter or not.",
+    )
 
     model_config = ConfigDict(
         extra="forbid",
@@ -291,6 +307,15 @@ class Recommendations(BaseModel):
         "gateway was computing its limit of recommendations (HYBRIDREC_MAX_IN_FLIGHT) and "
         "answered with popular items at once. Degraded answers are never cached.",
     )
+    matched: int | None = Field(
+        None,
+        description="With a filter (include/exclude/where, genres) or unavailable items: how "
+        "many items passed it (and the exclusions); null when every item could be returned.",
+    )
+    fewer_than_k: bool = Field(
+        False, description="True when fewer than k items came back; fewer_reason says why."
+    )
+    fewer_reason: str | None = None
     request_id: str | None = None
 
     model_config = ConfigDict(

@@ -49,6 +49,7 @@ from shared.contracts.errors import (
     NotFoundError,
     ValidationError,
 )
+from shared.contracts.filters import ItemFilter
 from shared.contracts.internal_v1 import (
     CandidatesRequest,
     CandidatesResponse,
@@ -58,6 +59,7 @@ from shared.contracts.internal_v1 import (
     RankRequest,
     RankResponse,
 )
+from shared.contracts.items_v1 import ItemPatch
 from shared.contracts.public_v1 import ItemDetail, ItemList, NewItem, SimilarItems
 from shared.serving import timing
 
@@ -516,11 +518,21 @@ class RetrievalClient(ServiceClient):
         )
 
     async def similar(
-        self, item_id: str, *, k: int, mode: str, timeout_s: float, request_id: str | None
+        self,
+        item_id: str,
+        *,
+        k: int,
+        mode: str,
+        timeout_s: float,
+        request_id: str | None,
+        filter: ItemFilter | None = None,
     ) -> SimilarItems:
+        params: dict[str, Any] = {"k": k, "mode": mode}
+        if filter is not None:
+            params["filter"] = filter.model_dump_json(exclude_defaults=True)
         return await self.call_model(
             "GET", f"/v1/items/{quote(item_id, safe='')}/similar", None, SimilarItems,
-            params={"k": k, "mode": mode}, timeout_s=timeout_s, request_id=request_id,
+            params=params, timeout_s=timeout_s, request_id=request_id,
         )
 
     async def item(self, item_id: str, *, timeout_s: float, request_id: str | None) -> ItemDetail:
@@ -543,6 +555,14 @@ class RetrievalClient(ServiceClient):
         return await self.call_model(
             "POST", "/v1/items", req, ItemDetail,
             timeout_s=timeout_s, request_id=request_id, idempotent=False,
+        )
+
+    async def patch_item(
+        self, item_id: str, req: ItemPatch, *, timeout_s: float, request_id: str | None
+    ) -> ItemDetail:
+        return await self.call_model(
+            "PATCH", f"/v1/items/{quote(item_id, safe='')}", req, ItemDetail,
+            timeout_s=timeout_s, request_id=request_id,
         )
 
     async def explain(

@@ -61,6 +61,8 @@ class FreshItemStore:
         self.hash_key = key(prefix, "fresh", "items")
         self.id_key = key(prefix, "fresh", "next_id")
         self.path = Path(state_dir) / "fresh_items.jsonl"
+        self.patch_key = key(prefix, "items", "patches")
+        self.patch_path = Path(state_dir) / "item_patches.jsonl"
         self._lock = threading.Lock()
 
     async def add(
@@ -153,6 +155,85 @@ class FreshItemStore:
             if str(rec["item_id"]) == str(item_id):
                 return {**rec, "item_id": str(item_id)}
         return None
+
+
+    async def patch(self, item_id: str, change: dict[str, Any]) -> dict[str, Any]:
+        """Record a change of an item's attributes or availability (``PATCH /v1/items``),
+        merged atomically into the item's earlier changes; returns the merged change.
+
+        ``change`` is ``{"attributes": {name: value}, "available": bool}`` (either part
+        optional); an attribute set to None is recorded as None (missing).
+
+        Raises:
+            RedisUnavailable: Redis is configured but down (the caller answers 503).
+        """
+        change = {**change, "updated_at": time.time()}
+        if self.guard is not None:
+            raw = await self.guard.run(
+                lambda r: r.eval(_PATCH_SCRIPT, 1, self.patch_key, item_id, json.dumps(change))
+            )
+            return _lists(json.loads(raw))
+        return await asyncio.to_thread(self._patch_file, item_id, change)
+
+    def _patch_file(self, item_id: str, change: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self.patch_path.parent.mkdir(parents=True, exist_ok=True)
+            durable_append(self.patch_path, json.dumps({"item_id": item_id, **change}) + "\n")
+            return self._patches_file().get(item_id, {})
+
+    def _patches_file(self) -> dict[str, dict[str, Any]]:
+        merged: dict[str, dict[str, Any]] = {}
+        for row in read_json_lines(self.patch_path):
+            iid = str(row.pop("item_id", ""))
+            if iid:
+                merged[iid] = merge_change(merged.get(iid, {}), row)
+        return merged
+
+    async def patches(self) -> dict[str, dict[str, Any]]:
+        """Every item's merged change, by item id."""
+        if self.guard is not None:
+            raw = await self.guard.run(lambda r: r.hgetall(self.patch_key))
+            return {
+                k.decode() if isinstance(k, bytes) else str(k): _lists(json.loads(v))
+                for k, v in raw.items()
+            }
+        return await asyncio.to_thread(self._patches_file)
+
+
+def _lists(change: dict[str, Any]) -> dict[str, Any]:
+    """Redis' cjson writes an empty list as ``{}``: read it back as ``[]``."""
+    attrs = change.get("attributes")
+    if isinstance(attrs, dict):
+        change["attributes"] = {k: [] if v == {} else v for k, v in attrs.items()}
+    return change
+
+
+def merge_change(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A later change over an earlier one: attributes merged by name, the rest replaced."""
+    out = {**old, **{k: v for k, v in new.items() if k != "attributes"}}
+    if "attributes" in new or "attributes" in old:
+        out["attributes"] = {**old.get("attributes", {}), **new.get("attributes", {})}
+    return out
+
+
+# Atomically merge a change into the item's stored change (attributes by name).
+_PATCH_SCRIPT = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+local new = cjson.decode(ARGV[2])
+local out = {}
+if old then out = cjson.decode(old) end
+local attrs = out['attributes'] or {}
+if new['attributes'] then
+  for k, v in pairs(new['attributes']) do attrs[k] = v end
+end
+for k, v in pairs(new) do
+  if k ~= 'attributes' then out[k] = v end
+end
+if next(attrs) ~= nil then out['attributes'] = attrs end
+local text = cjson.encode(out)
+redis.call('HSET', KEYS[1], ARGV[1], text)
+return text
+"""
 
 
 def _taken(item_id: str) -> ConflictError:
