@@ -91,6 +91,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from training.data.event_weights import parse_weights_flag
     from training.pipeline import run_train
 
     bundle = run_train(
@@ -104,6 +105,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         include_fresh=args.include_fresh,
         events=args.events,
         implicit_rating=None if args.implicit_rating < 0 else args.implicit_rating,
+        event_weights=parse_weights_flag(args.event_weights) if args.event_weights else None,
     )
     print(bundle)
     return 0
@@ -258,6 +260,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=4.0,
         help="rating given to view/click events from --events and to positive events without "
         "a rating in a hybridrec-format --data (negative: leave --events' ones out)",
+    )
+    tr.add_argument(
+        "--event-weights",
+        default="",
+        metavar="EVENT=W,...",
+        help="weight of each event type in a pair's confidence (summed over its events), "
+        "over the schema's events: and the defaults view=1,click=2,add_to_cart=3,like=4,"
+        "purchase=5,rating=value (a rating weighs its value); 0 leaves a type out",
     )
     tr.set_defaults(func=_cmd_train)
 

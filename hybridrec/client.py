@@ -50,7 +50,11 @@ __all__ = ["AsyncHybridrecClient", "HybridrecClient", "HybridrecClientError"]
 
 M = TypeVar("M", bound=BaseModel)
 SimilarMode = Literal["content", "collaborative"]
-EventType = Literal["rating", "view", "click"]
+EventType = Literal[
+    "view", "click", "add_to_cart", "purchase", "like", "rating", "dislike", "hide"
+]
+"""Feedback event types; ``dislike`` and ``hide`` remove the item from the user's
+recommendations from the next request on."""
 
 
 class HybridrecClientError(HybridrecError):

@@ -30,6 +30,7 @@ from training.data.dataset import Dataset
 from training.data.ids import IdMap, dataset_id_map
 from training.evaluation.base import EvalData
 from training.item_attributes import attribute_columns, row_attributes
+from training.known_users import all_pairs, bundle_users, user_item_csr
 from training.models.ranking_sources import user_histories
 
 RECALL_QUERIES = 500
@@ -77,31 +78,9 @@ def _string_ids(writer: BundleWriter, ds: Dataset, edata: EvalData) -> tuple[IdM
 def seen_csr(
     interactions: pd.DataFrame, user_ids: np.ndarray, item_ids: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Every catalogue item each user interacted with, as CSR arrays (``exclude_seen``).
-
-    Args:
-        interactions: ``user_id``, ``item_id`` of every interaction (any rating).
-        user_ids: int64 [n_users] sorted, the rows of the users table.
-        item_ids: int64 [n_items] sorted, the catalogue order (item positions).
-
-    Returns:
-        ``(indptr int64 [n_users + 1], item positions int32)``, each row sorted and unique;
-        interactions of users or items outside the tables are left out.
-    """
-    u = np.searchsorted(user_ids, interactions["user_id"].to_numpy(np.int64))
-    i = np.searchsorted(item_ids, interactions["item_id"].to_numpy(np.int64))
-    u_c, i_c = np.minimum(u, len(user_ids) - 1), np.minimum(i, len(item_ids) - 1)
-    ok = (
-        (u < len(user_ids))
-        & (i < len(item_ids))
-        & (user_ids[u_c] == interactions["user_id"].to_numpy(np.int64))
-        & (item_ids[i_c] == interactions["item_id"].to_numpy(np.int64))
-    )
-    pairs = np.unique(u[ok].astype(np.int64) * len(item_ids) + i[ok])
-    rows, items = np.divmod(pairs, len(item_ids))
-    indptr = np.zeros(len(user_ids) + 1, np.int64)
-    np.cumsum(np.bincount(rows, minlength=len(user_ids)), out=indptr[1:])
-    return indptr, items.astype(np.int32)
+    """Every catalogue item each user interacted with, as CSR arrays (``exclude_seen``);
+    :func:`training.known_users.user_item_csr` over ``interactions``."""
+    return user_item_csr(interactions, user_ids, item_ids)
 
 
 def _ann_recall(
@@ -177,13 +156,18 @@ def export_bundle(
         items = pd.concat([items, attr_columns.set_axis(items.index)], axis=1)
         writer.save_parquet(L.ITEMS, items)
 
-        users = edata.users.copy()
+        users = bundle_users(ds, edata)  # the models' users, then the others (known_users)
+        user_rows = users["user_id"].to_numpy(np.int64)
         users["user_id"] = users_map.to_str(users["user_id"])
-        users["history"] = _histories(edata, ds, max_len=200)
+        users["history"] = _histories(edata, ds, max_len=200) + [
+            [] for _ in range(len(users) - edata.n_users)]
         writer.save_parquet(L.USERS, users)
-        indptr, seen = seen_csr(ds.interactions, edata.user_ids, edata.item_ids)
+        indptr, seen = user_item_csr(all_pairs(ds), user_rows, edata.item_ids)
         writer.save_npy(L.SEEN_INDPTR, indptr)
         writer.save_npy(L.SEEN_ITEMS, seen)
+        indptr, hidden = user_item_csr(ds.negatives, user_rows, edata.item_ids)
+        writer.save_npy(L.HIDDEN_INDPTR, indptr)
+        writer.save_npy(L.HIDDEN_ITEMS, hidden)
 
         top = np.argsort(-counts, kind="stable")[: cfg.popular_size]
         popular = [

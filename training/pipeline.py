@@ -19,6 +19,7 @@ from typing import Any
 
 from shared.contracts.errors import ConfigError
 from training.catalogue_data import catalogue_eval_data, serving_interactions, temporal_holdout
+from training.data.event_weights import EventWeights, resolve_weights
 from training.feedback_events import DEFAULT_IMPLICIT_RATING, fold_events, read_events
 from training.models.ranker import RankerConfig
 from training.models.towers import TwoTowerConfig
@@ -135,8 +136,12 @@ def run_train(
     include_fresh: bool = False,
     events: Sequence[str] = (),
     implicit_rating: float | None = DEFAULT_IMPLICIT_RATING,
+    event_weights: EventWeights | None = None,
 ) -> Path:
-    """Train every model on ``data`` and write a bundle under ``out``; returns its folder."""
+    """Train every model on ``data`` and write a bundle under ``out``; returns its folder.
+
+    ``event_weights`` (``--event-weights``) override the defaults and the schema's
+    ``events:`` (:mod:`training.data.event_weights`)."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -146,6 +151,7 @@ def run_train(
     from training.bundle_export import export_bundle
     from training.data import load_dataset
     from training.embeddings import embed_items
+    from training.models.confidence import negatives_matrix
     from training.models.ranking_sources import default_sources
     from training.models.retrieval_recommenders import TwoTowerRecommender
     from training.models.two_stage import TwoStageRecommender
@@ -160,6 +166,7 @@ def run_train(
             data,
             item_text=item_text,
             **({} if implicit_rating is None else {"implicit_rating": implicit_rating}),
+            event_weights=event_weights,
         )
         if include_fresh:
             from training.fresh_items import fold_fresh_items, read_fresh_items
@@ -177,7 +184,14 @@ def run_train(
                 file=sys.stderr,
             )
         for path in events:
-            ds = fold_events(ds, read_events(path), implicit_rating=implicit_rating)
+            ds = fold_events(
+                ds,
+                read_events(path),
+                implicit_rating=implicit_rating,
+                event_weights=resolve_weights(
+                    ds.info.get("event_weights"), event_weights  # type: ignore[arg-type]
+                ),
+            )
             print(
                 f"  feedback events from {path}: {ds.info['events_folded']} folded, "
                 f"{ds.info['events_dropped_unknown_item']} on unknown items dropped",
@@ -210,6 +224,7 @@ def run_train(
             ease_max_items=cfg.ease_max_items,
         )
         two_stage = TwoStageRecommender(sources, content, ts_cfg, prefit={"two_tower": two_tower})
+        two_stage.negatives = negatives_matrix(ds.negatives, edata.user_ids, edata.item_ids)
         two_stage.fit(edata)
     with timer.stage("annoy indexes + bundle"):
         bundle = export_bundle(

@@ -30,6 +30,7 @@ from shared.serving.process_tuning import freeze_heap
 from shared.serving.reload import reload_metrics
 from shared.stores.events import EventLog
 from shared.stores.redis_conn import RedisGuard
+from shared.stores.user_state import UserStateStore
 
 log = logging.getLogger("hybridrec.gateway")
 
@@ -85,6 +86,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             retrieval_timeout_s=settings.retrieval_timeout_s,
             ranking_timeout_s=settings.ranking_timeout_s,
             max_in_flight=settings.max_in_flight,
+            user_state=(
+                UserStateStore(guard, prefix=settings.redis_prefix) if guard is not None else None
+            ),
             result_cache=(
                 ResultCache(guard, prefix=settings.redis_prefix, ttl_s=settings.result_cache_ttl_s)
                 if guard is not None and settings.result_cache_ttl_s > 0

@@ -20,6 +20,7 @@ from services.gateway.items import ItemOps
 from services.gateway.result_cache import CacheStatus, ResultCache, with_request_id
 from shared.contracts.errors import DependencyUnavailableError, NotFoundError
 from shared.contracts.filters import ItemFilter, fewer_than_k
+from shared.contracts.ids import is_valid_id
 from shared.contracts.internal_v1 import (
     CandidateColumns,
     CandidatesRequest,
@@ -30,6 +31,7 @@ from shared.contracts.internal_v1 import (
 )
 from shared.contracts.public_v1 import (
     MAX_IDS,
+    NEGATIVE_EVENT_TYPES,
     Degraded,
     EventAccepted,
     EventIn,
@@ -41,6 +43,7 @@ from shared.serving.clients import RankingClient, RetrievalClient
 from shared.serving.timing import stage
 from shared.stores.events import EventLog
 from shared.stores.redis_conn import RedisGuard
+from shared.stores.user_state import UserStateStore
 
 log = logging.getLogger("hybridrec.gateway")
 
@@ -56,6 +59,8 @@ class PopularFallback:
     items: list[dict[str, Any]] = field(default_factory=list)
     #: Merged candidates per user the bundle's ranker was trained and evaluated with.
     max_candidates: int | None = None
+    #: Per user, the item ids they hid or disliked in the training data (the bundle's).
+    hidden: dict[str, set[str]] = field(default_factory=dict)
 
 
     def top(
@@ -119,6 +124,7 @@ class GatewayCore:
         ranking_timeout_s: float,
         result_cache: ResultCache | None = None,
         max_in_flight: int = 0,
+        user_state: UserStateStore | None = None,
     ) -> None:
         self.retrieval = retrieval
         self.ranking = ranking
@@ -131,6 +137,8 @@ class GatewayCore:
         self.ranking_timeout_s = ranking_timeout_s
         self.pending_history = PendingHistory()
         self.result_cache = result_cache
+        #: The users' live hidden sets, read for the popular fallback (retrieval reads its own).
+        self.user_state = user_state
         self.max_in_flight = max_in_flight
         self.in_flight = 0  # recommendations being computed now
         self.cache_writes: set[asyncio.Task[None]] = set()  # answers being stored
@@ -169,7 +177,8 @@ class GatewayCore:
                 return with_request_id(cached, request_id), "hit"
         if self.max_in_flight and self.in_flight >= self.max_in_flight:
             # Overloaded: answer now rather than queue behind work that is already late.
-            rec = self._popular_answer(req, _excluded(req), request_id, reason="overload")
+            exclude = _excluded(req) | await self._hidden(req.user_id)
+            rec = self._popular_answer(req, exclude, request_id, reason="overload")
         else:
             self.in_flight += 1
             try:
@@ -223,6 +232,7 @@ class GatewayCore:
             )
         except DependencyUnavailableError:
             with stage("fallback"):
+                exclude |= await self._hidden(req.user_id)
                 return self._popular_answer(req, exclude, request_id)
         if cands.cache == "bypass":
             degraded.append("cache")
@@ -258,6 +268,17 @@ class GatewayCore:
             request_id=request_id,
             **fewer_than_k(len(items), req.k, cands.matched),
         )
+
+    async def _hidden(self, user_id: str | None) -> set[str]:
+        """Items the user hid or disliked: in the training data and live (best effort: with
+        Redis down only the bundle's are known)."""
+        if user_id is None:
+            return set()
+        hidden = set(self.popular.hidden.get(user_id, ())) if self.popular is not None else set()
+        if self.user_state is not None:
+            live, _ = await self.user_state.hidden(user_id)
+            hidden |= live
+        return hidden
 
     def candidates_wanted(self) -> int:
         """HYBRIDREC_N_CANDIDATES, else the bundle's trained count, else 200."""
@@ -345,7 +366,10 @@ class GatewayCore:
         event_id, spooled = await self.events.append(payload)
         if spooled:
             degraded.append("cache")
-        positive = event.type != "rating" or (event.rating or 0) >= POSITIVE_RATING
+        negative = event.type in NEGATIVE_EVENT_TYPES
+        positive = not negative and (
+            event.type != "rating" or (event.rating or 0) >= POSITIVE_RATING
+        )
         # A spooled event reaches the history when the spool is flushed (flush_once).
         if positive and not spooled:
             # Queued behind any earlier update of this user still waiting, then sent now.
@@ -355,7 +379,11 @@ class GatewayCore:
             )
             if not delivered and "retrieval" not in degraded:
                 degraded.append("retrieval")
-        elif update_ok and not spooled and not await self._mark_seen(user_id, event, request_id):
+        elif (
+            update_ok
+            and not spooled
+            and not await self._mark_seen(user_id, event.item_id, negative, request_id)
+        ):
             degraded.append("retrieval")
         # After the history changed: the next recommendation is computed afresh.
         if self.result_cache is not None and not spooled:
@@ -368,19 +396,41 @@ class GatewayCore:
             request_id=request_id,
         )
 
-    async def _mark_seen(self, user_id: str, event: EventIn, request_id: str | None) -> bool:
-        """A low rating: never recommend the item again (exclude_seen), best effort; the
-        event itself is stored already and reaches the next training run either way."""
+    async def _mark_seen(
+        self, user_id: str, item_id: str, hidden: bool, request_id: str | None
+    ) -> bool:
+        """A low rating: never recommend the item again (exclude_seen); a dislike or hide
+        (``hidden``): never again, whatever exclude_seen. Best effort; the event itself is
+        stored already and reaches the next training run either way."""
         try:
             await self.retrieval.push_history(
                 user_id,
-                HistoryUpdate(item_ids=[event.item_id], seen_only=True),
+                HistoryUpdate(item_ids=[item_id], seen_only=True, hidden=hidden),
                 timeout_s=self.retrieval_timeout_s,
                 request_id=request_id,
             )
         except DependencyUnavailableError:
             return False
         return True
+
+    async def _hide_spooled(self, moved: list[dict[str, Any]]) -> None:
+        """Spooled dislikes and hides reach retrieval's hidden sets once Redis is back (best
+        effort: an item gone from the catalogue, or retrieval down, is logged and skipped)."""
+        for ev in moved:
+            user, item = str(ev.get("user_id", "")), str(ev.get("item_id", ""))
+            if ev.get("type") not in NEGATIVE_EVENT_TYPES or not (
+                is_valid_id(user) and is_valid_id(item)
+            ):
+                continue
+            try:
+                hidden = await self._mark_seen(user, item, True, None)
+            except NotFoundError as exc:
+                log.warning("hidden item of user %r not stored: %s", user, exc)
+                continue
+            if not hidden:
+                log.warning("hidden item %r of user %r not stored: retrieval is down", item, user)
+            elif self.result_cache is not None:
+                await self.result_cache.invalidate(user)
 
     async def flush_spool_forever(self, every_s: float = 2.0) -> None:
         """Background task: move spooled events into Redis, then retry waiting history updates."""
@@ -397,6 +447,7 @@ class GatewayCore:
         if moved:
             log.info("moved %d spooled events into the Redis stream", len(moved))
             self.pending_history.add_events(moved, POSITIVE_RATING)
+            await self._hide_spooled(moved)
         users = await self.pending_history.deliver(self.retrieval, self.retrieval_timeout_s)
         if self.result_cache is not None:
             for user in users:

@@ -69,8 +69,32 @@ def popular_from_bundle(bundle: Bundle) -> PopularFallback:
     if not isinstance(items, list):
         raise BundleError(f"{bundle.path(L.POPULAR)} must hold a JSON list")
     return PopularFallback(
-        version=bundle.version, items=items, max_candidates=_trained_candidates(bundle)
+        version=bundle.version, items=items, max_candidates=_trained_candidates(bundle),
+        hidden=_hidden_by_user(bundle),
     )
+
+
+def _hidden_by_user(bundle: Bundle) -> dict[str, set[str]]:
+    """Per user, the item ids they hid or disliked in the training data (none when the
+    bundle predates ``bundle_layout.HIDDEN_ITEMS``)."""
+    if L.HIDDEN_INDPTR not in bundle.manifest.get("files", {}):
+        return {}
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    indptr = np.asarray(bundle.load_npy(L.HIDDEN_INDPTR, mmap=False), np.int64)
+    if not len(indptr) or indptr[-1] == 0:
+        return {}
+    hidden = np.asarray(bundle.load_npy(L.HIDDEN_ITEMS, mmap=False), np.int64)
+    users = pq.read_table(bundle.path(L.USERS), columns=["user_id"]).column(0).to_pylist()
+    items = pq.read_table(bundle.path(L.ITEMS), columns=["item_id"]).column(0).to_pylist()
+    if len(indptr) != len(users) + 1 or (len(hidden) and hidden.max() >= len(items)):
+        raise BundleError(f"bundle {bundle.version}: {L.HIDDEN_INDPTR} does not match "
+                          f"{L.USERS} / {L.ITEMS}; the bundle is inconsistent, retrain")
+    return {
+        str(users[u]): {str(items[i]) for i in hidden[indptr[u] : indptr[u + 1]]}
+        for u in np.flatnonzero(np.diff(indptr))
+    }
 
 
 def _trained_candidates(bundle: Bundle) -> int:

@@ -66,6 +66,26 @@ def _seen_tables(bundle: Bundle, n_users: int, n_items: int) -> tuple[np.ndarray
     return indptr, items
 
 
+def _hidden_tables(bundle: Bundle, n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """The users' hidden items (``bundle_layout.HIDDEN_*``, negative events), checked; none
+    when the bundle predates them."""
+    if L.HIDDEN_INDPTR not in bundle.manifest.get("files", {}):
+        return np.zeros(n_users + 1, np.int64), np.zeros(0, np.int32)
+    indptr = np.asarray(bundle.load_npy(L.HIDDEN_INDPTR, mmap=False), np.int64)
+    items = np.asarray(bundle.load_npy(L.HIDDEN_ITEMS, mmap=False), np.int32)
+    if (
+        indptr.shape != (n_users + 1,)
+        or indptr[0] != 0
+        or indptr[-1] != len(items)
+        or (len(items) and (items.min() < 0 or items.max() >= n_items))
+    ):
+        raise BundleError(
+            f"bundle {bundle.version}: {L.HIDDEN_INDPTR} / {L.HIDDEN_ITEMS} do not match "
+            f"{n_users} users and {n_items} items; the bundle is inconsistent, retrain"
+        )
+    return indptr, items
+
+
 def _history_positions(catalogue: Catalogue, histories: list[Any]) -> list[np.ndarray]:
     """Each known user's history (item ids, most recent last) as int32 catalogue positions:
     compact, and ids are read back from the catalogue (ids unknown to it are left out)."""
@@ -99,6 +119,8 @@ class RetrievalEngine:
         self.users = UserIndex(self.user_ids)
         self.histories = _history_positions(self.catalogue, users["history"].tolist())
         self.seen_indptr, self.seen_items = _seen_tables(bundle, len(self.user_ids), self.n_items)
+        self.hidden_indptr, self.hidden_items = _hidden_tables(
+            bundle, len(self.user_ids), self.n_items)
         self.encoder = FeatureEncoder.load(bundle.path(L.FEATURES))
         self.query_tower = QueryTowerRunner(bundle.path(L.QUERY_TOWER))
         self.candidate_tower = CandidateTowerRunner(bundle.path(L.CANDIDATE_TOWER))
@@ -192,6 +214,12 @@ class RetrievalEngine:
         if user_pos < 0:
             return self.seen_items[:0]
         return self.seen_items[self.seen_indptr[user_pos] : self.seen_indptr[user_pos + 1]]
+
+    def hidden_positions(self, user_pos: int) -> np.ndarray:
+        """Item positions (int32) a known user hid or disliked in the training data."""
+        if user_pos < 0:
+            return self.hidden_items[:0]
+        return self.hidden_items[self.hidden_indptr[user_pos] : self.hidden_indptr[user_pos + 1]]
 
     def check_items(self, ids: list[str]) -> None:
         """404 naming the ids that are neither in the catalogue nor fresh."""

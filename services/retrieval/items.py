@@ -118,21 +118,30 @@ async def add_item(engine: RetrievalEngine, item: NewItem) -> ItemDetail:
 
 
 async def push_history(
-    engine: RetrievalEngine, user_id: str, item_ids: list[str], *, seen_only: bool = False
+    engine: RetrievalEngine,
+    user_id: str,
+    item_ids: list[str],
+    *,
+    seen_only: bool = False,
+    hidden: bool = False,
 ) -> None:
     """Append to a user's recent history and drop the cached vector (``seen_only``: only
-    remember the items as seen, for ``exclude_seen``).
+    remember the items as seen, for ``exclude_seen``; ``hidden``: as seen and hidden, never
+    recommended to the user again).
 
     Raises:
         DependencyUnavailableError: Redis did not take the update (503: the caller retries).
     """
     engine.check_items(item_ids)
-    if await engine.store.push_recent(user_id, item_ids, seen_only=seen_only) == "bypass":
+    stored = await engine.store.push_recent(
+        user_id, item_ids, seen_only=seen_only, hidden=hidden
+    )
+    if stored == "bypass":
         raise DependencyUnavailableError(
             f"the recent history of user {user_id!r} was not stored: Redis is unavailable; "
             "retry once it answers again (the gateway queues and retries such updates)"
         )
-    if not seen_only:
+    if hidden or not seen_only:  # the history the cached vector was computed from changed
         await engine.store.invalidate(engine.version, user_id)
 
 

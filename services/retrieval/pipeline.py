@@ -46,9 +46,11 @@ async def candidates(engine: RetrievalEngine, req: CandidatesRequest) -> Candida
     engine.check_items(list(dict.fromkeys([*req.history, *req.check_item_ids])))
     features = req.user_features.model_dump(exclude_none=True) if req.user_features else None
     cacheable = not req.history and not features
-    history, status, cached, seen_since = await user_history(
+    history, status, cached, seen_since, hidden = await user_history(
         engine, req.user_id, req.history, vector_key=vector_key(req.user_id, cacheable)
     )
+    if hidden:  # a hidden item no longer speaks for the user's taste
+        history = [h for h in history if h not in hidden]
     upos = engine.user_position(req.user_id)
     if req.user_id is not None and upos < 0 and not history and req.user_features is None:
         raise NotFoundError(
@@ -72,6 +74,13 @@ async def candidates(engine: RetrievalEngine, req: CandidatesRequest) -> Candida
         excluded_ids |= set(history) | seen_since
     ex_pos = engine.catalogue.positions(req.exclude_item_ids)
     exclude[ex_pos[ex_pos >= 0]] = True
+    # Hidden or disliked items never come back, whatever exclude_seen: the training
+    # data's (the bundle's) and every live negative event's (the store's hidden set).
+    exclude[engine.hidden_positions(upos)] = True
+    if hidden:
+        hid = engine.catalogue.positions(sorted(hidden))
+        exclude[hid[hid >= 0]] = True
+        excluded_ids |= hidden
     allowed = allowed_mask(engine, req.filter, req.genres)
     lists = await source_lists(engine, vec, hist_pos, exclude, allowed)
     with stage("merge"):
@@ -121,18 +130,19 @@ async def user_history(
     extra: list[str],
     *,
     vector_key: str | None = None,
-) -> tuple[list[str], str, tuple[np.ndarray | None, str], set[str]]:
+) -> tuple[list[str], str, tuple[np.ndarray | None, str], set[str], set[str]]:
     """Known history + recent events + request items (ids, most recent last).
 
     With ``vector_key``, the user's cached query vector is read in the same Redis round
-    trip; it comes back as ``(vector or None, cache status)``. The last value is every
-    item id the user sent events about since the state began (the store's seen set,
-    which the capped recent list does not hold in full).
+    trip; it comes back as ``(vector or None, cache status)``. The last two values are
+    every item id the user sent events about since the state began (the store's seen set,
+    which the capped recent list does not hold in full) and those they hid or disliked.
     """
     known: list[str] = []
     status = "none"
     cached: tuple[np.ndarray | None, str] = (None, "none")
     seen: set[str] = set()
+    hidden: set[str] = set()
     if user_id is not None:
         pos = engine.user_position(user_id)
         if pos >= 0:
@@ -141,9 +151,9 @@ async def user_history(
             read = await engine.store.recent_and_vector(user_id, engine.version, vector_key)
         if vector_key is not None:
             cached = (read.vector, read.vector_status)
-        status, seen = read.status, read.seen
+        status, seen, hidden = read.status, read.seen, read.hidden
         known += read.recent
-    return dedupe_keep_last(known + list(extra)), status, cached, seen
+    return dedupe_keep_last(known + list(extra)), status, cached, seen, hidden
 
 
 async def user_vector(

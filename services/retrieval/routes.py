@@ -135,7 +135,9 @@ async def push_history(
     engine: EngineDep, user_id: Annotated[UserId, Path()], body: HistoryUpdate
 ) -> Response:
     """Record recent items and invalidate the cached user vector."""
-    await items.push_history(engine, user_id, body.item_ids, seen_only=body.seen_only)
+    await items.push_history(
+        engine, user_id, body.item_ids, seen_only=body.seen_only, hidden=body.hidden
+    )
     return Response(status_code=204)
 
 

@@ -18,7 +18,11 @@ ITEMS = "items.parquet"  # item_id, title, year, genres, tags, overview, popular
 ATTRIBUTE_PREFIX = "attr:"
 AVAILABLE = "available"
 ATTRIBUTES_COMPONENT = "item_attributes"
-USERS = "users.parquet"  # user_id, history (item ids, most recent last) [+ gender, age, occupation]
+#: user_id, history (item ids, most recent last) [+ gender, age, occupation]: every user with
+#: an interaction in the training data; the models know those with a positive one, listed
+#: first (the rows of the feature encoder and ranker tables); the others (only low ratings
+#: or negative events) follow with an empty history.
+USERS = "users.parquet"
 #: Every item each user interacted with in the training data (all ratings, low ones too,
 #: and the feedback events folded in), as CSR arrays over the rows of USERS: user row u's
 #: item positions are ``SEEN_ITEMS[SEEN_INDPTR[u]:SEEN_INDPTR[u + 1]]`` (sorted, unique).
@@ -26,6 +30,11 @@ USERS = "users.parquet"  # user_id, history (item ids, most recent last) [+ gend
 #: reads these.
 SEEN_INDPTR = "users/seen_indptr.npy"  # [n_users + 1] int64
 SEEN_ITEMS = "users/seen_items.npy"  # [n_seen] int32 item positions
+#: Items each user hid or disliked in the training data (negative events), the same CSR
+#: layout over the rows of USERS: never recommended to that user, whatever exclude_seen.
+#: Optional (bundles written before negative events were kept have none: nothing hidden).
+HIDDEN_INDPTR = "users/hidden_indptr.npy"  # [n_users + 1] int64
+HIDDEN_ITEMS = "users/hidden_items.npy"  # [n_hidden] int32 item positions
 POPULAR = "popular.json"  # top items with metadata, best first (the gateway's fallback)
 CONTENT_VECTORS = "vectors/content.npy"  # [n_items, 384] float32, L2-normalised BERT vectors
 CONTENT_INDEX = "index/content.ann"  # Annoy (angular) over CONTENT_VECTORS

@@ -155,6 +155,11 @@ class HistoryUpdate(StrictModel):
         description="The user saw these but did not like them (a low rating): excluded from "
         "later exclude_seen answers, not added to the recent history.",
     )
+    hidden: bool = Field(
+        False,
+        description="The user hid or disliked these (a negative event): excluded from every "
+        "later answer for this user, whatever exclude_seen; implies seen_only.",
+    )
 
 
 class NewItemRequest(NewItem):

@@ -341,11 +341,22 @@ class Recommendations(BaseModel):
 
 
 # --------------------------------------------------------------------------- events
+EventType = Literal[
+    "view", "click", "add_to_cart", "purchase", "like", "rating", "dislike", "hide"
+]
+"""Feedback event types: the positive ones say the user wanted the item (``rating`` by its
+value: 3.5 and above), the negative ones (:data:`NEGATIVE_EVENT_TYPES`) that they did not."""
+NEGATIVE_EVENT_TYPES: tuple[str, ...] = ("dislike", "hide")
+"""Event types after which the item is never recommended to that user again."""
+
+
 class EventIn(StrictModel):
-    """One feedback event."""
+    """One feedback event. ``dislike`` and ``hide`` remove the item from the user's
+    recommendations from the next request on (whatever ``exclude_seen``); every event is
+    stored and exported for the next training run, which weighs each type (docs/own-data.md)."""
 
     item_id: ItemId
-    type: Literal["rating", "view", "click"] = "view"
+    type: EventType = "view"
     rating: Annotated[float | None, Field(ge=0.5, le=5.0)] = None
     timestamp: Annotated[int | None, Field(ge=0, le=2**41)] = None
 

@@ -5,11 +5,14 @@ Keys (Redis): ``<prefix>:uvec:<model_version>:<user_key>`` holds a float32 vecto
 most recent last, trimmed to ``max_history``; ``<prefix>:seen:<user_id>`` is the set of
 every item id pushed since the user's state began (not trimmed: ``exclude_seen`` must
 leave out everything a user saw after the bundle was trained, not only the recent
-list's last ``max_history``). Because the model version is part of the vector key, a
+list's last ``max_history``); ``<prefix>:hidden:<user_id>`` is the set of item ids the user
+hid or disliked (negative events: never recommended to them again, whatever
+``exclude_seen``; not trimmed). Because the model version is part of the vector key, a
 vector cached under one bundle is never used with another. On Redis Cluster the user
 part of every key is the hash tag ``{u<user_id>}`` (``<prefix>:hist:{u42}``,
-``<prefix>:seen:{u42}``, ``<prefix>:uvec:<version>:{u42}``; a user's vector key is
-``u<user_id>``), so the one-round-trip read of all three stays in one slot. User and item
+``<prefix>:seen:{u42}``, ``<prefix>:hidden:{u42}``, ``<prefix>:uvec:<version>:{u42}``; a
+user's vector key is ``u<user_id>``), so the one-round-trip read of all four stays in one
+slot. User and item
 ids are strings of the safe alphabet of :mod:`shared.contracts.ids` (no braces, so a user
 id never breaks the hash tag); Redis returns them as bytes, decoded here as ASCII.
 When Redis is down every read is a miss and every write is skipped
@@ -49,6 +52,7 @@ class UserRead(NamedTuple):
     vector: np.ndarray | None  # the cached query vector [d] float32, if asked for and cached
     vector_status: CacheStatus  # ``miss`` when no vector was asked for
     seen: set[str]  # every item id pushed for the user (empty when Redis is down)
+    hidden: set[str] = set()  # item ids the user hid or disliked (empty when Redis is down)
 
 
 class UserStateStore:
@@ -75,6 +79,7 @@ class UserStateStore:
         self._vectors: OrderedDict[str, bytes] = OrderedDict()
         self._history: OrderedDict[str, list[str]] = OrderedDict()
         self._seen: dict[str, set[str]] = {}  # evicted with the user's history
+        self._hidden: dict[str, set[str]] = {}  # likewise
 
     @property
     def backend(self) -> str:
@@ -89,6 +94,9 @@ class UserStateStore:
 
     def _skey(self, user_id: str) -> str:
         return key(self.prefix, "seen", slot_tag(f"u{user_id}", user_id, self.cluster))
+
+    def _xkey(self, user_id: str) -> str:
+        return key(self.prefix, "hidden", slot_tag(f"u{user_id}", user_id, self.cluster))
 
     async def get_vector(
         self, version: str, user_key: str
@@ -145,28 +153,41 @@ class UserStateStore:
             return [], "bypass"
         return [_text(x) for x in raw], "hit"
 
+    async def hidden(self, user_id: str) -> tuple[set[str], CacheStatus]:
+        """The item ids a user hid or disliked since the state began."""
+        if self.guard is None:
+            return set(self._hidden.get(user_id, ())), "hit"
+        try:
+            raw = await self.guard.run(lambda r: r.smembers(self._xkey(user_id)))
+        except RedisUnavailable:
+            return set(), "bypass"
+        return {_text(x) for x in raw}, "hit"
+
     async def recent_and_vector(
         self, user_id: str, version: str, user_key: str | None
     ) -> UserRead:
-        """:meth:`recent`, the seen set and (when ``user_key`` is given) :meth:`get_vector`.
+        """:meth:`recent`, the seen and hidden sets and (when ``user_key`` is given)
+        :meth:`get_vector`.
 
-        One Redis round trip (a pipeline of LRANGE, SMEMBERS and GET on keys of one slot).
+        One Redis round trip (a pipeline of LRANGE, two SMEMBERS and GET on keys of one slot).
         The vector status is ``miss`` when no key was asked for.
         """
         if self.guard is None:
             recent, status = await self.recent(user_id)
             seen = set(self._seen.get(user_id, ()))
+            hidden = set(self._hidden.get(user_id, ()))
             if user_key is None:
-                return UserRead(recent, status, None, "miss", seen)
+                return UserRead(recent, status, None, "miss", seen, hidden)
             vec, vstatus = await self.get_vector(version, user_key)
-            return UserRead(recent, status, vec, vstatus, seen)
-        hk, sk = self._hkey(user_id), self._skey(user_id)
+            return UserRead(recent, status, vec, vstatus, seen, hidden)
+        hk, sk, xk = self._hkey(user_id), self._skey(user_id), self._xkey(user_id)
         vk = self._vkey(version, user_key) if user_key is not None else None
 
         async def _read(r):  # type: ignore[no-untyped-def]
             async with r.pipeline(transaction=False) as pipe:
                 pipe.lrange(hk, 0, -1)
                 pipe.smembers(sk)
+                pipe.smembers(xk)
                 if vk is not None:
                     pipe.get(vk)
                 return await pipe.execute()
@@ -177,21 +198,26 @@ class UserStateStore:
             return UserRead([], "bypass", None, "bypass" if vk is not None else "miss", set())
         recent = [_text(x) for x in raw[0]]
         seen = {_text(x) for x in raw[1]}
-        raw_vec = raw[2] if vk is not None else None
+        hidden = {_text(x) for x in raw[2]}
+        raw_vec = raw[3] if vk is not None else None
         if raw_vec is None:
-            return UserRead(recent, "hit", None, "miss", seen)
-        return UserRead(recent, "hit", _decode(raw_vec), "hit", seen)
+            return UserRead(recent, "hit", None, "miss", seen, hidden)
+        return UserRead(recent, "hit", _decode(raw_vec), "hit", seen, hidden)
 
     async def push_recent(
-        self, user_id: str, item_ids: list[str], *, seen_only: bool = False
+        self, user_id: str, item_ids: list[str], *, seen_only: bool = False, hidden: bool = False
     ) -> CacheStatus:
         """Append item ids to a user's recent history (trimmed to ``max_history``) and
         add them to the user's seen set (not trimmed), in one transaction.
 
         ``seen_only`` adds them to the seen set alone: items the user saw but did not
         like (a low rating, a dislike) are never recommended again with ``exclude_seen``,
-        and never shape the recent history the query tower reads.
+        and never shape the recent history the query tower reads. ``hidden`` (a dislike or
+        hide) adds them to the seen set and to the user's hidden set, which retrieval and the
+        gateway's popular fallback exclude whatever ``exclude_seen``; it implies
+        ``seen_only``.
         """
+        seen_only = seen_only or hidden
         if not item_ids:
             return "hit"
         ids = [str(i) for i in item_ids]
@@ -201,12 +227,15 @@ class UserStateStore:
                 hist.extend(ids)
                 del hist[: max(0, len(hist) - self.max_history)]
             self._seen.setdefault(user_id, set()).update(ids)
+            if hidden:
+                self._hidden.setdefault(user_id, set()).update(ids)
             self._history.move_to_end(user_id)
             while len(self._history) > self.max_local_users:
                 evicted, _ = self._history.popitem(last=False)
                 self._seen.pop(evicted, None)
+                self._hidden.pop(evicted, None)
             return "hit"
-        hk, sk = self._hkey(user_id), self._skey(user_id)
+        hk, sk, xk = self._hkey(user_id), self._skey(user_id), self._xkey(user_id)
 
         async def _push(r):  # type: ignore[no-untyped-def]
             async with r.pipeline(transaction=True) as pipe:
@@ -214,6 +243,8 @@ class UserStateStore:
                     pipe.rpush(hk, *ids)
                     pipe.ltrim(hk, -self.max_history, -1)
                 pipe.sadd(sk, *ids)
+                if hidden:
+                    pipe.sadd(xk, *ids)
                 return await pipe.execute()
 
         try:

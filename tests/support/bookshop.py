@@ -8,7 +8,13 @@ exercises CSV, Parquet, JSON Lines, ``schema.yaml`` column mapping and every att
   (true/false), ``description`` (text);
 * ``users.jsonl``: ``customer`` ("cust-0042"), ``country`` (categorical), ``age`` (numeric);
 * ``interactions.parquet``: ``customer``, ``sku``, ``ts`` (ISO 8601 text), ``action``
-  (view, add_to_cart, purchase): implicit feedback only, no ratings.
+  (view, add_to_cart, purchase, and the negative hide and dislike): implicit feedback
+  only, no ratings.
+
+Negative feedback (:func:`negative_events`): every :data:`HIDING_EVERY`-th customer hides
+and dislikes a few books of their favourite categories they never looked at (the books a
+model would most likely offer them), and the last customer has only hides and dislikes (a
+known customer without a single positive interaction).
 
 Customers like two or three categories; most views fall in them, and purchases follow views
 of the same book, so a model has something to learn.
@@ -21,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+HIDING_EVERY = 6
+"""Customers 1, 7, 13, ... (0-based positions 0, 6, 12, ...) hide and dislike books."""
 CATEGORIES = ("fantasy", "science-fiction", "crime", "romance", "history", "cooking",
               "travel", "poetry", "children", "business", "philosophy", "art")
 COUNTRIES = ("FR", "DE", "ES", "IT", "GB", "PT", "NL")
@@ -101,6 +109,8 @@ def bookshop_tables(seed: int = 7, n_items: int = 240, n_users: int = 120,
             if r < 0.15:
                 rows.append((u, i, t + 120, "purchase"))
     inter = pd.DataFrame(rows, columns=["u", "i", "t", "action"])
+    inter = pd.concat([inter[inter["u"] != n_users - 1],
+                       negative_events(inter, main_cat, n_users, seed)], ignore_index=True)
     interactions = pd.DataFrame({
         "customer": users["customer"].to_numpy()[inter["u"]],
         "sku": items["sku"].to_numpy()[inter["i"]],
@@ -108,6 +118,32 @@ def bookshop_tables(seed: int = 7, n_items: int = 240, n_users: int = 120,
         "action": inter["action"],
     })
     return {"items": items, "users": users, "interactions": interactions}
+
+
+def negative_events(inter: pd.DataFrame, main_cat: np.ndarray, n_users: int,
+                    seed: int) -> pd.DataFrame:
+    """Hide and dislike rows (``u``, ``i``, ``t``, ``action``), deterministic for a seed.
+
+    Every :data:`HIDING_EVERY`-th customer hides two and dislikes one of the most viewed books
+    of their most viewed category that they never viewed, after their last event; the last
+    customer only hides three books and dislikes two (they have no other event).
+    """
+    rng = np.random.default_rng(seed + 1)
+    views = inter[inter["action"] == "view"]
+    popularity = np.bincount(views["i"], minlength=len(main_cat))
+    rows = []
+    for u in range(0, n_users - 1, HIDING_EVERY):
+        own = views[views["u"] == u]
+        favourite = np.bincount(main_cat[own["i"]], minlength=main_cat.max() + 1).argmax()
+        unseen = np.setdiff1d(np.flatnonzero(main_cat == favourite), own["i"])
+        picks = unseen[np.argsort(-popularity[unseen], kind="stable")][:3]
+        end = int(own["t"].max())
+        rows += [(u, int(i), end + 600 * (k + 1), "dislike" if k == 2 else "hide")
+                 for k, i in enumerate(picks)]
+    last = rng.choice(len(main_cat), 5, replace=False)
+    rows += [(n_users - 1, int(i), 86400 * (k + 1), "dislike" if k >= 3 else "hide")
+             for k, i in enumerate(last)]
+    return pd.DataFrame(rows, columns=["u", "i", "t", "action"])
 
 
 def write_bookshop(folder: Path, seed: int = 7, **sizes: int) -> Path:

@@ -123,7 +123,7 @@ def test_bad_event_files_are_refused_clearly(tmp_path: Path) -> None:
             "event_id": ["1"],
             "user_id": [1],
             "item_id": [2],
-            "type": ["purchase"],
+            "type": ["wishlist"],
             "rating": [np.nan],
             "timestamp": [3],
         }

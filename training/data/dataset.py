@@ -5,8 +5,9 @@ Every reader (MovieLens CSV, ml-1m ``.dat``, ml-100k ``u.*``, the project's own 
 :class:`Dataset` whose tables have exactly these columns and dtypes:
 
 * ``interactions``: ``user_id`` int64, ``item_id`` int64, ``rating`` float32,
-  ``timestamp`` int64 (seconds since the epoch). One row per (user, item):
-  duplicates keep the latest timestamp.
+  ``timestamp`` int64 (seconds since the epoch), and an optional ``weight`` float32 (the
+  pair's confidence, :mod:`training.data.event_weights`; absent: the rating stands for it).
+  One row per (user, item): duplicates keep the latest timestamp.
 * ``items``: ``item_id`` int64, ``title`` str, ``year`` Int64 (nullable),
   ``genres`` list[str], ``tags`` list[str], ``overview`` str or None. ``tags`` holds
   only the item's own metadata (for example the tags of an item added at run time);
@@ -19,6 +20,9 @@ Every reader (MovieLens CSV, ml-1m ``.dat``, ml-100k ``u.*``, the project's own 
   (lower-cased, stripped, non-empty), ``timestamp`` int64; or None when the release
   has none. One row per tag application, so a view can keep the tags of training
   (user, item) pairs created before a cutoff.
+* ``negatives``: ``user_id``, ``item_id``, ``timestamp`` int64 and ``event`` str of the
+  (user, item) pairs with a negative event (``dislike``, ``hide``), one row each, never in
+  ``interactions``; or None.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ class Dataset:
         item_attributes: Every item attribute of a dataset in the project's format and the
             ``available`` flag, by int64 ``item_id`` (None for MovieLens releases).
         user_attributes: Every user attribute of such a dataset's users table, or None.
+        negatives: Pairs with a negative event (see module docstring), or None.
         item_attribute_schema: The declarations (name, type, list) of the columns of
             ``item_attributes``, in schema order (None with ``item_attributes``).
     """
@@ -77,6 +82,7 @@ class Dataset:
     item_attributes: pd.DataFrame | None = None
     user_attributes: pd.DataFrame | None = None
     item_attribute_schema: list[Attribute] | None = None
+    negatives: pd.DataFrame | None = None
 
     @property
     def user_feature_columns(self) -> list[str]:
@@ -94,6 +100,7 @@ class Dataset:
             "user_features": self.user_feature_columns,
             "items_with_overview": int(self.items["overview"].notna().sum()),
             "n_tag_events": 0 if self.tags is None else len(self.tags),
+            "n_negative_pairs": 0 if self.negatives is None else len(self.negatives),
             **self.info,
         }
 

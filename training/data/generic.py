@@ -5,10 +5,11 @@
 :class:`Dataset` the pipeline uses, through the single id-mapping step of
 :mod:`training.data.ids`. What today's models see of the format:
 
-* interactions: ``rating`` events keep their value as the rating; other positive events get
-  ``implicit_rating`` (the ``--implicit-rating`` of ``hybridrec train``, 4.0 by default);
-  negative events (``dislike``, ``hide``) are left out (counted in ``info``). One row per
-  (user, item): the latest, the later row on a tie.
+* interactions: one row per (user, item) with a positive event, its ``weight`` the sum of its
+  events' weights and its ``rating`` the latest rating, else ``implicit_rating`` (the
+  ``--implicit-rating`` of ``hybridrec train``, 4.0 by default); pairs with a negative event
+  (``dislike``, ``hide``) go to ``Dataset.negatives`` instead
+  (:mod:`training.data.event_weights`). Users with only negative events are users too.
 * items: ``title``; ``year`` from a numeric attribute named ``year``; ``genres`` from the
   categorical attribute named ``genres``, else the first categorical attribute; ``overview``
   from the text attributes joined by a blank line; ``imdb_id``/``tmdb_id`` external ids
@@ -32,10 +33,10 @@ import numpy as np
 import pandas as pd
 
 from shared.contracts.errors import DataError
-from training.data.columns import is_in
-from training.data.dataset import ITEM_COLUMNS, TAG_COLUMNS, Dataset, keep_latest_pairs
+from training.data.dataset import ITEM_COLUMNS, TAG_COLUMNS, Dataset
+from training.data.event_weights import EventWeights, combine_events, resolve_weights
 from training.data.ids import IdMap, build_id_map
-from training.data.schema import NEGATIVE_EVENTS, Attribute, Schema, TableSchema, dump_schema
+from training.data.schema import Attribute, Schema, TableSchema, dump_schema
 from training.data.tables import write_table
 from training.data.validate import CanonicalTables, Report, validate_folder
 
@@ -125,28 +126,25 @@ def _users(t: CanonicalTables, users_map: IdMap, seen: np.ndarray) -> tuple[pd.D
 
 
 def to_dataset(t: CanonicalTables, *, implicit_rating: float = DEFAULT_IMPLICIT_RATING,
-               min_rating: float | None = None, source_path: str = "") -> Dataset:
+               min_rating: float | None = None, source_path: str = "",
+               event_weights: EventWeights | None = None) -> Dataset:
     """The id-mapping step: canonical string-id tables -> the int64 :class:`Dataset`."""
     inter = t.interactions
     tag_users = [] if t.tags is None else [t.tags["user_id"]]
     user_tables = [] if t.users is None else [t.users["user_id"]]
     users_map = build_id_map(inter["user_id"], *user_tables, *tag_users)
     items_map = build_id_map(t.items["item_id"])
-    negative = is_in(inter["event"], np.array(NEGATIVE_EVENTS, dtype=object))
-    pos = inter[~negative]
-    if pos.empty:
-        raise DataError("has no positive interactions (every event is a dislike or hide)",
-                        path=str(t.files.get("interactions", "")))
-    rating = np.where((pos["event"] == "rating").to_numpy(bool), pos["value"].to_numpy(np.float64),
-                      implicit_rating).astype(np.float32)
-    ratings = pd.DataFrame({"user_id": users_map.to_int(pos["user_id"]),
-                            "item_id": items_map.to_int(pos["item_id"]),
-                            "rating": rating,
-                            "timestamp": pos["timestamp"].to_numpy(np.int64)})
-    ratings, n_dup = keep_latest_pairs(ratings)
+    weights = resolve_weights(t.schema.events, event_weights)
+    ratings, negatives, counts = combine_events(
+        users_map.to_int(inter["user_id"]), items_map.to_int(inter["item_id"]),
+        inter["timestamp"].to_numpy(np.int64), inter["event"].to_numpy(dtype=object),
+        inter["value"].to_numpy(np.float64), weights=weights, implicit_rating=implicit_rating)
+    if ratings.empty:
+        raise DataError("has no positive interactions (every event is a dislike or hide, or "
+                        "weighs 0)", path=str(t.files.get("interactions", "")))
     info: dict[str, object] = {
-        "format": "hybridrec", "duplicates_dropped": n_dup,
-        "negative_events_dropped": int(negative.sum()), "implicit_rating": implicit_rating,
+        "format": "hybridrec", **counts, "implicit_rating": implicit_rating,
+        "event_weights": dict(weights),
         "id_maps": {"users": users_map.kind, "items": items_map.kind}}
     if min_rating is not None:
         kept = ratings["rating"] >= min_rating
@@ -156,7 +154,8 @@ def to_dataset(t: CanonicalTables, *, implicit_rating: float = DEFAULT_IMPLICIT_
             raise DataError(f"no ratings are >= min_rating={min_rating}; lower min_rating",
                             path=str(t.files.get("interactions", "")))
     items, links, item_attrs = _items(t, items_map)
-    users, user_attrs = _users(t, users_map, ratings["user_id"].unique())
+    users, user_attrs = _users(t, users_map, np.union1d(ratings["user_id"].unique(),
+                                                        negatives["user_id"].unique()))
     tags = None
     if t.tags is not None:
         tags = pd.DataFrame({"user_id": users_map.to_int(t.tags["user_id"]),
@@ -165,7 +164,8 @@ def to_dataset(t: CanonicalTables, *, implicit_rating: float = DEFAULT_IMPLICIT_
                              "timestamp": t.tags["timestamp"].to_numpy(np.int64)})
         tags = tags[list(TAG_COLUMNS)]
     return Dataset(name=t.name, interactions=ratings, items=items, users=users, links=links,
-                   tags=tags, source_sha256=_sha256(list(t.files.values())),
+                   tags=tags, negatives=negatives if len(negatives) else None,
+                   source_sha256=_sha256(list(t.files.values())),
                    source_path=source_path, info=info,
                    id_maps={"users": users_map, "items": items_map},
                    item_attributes=item_attrs, user_attributes=user_attrs,
@@ -183,11 +183,13 @@ def _sha256(paths: list[Path]) -> str:
 
 def load_generic(path: str | Path, *, schema_path: str | Path | None = None,
                  implicit_rating: float = DEFAULT_IMPLICIT_RATING,
-                 min_rating: float | None = None) -> Dataset:
-    """Validate the folder ``path`` and return its canonical :class:`Dataset`."""
+                 min_rating: float | None = None,
+                 event_weights: EventWeights | None = None) -> Dataset:
+    """Validate the folder ``path`` and return its canonical :class:`Dataset`
+    (``event_weights`` override the schema's ``events:``)."""
     tables = raise_on_errors(validate_folder(path, schema_path))
     ds = to_dataset(tables, implicit_rating=implicit_rating, min_rating=min_rating,
-                    source_path=str(path))
+                    source_path=str(path), event_weights=event_weights)
     log.info("loaded %s from %s: %d interactions, %d users, %d items", ds.name, path,
              len(ds.interactions), len(ds.users), len(ds.items))
     return ds

@@ -108,6 +108,9 @@ class Schema:
     name: str = ""
     tables: dict[str, TableSchema] = field(default_factory=dict)
     source: str = ""
+    events: dict[str, float | str] = field(default_factory=dict)
+    """Event type -> weight overrides (``events:`` in the file; see
+    :mod:`training.data.event_weights`)."""
 
     def table(self, name: str) -> TableSchema:
         """The declaration of ``name`` (an empty one when the schema has none)."""
@@ -185,12 +188,21 @@ def parse_schema(doc: Any, source: str = "schema") -> Schema:
         doc = {}
     if not isinstance(doc, dict):
         raise _fail(source, f"expected a mapping at the top level, got {type(doc).__name__}")
-    unknown = set(doc) - {"name", *TABLES}
+    unknown = set(doc) - {"name", "events", *TABLES}
     if unknown:
-        raise _fail(source, f"unknown top-level key(s) {sorted(unknown)}; expected name and "
-                            f"tables among {list(TABLES)}")
+        raise _fail(source, f"unknown top-level key(s) {sorted(unknown)}; expected name, "
+                            f"events and tables among {list(TABLES)}")
     tables = {t: _parse_table(source, t, doc[t]) for t in TABLES if doc.get(t) is not None}
-    return Schema(name=str(doc.get("name", "")), tables=tables, source=source)
+    events: dict[str, float | str] = {}
+    if doc.get("events") is not None:
+        from shared.contracts.errors import ConfigError
+        from training.data.event_weights import check_weights
+
+        try:
+            events = check_weights(doc["events"], "events")
+        except ConfigError as exc:
+            raise _fail(source, str(exc)) from exc
+    return Schema(name=str(doc.get("name", "")), tables=tables, source=source, events=events)
 
 
 def load_schema(folder: Path, schema_path: str | Path | None = None) -> Schema:
@@ -218,6 +230,8 @@ def load_schema(folder: Path, schema_path: str | Path | None = None) -> Schema:
 def dump_schema(schema: Schema) -> dict[str, Any]:
     """The YAML/JSON document of ``schema`` (inverse of :func:`parse_schema`)."""
     doc: dict[str, Any] = {"name": schema.name} if schema.name else {}
+    if schema.events:
+        doc["events"] = dict(schema.events)
     for name, table in schema.tables.items():
         spec: dict[str, Any] = {}
         if table.file:

@@ -91,13 +91,16 @@ class SparseEASERecommender:
         self._w = sp.csr_matrix((0, 0), dtype=np.float32)
 
     def fit(self, data: Any) -> None:
-        """Solve B on ``data.train`` and keep each item's top-``k`` positive weights."""
+        """Solve B on ``data.train`` (each pair weighted by its confidence,
+        :mod:`training.models.confidence`) and keep each item's top-``k`` positive weights."""
         from training.evaluation.baselines import EASE
+        from training.models.confidence import weighted_train
 
         self._x = sp.csr_matrix(data.train, dtype=np.float32)
         n = data.n_items
         head = head_items(self._x, self.max_items)
-        x_head = self._x[:, head] if len(head) < n else self._x
+        weighted = weighted_train(data)  # each pair's relative confidence (binary without)
+        x_head = weighted[:, head] if len(head) < n else weighted
         gram = (x_head.T @ x_head).toarray().astype(np.float64)
         b = EASE.weights(gram, self.lam)
         del gram

@@ -165,6 +165,7 @@ class TwoTowerRecommender(_CandidateSource):
 
     def fit(self, data: EvalData) -> None:
         """Train on ``data.train_interactions``; pick the epoch on ``data.valid`` if configured."""
+        from training.models.confidence import pair_confidence
         from training.models.two_tower import (
             build_training_examples,
             compute_item_vectors,
@@ -188,7 +189,8 @@ class TwoTowerRecommender(_CandidateSource):
         self.encoder = FeatureEncoder.fit(
             data.user_ids, data.items, data.users, history_length=cfg.history_length
         )
-        examples = build_training_examples(u, i, t, data.n_items)
+        # Each example's loss weighs its pair's relative confidence (models/confidence.py).
+        examples = build_training_examples(u, i, t, data.n_items, pair_confidence(inter))
         self.histories = last_items(u, i, t, data.n_users, cfg.history_length)
         has_id = examples.item_counts > 0
         callbacks = []

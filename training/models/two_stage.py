@@ -45,6 +45,7 @@ from shared.model.ranker_features import (
     candidate_features,
     concat_features,
 )
+from training.models.confidence import add_negatives
 from training.models.ranker import (
     RankerConfig,
     RankingLists,
@@ -204,6 +205,9 @@ class TwoStageRecommender:
         self.model: Any = None
         self.tables: RankerFeatureTables | None = None
         self.fitted: dict[str, Any] = {}
+        #: [n_users, n_items] CSR of the users' negative pairs (dislike, hide), or None:
+        #: added to the ranker's training lists as label-0 candidates (models/confidence.py).
+        self.negatives: sp.csr_matrix | None = None
         self._data: Any = None
         self._hist: list[np.ndarray] = []
         self.timings: dict[str, float] = {}
@@ -239,7 +243,10 @@ class TwoStageRecommender:
         for lo in tqdm(range(0, len(users), 256), desc=desc, file=sys.stderr, leave=False,
                        disable=not self.config.ranker.progress):
             chunk = users[lo:lo + 256]
-            for u, cs in zip(chunk, self._candidate_sets(srcs, data, hist, chunk), strict=True):
+            sets = self._candidate_sets(srcs, data, hist, chunk)
+            if self.negatives is not None:  # hidden/disliked items: label-0 rows
+                sets = add_negatives(sets, srcs, data, chunk, self.negatives, self.config.depth)
+            for u, cs in zip(chunk, sets, strict=True):
                 parts.append(candidate_features(tables, int(u), hist[u], cs))
                 rel = labels.indices[labels.indptr[u]:labels.indptr[u + 1]]
                 labs.append(np.isin(cs.item_idx, rel).astype(np.float32))

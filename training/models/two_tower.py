@@ -46,6 +46,8 @@ class TrainingExamples:
         user_start: [N] int64 position in ``seq_items`` where the example's user starts.
         user_end: [N] int64 position in ``seq_items`` where the example's user ends (exclusive).
         item_counts: [n_items] int64 training interactions per item.
+        weight: [N] float32 relative confidence of each example (its loss weight), or None
+            (every example weighs 1).
 
     Example ``e`` is the interaction at position ``e`` of ``seq_items``.
     """
@@ -57,6 +59,7 @@ class TrainingExamples:
     user_start: np.ndarray
     user_end: np.ndarray
     item_counts: np.ndarray
+    weight: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.item_idx)
@@ -97,7 +100,11 @@ class TrainingExamples:
 
 
 def build_training_examples(
-    user_idx: np.ndarray, item_idx: np.ndarray, timestamps: np.ndarray, n_items: int
+    user_idx: np.ndarray,
+    item_idx: np.ndarray,
+    timestamps: np.ndarray,
+    n_items: int,
+    weights: np.ndarray | None = None,
 ) -> TrainingExamples:
     """Leave-the-target-out next-item examples from train interactions.
 
@@ -107,6 +114,7 @@ def build_training_examples(
         timestamps: [N] int timestamps; items with the same timestamp as the target
             are not in its history (history = strictly earlier).
         n_items: Catalogue size.
+        weights: [N] optional loss weight of each interaction (its relative confidence).
 
     Returns:
         The examples, ordered by (user, timestamp, item).
@@ -135,6 +143,7 @@ def build_training_examples(
         user_start=user_start.astype(np.int64),
         user_end=user_end.astype(np.int64),
         item_counts=np.bincount(i, minlength=n_items).astype(np.int64),
+        weight=None if weights is None else np.asarray(weights, np.float32)[order],
     )
 
 
@@ -170,8 +179,11 @@ class RetrievalTask:
         self.logq_correction = logq_correction
         self.remove_accidental_hits = remove_accidental_hits
 
-    def __call__(self, query: Any, candidate: Any, log_q: Any, item_idx: Any) -> tuple[Any, Any]:
-        """Loss and in-batch top-1 accuracy.
+    def __call__(
+        self, query: Any, candidate: Any, log_q: Any, item_idx: Any, weight: Any = None
+    ) -> tuple[Any, Any]:
+        """Loss (weighted mean over the rows when ``weight`` [B] is given) and in-batch
+        top-1 accuracy.
 
         Args:
             query: [B, d] query vectors.
@@ -193,9 +205,12 @@ class RetrievalTask:
             same = tf.equal(item_idx[:, None], item_idx[None, :])
             logits = tf.where(tf.logical_and(same, ~eye), tf.constant(-1e9, logits.dtype), logits)
         labels = tf.range(size)
-        loss = tf.reduce_mean(
-            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-        )
+        per_row = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+        if weight is None:
+            loss = tf.reduce_mean(per_row)
+        else:
+            w = tf.cast(weight, per_row.dtype)
+            loss = tf.reduce_sum(per_row * w) / tf.maximum(tf.reduce_sum(w), 1e-9)
         correct = tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), labels)
         return loss, tf.reduce_mean(tf.cast(correct, tf.float32))
 
@@ -232,7 +247,9 @@ class TwoTowerModel(keras.Model):
             data = data[0]
         with tf.GradientTape() as tape:
             q, c = self(data, training=True)
-            loss, accuracy = self.task(q, c, data["log_q"], data["item_idx"])
+            loss, accuracy = self.task(
+                q, c, data["log_q"], data["item_idx"], data.get("example_weight")
+            )
         grads = tape.gradient(loss, self.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.trainable_variables, strict=True))
         self.loss_tracker.update_state(loss)
@@ -286,6 +303,8 @@ def make_dataset(
             out.update(encoder.encode_items(content[items], items))
             out["item_idx"] = items
             out["log_q"] = log_q[items]
+            if examples.weight is not None:
+                out["example_weight"] = examples.weight[rows]
             yield out
 
     sample = next(iter(batches()))

@@ -121,3 +121,35 @@ def test_a_computed_answer_goes_out_before_it_is_stored(
         assert not core.cache_writes
 
     asyncio.run(main())
+
+
+def test_the_popular_fallback_never_shows_a_users_hidden_items(
+    small_bundle: Path, tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    """Retrieval down: the popular answer leaves out what the user hid live (Redis hidden
+    set) and in the training data (the bundle's, carried by the fallback)."""
+    from shared.stores.user_state import UserStateStore
+
+    popular, _ = load_popular(str(small_bundle))
+    top = [t.item_id for t in popular.top(4, exclude=set(), genres=[])]
+    popular.hidden = {"u-bundle": {top[1]}}
+
+    async def main() -> list[list[str]]:
+        guard = RedisGuard(redis_url, timeout_s=2.0)
+        store = UserStateStore(guard, prefix=redis_prefix)
+        try:
+            await store.push_recent("u-live", [top[0]], hidden=True)
+            core = _core(tmp_path, popular, None)
+            core.user_state = store
+            out = []
+            for user in ("u-live", "u-bundle", "u-other"):
+                rec = await core.recommend(RecommendationRequest(user_id=user, k=3), "r")
+                assert rec.degraded == ["retrieval"]
+                out.append([it.item_id for it in rec.items])
+            await core.close()
+            return out
+        finally:
+            await guard.close()
+
+    live, bundle, other = asyncio.run(main())
+    assert live == top[1:4] and bundle == [top[0], *top[2:4]] and other == top[:3]

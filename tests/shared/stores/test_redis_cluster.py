@@ -126,29 +126,35 @@ def test_user_state_keys_share_a_slot_and_round_trip(redis_cluster: LocalCluster
         guard = RedisGuard(redis_cluster.url, timeout_s=TIMEOUT_S)
         store = UserStateStore(guard, prefix=prefix, max_history=3)
         try:
-            out, keys = [], []
+            out, keys, hidden_keys = [], [], []
             for u in users:
                 n = int(u[5:-2])
                 assert await store.push_recent(u, [str(n), str(n + 1)]) == "hit"
                 assert await store.push_recent(u, [str(n + 2), str(n + 3)]) == "hit"  # trimmed
+                assert await store.push_recent(u, [str(n + 9)], hidden=True) == "hit"
                 assert await store.set_vector(version, f"u{u}", vec * n) == "miss"
                 out.append(await store.recent_and_vector(u, version, f"u{u}"))
                 keys.append((store._hkey(u), store._vkey(version, f"u{u}"), store._skey(u)))
+                hidden_keys.append(store._xkey(u))
             await store.invalidate(version, users[0])
             out.append(await store.recent_and_vector(users[0], version, f"u{users[0]}"))
-            return out, keys
+            return out, keys, hidden_keys
         finally:
             await guard.close()
 
-    out, keys = asyncio.run(main())
-    for u, (recent, status, got, vstatus, seen) in zip(users, out, strict=False):
+    out, keys, hidden_keys = asyncio.run(main())
+    for u, (recent, status, got, vstatus, seen, hidden) in zip(users, out, strict=False):
         n = int(u[5:-2])
         assert (recent, status, vstatus) == ([str(n + 1), str(n + 2), str(n + 3)], "hit", "hit")
-        assert seen == {str(n + i) for i in range(4)}  # the seen set is not trimmed
+        assert seen == {*(str(n + i) for i in range(4)), str(n + 9)}  # not trimmed
+        assert hidden == {str(n + 9)}  # read in the same round trip, from the same slot
         np.testing.assert_array_equal(got, vec * n)
     assert out[-1][2] is None and out[-1][3] == "miss"  # invalidated
     client = redis_cluster.client()
     try:
+        for (hk, _, _), xk in zip(keys, hidden_keys, strict=True):
+            assert key_slot(xk.encode()) == key_slot(hk.encode()) and client.exists(xk) == 1
+            client.delete(xk)
         for hk, vk, sk in keys:
             assert hk.endswith("}") and vk.endswith("}") and sk.endswith("}"), (hk, vk, sk)
             assert key_slot(hk.encode()) == key_slot(vk.encode()) == key_slot(sk.encode())

@@ -90,15 +90,15 @@ def test_recent_and_vector_in_one_read(backend: str, redis_url: str, redis_prefi
         return [empty, no_vector, both, other_version, not_asked]
 
     empty, no_vector, both, other_version, not_asked = _run(backend, redis_url, redis_prefix, body)
-    assert empty == ([], "hit", None, "miss", set())
-    assert no_vector == (["3", "4"], "hit", None, "miss", {"3", "4"})  # ids come back as text
-    recent, status, got, vstatus, seen = both
+    assert empty == ([], "hit", None, "miss", set(), set())
+    assert no_vector == (["3", "4"], "hit", None, "miss", {"3", "4"}, set())  # ids as text
+    recent, status, got, vstatus, seen, _ = both
     assert (recent, status, vstatus, seen) == (["3", "4"], "hit", "hit", {"3", "4"})
     assert got is not None and got.dtype == np.float32
     np.testing.assert_array_equal(got, vec)
     # a vector of another bundle is unused
-    assert other_version == (["3", "4"], "hit", None, "miss", {"3", "4"})
-    assert not_asked == (["3", "4"], "hit", None, "miss", {"3", "4"})
+    assert other_version == (["3", "4"], "hit", None, "miss", {"3", "4"}, set())
+    assert not_asked == (["3", "4"], "hit", None, "miss", {"3", "4"}, set())
 
 
 def test_seen_set_keeps_everything_the_capped_list_drops(
@@ -148,6 +148,33 @@ def test_seen_only_items_are_seen_but_not_recent(
     assert got.recent == ["1", "2", "4"] and got.seen == {"1", "2", "3", "4"}
 
 
+def test_hidden_items_are_seen_hidden_and_not_recent(
+    backend: str, redis_url: str, redis_prefix: str
+) -> None:
+    """A dislike or hide: seen, in the hidden set (read with the rest), never in the recent
+    history; another user's hidden set is apart; the hidden read alone agrees."""
+
+    async def body(store: UserStateStore) -> Any:
+        await store.push_recent("8", ["1", "2"])
+        assert await store.push_recent("8", ["2", "3"], hidden=True) == "hit"
+        await store.push_recent("8", ["4"])
+        await store.push_recent("9", ["1"], hidden=True)
+        return (await store.recent_and_vector("8", "v1", "u8"), await store.hidden("8"),
+                await store.recent_and_vector("7", "v1", None))
+
+    got, alone, nobody = _run(backend, redis_url, redis_prefix, body, max_history=50)
+    assert got.recent == ["1", "2", "4"] and got.seen == {"1", "2", "3", "4"}
+    assert got.hidden == {"2", "3"} and alone == ({"2", "3"}, "hit")
+    assert nobody.hidden == set()
+    if backend == "redis":
+        client = redis.Redis.from_url(redis_url)
+        try:
+            members = client.smembers(key(redis_prefix, "hidden", "8"))
+            assert {m.decode() for m in members} == {"2", "3"}
+        finally:
+            client.close()
+
+
 def test_seen_set_read_is_one_round_trip(redis_url: str, redis_prefix: str) -> None:
     """History, seen set and vector come back from one pipeline (one network round trip)."""
     calls: list[int] = []
@@ -167,6 +194,7 @@ def test_seen_set_read_is_one_round_trip(redis_url: str, redis_prefix: str) -> N
     read = _run("redis", redis_url, redis_prefix, body)
     assert calls == [1]
     assert read.seen == {"1", "2", "3"} and read.recent == ["1", "2", "3"]
+    assert read.hidden == set()  # the hidden set travels in the same pipeline
 
 
 def test_vector_from_float64_is_stored_as_float32(

@@ -34,6 +34,8 @@ def test_ml_latest_small_round_trip_equals_the_movielens_reader(
     for name in TABLES:
         a, b = getattr(movielens, name), getattr(generic, name)
         assert a is not None and b is not None, name
+        if name == "interactions":  # rating events weigh their value (event_weights)
+            a = a.assign(weight=a["rating"])
         pd.testing.assert_frame_equal(a, b, check_exact=True, obj=name)
     assert len(generic.interactions) == 100_836 and len(generic.tags) > 3000
     assert sum(len(g) for g in generic.items["genres"]) > 20_000
@@ -52,7 +54,10 @@ def test_releases_with_users_round_trip(request, tmp_path: Path, release: str, f
     assert movielens.user_feature_columns == ["gender", "age", "occupation"]
     generic = load_generic(write_generic(movielens, tmp_path / "out", fmt))
     for name in ("interactions", "items", "users"):
-        pd.testing.assert_frame_equal(getattr(movielens, name), getattr(generic, name), obj=name)
+        a = getattr(movielens, name)
+        if name == "interactions":  # rating events weigh their value (event_weights)
+            a = a.assign(weight=a["rating"])
+        pd.testing.assert_frame_equal(a, getattr(generic, name), obj=name)
 
 
 def test_bookshop_validates_clean_and_maps_string_ids(tmp_path: Path, capsys) -> None:
@@ -61,7 +66,8 @@ def test_bookshop_validates_clean_and_maps_string_ids(tmp_path: Path, capsys) ->
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and report["ok"] and report["problems"] == []
     summary = report["summary"]
-    assert set(summary["interactions"]["events"]) == {"view", "add_to_cart", "purchase"}
+    assert set(summary["interactions"]["events"]) == {"view", "add_to_cart", "purchase",
+                                                      "hide", "dislike"}
     assert summary["interactions"]["value_range"] is None  # implicit only: no ratings
     assert summary["items"]["attributes"]["categories"]["distinct"] == 12
     assert summary["items"]["attributes"]["price"]["type"] == "numeric"
@@ -74,9 +80,14 @@ def test_bookshop_validates_clean_and_maps_string_ids(tmp_path: Path, capsys) ->
     # ids are dense in sorted order and map back to the files' strings
     assert items.to_str(ds.items["item_id"]).tolist()[:2] == ["sku-000001", "sku-000002"]
     raw = pd.read_parquet(folder / "interactions.parquet")
+    negative = raw["action"].isin(["hide", "dislike"])
     pairs = set(zip(ds.id_maps["users"].to_str(ds.interactions["user_id"]),
                     items.to_str(ds.interactions["item_id"]), strict=True))
-    assert pairs == set(zip(raw["customer"], raw["sku"], strict=True))
+    hidden = set(zip(raw.loc[negative, "customer"], raw.loc[negative, "sku"], strict=True))
+    assert pairs == set(zip(raw["customer"], raw["sku"], strict=True)) - hidden
+    assert ds.negatives is not None
+    assert set(zip(ds.id_maps["users"].to_str(ds.negatives["user_id"]),
+                   items.to_str(ds.negatives["item_id"]), strict=True)) == hidden
     assert (ds.interactions["rating"] == 4.0).all()  # implicit events -> --implicit-rating
     assert ds.items["genres"].map(len).min() >= 1  # the first categorical attribute
     assert ds.items["overview"].str.contains("book about").all()  # text attributes
@@ -179,7 +190,7 @@ def test_negative_events_are_left_out_and_ratings_need_values(tmp_path: Path) ->
     (tmp_path / "interactions.csv").write_text(
         "user_id,item_id,timestamp,event,value\nu,a,1,view,\nu,b,2,dislike,\nv,b,4,rating,3\n")
     ds = load_dataset(tmp_path)
-    assert ds.info["negative_events_dropped"] == 1
+    assert ds.info["negative_pairs"] == 1 and ds.negatives is not None  # kept apart
     assert np.array_equal(ds.interactions["rating"].to_numpy(), np.array([4.0, 3.0], "float32"))
 
 

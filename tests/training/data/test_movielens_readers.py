@@ -15,8 +15,10 @@ from training.data.view import training_items
 
 def _assert_canonical(ds: Dataset) -> None:
     inter, items = ds.interactions, ds.items
-    assert tuple(inter.columns) == INTERACTION_COLUMNS
-    assert [str(t) for t in inter.dtypes] == ["int64", "int64", "float32", "int64"]
+    # + the confidence: rating events weigh their value by default (event_weights)
+    assert tuple(inter.columns) == (*INTERACTION_COLUMNS, "weight")
+    assert [str(t) for t in inter.dtypes] == ["int64", "int64", "float32", "int64", "float32"]
+    assert (inter["weight"] == inter["rating"]).all()
     assert tuple(items.columns) == ITEM_COLUMNS
     assert str(items["item_id"].dtype) == "int64"
     assert str(items["year"].dtype) == "Int64"
