@@ -19,15 +19,29 @@ from shared.stores.fresh_items import FreshItemStore
 from shared.stores.redis_conn import RedisGuard
 from training.data.dataset import Dataset
 from training.data.ids import dataset_id_map
+from training.data.schema import Attribute
 
 
-def read_fresh_items(redis_url: str | None, state_dir: str, prefix: str) -> list[dict[str, Any]]:
-    """Every stored run-time item (Redis when a URL is given, else the state folder)."""
+class FreshRecords(list[dict[str, Any]]):
+    """The stored run-time items, plus ``patches``: every item's stored change
+    (``PATCH /v1/items/{id}``: attributes, availability) by item id."""
 
-    async def _read() -> list[dict[str, Any]]:
+    patches: dict[str, dict[str, Any]]
+
+    def __init__(self, records: list[dict[str, Any]], patches: dict[str, dict[str, Any]]):
+        super().__init__(records)
+        self.patches = patches
+
+
+def read_fresh_items(redis_url: str | None, state_dir: str, prefix: str) -> FreshRecords:
+    """Every stored run-time item and item change (Redis when a URL is given, else the
+    state folder)."""
+
+    async def _read() -> FreshRecords:
         guard = RedisGuard(redis_url, timeout_s=5.0) if redis_url else None
         try:
-            return await FreshItemStore(guard, state_dir, prefix=prefix).all()
+            store = FreshItemStore(guard, state_dir, prefix=prefix)
+            return FreshRecords(await store.all(), await store.patches())
         finally:
             if guard is not None:
                 await guard.close()
@@ -62,7 +76,10 @@ def fold_fresh_items(ds: Dataset, records: list[dict[str, Any]]) -> Dataset:
         if ok[j] and int(ints[j]) not in known
     ]
     skipped = int((~ok).sum())
+    patches = getattr(records, "patches", {}) or {}
     if not rows:
+        if patches:
+            ds = fold_item_changes(ds, [], patches, ds.id_maps)
         if skipped:
             return dataclasses.replace(ds, info={**ds.info, "fresh_items_skipped_id": skipped})
         return ds
@@ -72,4 +89,69 @@ def fold_fresh_items(ds: Dataset, records: list[dict[str, Any]]) -> Dataset:
     info = {**ds.info, "fresh_items_folded": len(rows), "fresh_items_skipped_id": skipped}
     id_maps = None if ds.id_maps is None and items_map.kind == "numeric" else {
         **(ds.id_maps or {}), "items": items_map}
-    return dataclasses.replace(ds, items=items, info=info, id_maps=id_maps)
+    new = [(int(ints[j]), r) for j, r in enumerate(records)
+           if ok[j] and int(ints[j]) not in known]
+    out = dataclasses.replace(ds, items=items, info=info, id_maps=id_maps)
+    return fold_item_changes(out, new, patches, id_maps)
+
+
+def _attribute_table(ds: Dataset) -> tuple[pd.DataFrame, list[Attribute]]:
+    """The dataset's attribute table and declarations (a MovieLens release: genres, year)."""
+    if ds.item_attributes is not None and ds.item_attribute_schema is not None:
+        return ds.item_attributes.copy(), list(ds.item_attribute_schema)
+    table = pd.DataFrame({
+        "item_id": ds.items["item_id"].to_numpy(np.int64),
+        "title": ds.items["title"].to_numpy(),
+        "available": True,
+        "genres": ds.items["genres"].to_numpy(),
+        "year": pd.to_numeric(ds.items["year"], errors="coerce").astype("float64").to_numpy(),
+    })
+    return table, [Attribute("genres", "categorical", list=True), Attribute("year", "numeric")]
+
+
+def fold_item_changes(
+    ds: Dataset,
+    new: list[tuple[int, dict[str, Any]]],
+    patches: dict[str, dict[str, Any]],
+    id_maps: Any,
+) -> Dataset:
+    """``ds`` whose attribute table holds the new items' attributes and availability
+    (``(int item id, record)``) and every stored change (``patches`` by item id string).
+
+    A MovieLens release gets an attribute table (genres, year, available) only when there
+    is something to record; changes of ids the dataset does not know are counted, not kept.
+    """
+    plain = not patches and all(not r.get("attributes") and r.get("available", True)
+                                for _, r in new)
+    if plain and ds.item_attributes is None:
+        return ds
+    table, schema = _attribute_table(ds)
+    names = [a.name for a in schema]
+    added = []
+    for iid, rec in new:
+        values = {"genres": list(rec.get("genres") or []), "year": rec.get("year"),
+                  **(rec.get("attributes") or {})}
+        added.append({"item_id": iid, "title": str(rec["title"]),
+                      "available": bool(rec.get("available", True)),
+                      **{n: values.get(n) for n in names}})
+    if added:
+        table = pd.concat([table, pd.DataFrame(added)], ignore_index=True)
+    ids = np.asarray(list(patches), dtype=object)
+    items_map = dataset_id_map(id_maps, "items")
+    known = items_map.known(ids) if len(ids) else np.zeros(0, bool)
+    if known.any():
+        where = {int(v): j for j, v in enumerate(table["item_id"].to_numpy(np.int64))}
+        for sid, iid in zip(ids[known], items_map.to_int(ids[known]), strict=True):
+            j = where.get(int(iid))
+            if j is None:
+                continue
+            change = patches[str(sid)]
+            if "available" in change:
+                table.at[j, "available"] = bool(change["available"])
+            for name, value in (change.get("attributes") or {}).items():
+                if name in names:
+                    table.at[j, name] = value
+    info = {**ds.info, "item_changes_folded": int(known.sum()),
+            "item_changes_unknown_id": int((~known).sum())}
+    return dataclasses.replace(ds, item_attributes=table.reset_index(drop=True),
+                               item_attribute_schema=schema, info=info)

@@ -67,12 +67,15 @@ class ItemOps:
         await self._catalogue_changed()
         return changed
 
-    async def add(self, item: NewItem, *, request_id: str | None) -> ItemDetail:
+    async def add(
+        self, item: NewItem, *, request_id: str | None, notify: bool = True
+    ) -> ItemDetail:
         """Embed and add a new item; cached answers are dropped so it can be recommended."""
         created = await self.retrieval.add_item(
             item,
             timeout_s=max(self.timeout_s, ADD_ITEM_TIMEOUT_S),
             request_id=request_id,
         )
-        await self._catalogue_changed()
+        if notify:  # a batch says it once, after its last row
+            await self._catalogue_changed()
         return created

@@ -9,12 +9,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError as PydanticValidationError
 
+from services.gateway import batch
 from services.gateway.core import GatewayCore
 from services.gateway.deps import ApiKeyDep, CoreDep
 from services.gateway.traffic import count_degraded
 from shared.contracts.filters import parse_query_filter
 from shared.contracts.filters import with_genres as with_genres_filter
-from shared.contracts.items_v1 import ItemPatch
+from shared.contracts.items_v1 import BatchResult, ItemPatch
 from shared.contracts.public_v1 import (
     MAX_K,
     EventAccepted,
@@ -245,6 +246,50 @@ async def patch_item(
     --include-fresh` folds it into the next bundle. 404 for an unknown item, 422 for an
     unknown attribute or a value of the wrong type."""
     return await core.items.patch(item_id, body, request_id=request_id_of(request))
+
+
+BATCH_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@router.post(
+    "/items:batch",
+    response_model=BatchResult,
+    tags=["items"],
+    summary="Add many items",
+    operation_id="add_items_batch",
+    openapi_extra=BATCH_BODY,
+)
+async def add_items_batch(request: Request, core: CoreDep) -> BatchResult:
+    """Items as a JSON array or NDJSON (at most 200 rows, within HYBRIDREC_MAX_BODY_BYTES,
+    1 MiB by default), each a `POST /v1/items` body. Every row gets its own status: 201
+    (item_id), 409 (id taken), 422 (what is wrong), 503 (not stored: retry the row). A row
+    is stored whole or not at all; a body that is not JSON/NDJSON, or too many rows, is a
+    422 and nothing is stored."""
+    return await batch.items_batch(core, await request.body(), request_id_of(request))
+
+
+@router.post(
+    "/events:batch",
+    response_model=BatchResult,
+    tags=["events"],
+    summary="Record many feedback events",
+    operation_id="post_events_batch",
+    openapi_extra=BATCH_BODY,
+)
+async def post_events_batch(request: Request, core: CoreDep) -> BatchResult:
+    """Events as a JSON array or NDJSON (at most 1000 rows, within HYBRIDREC_MAX_BODY_BYTES),
+    each a `POST /v1/users/{user_id}/events` body plus its `user_id`, recorded in order
+    through the same path. Every row gets its own status: 202 (event_id), 404 (unknown
+    item), 422 (what is wrong), 503 (not stored: retry the row)."""
+    return await batch.events_batch(core, await request.body(), request_id_of(request))
 
 
 @router.post(

@@ -2,7 +2,8 @@
 
 ``PATCH /v1/items/{item_id}`` takes an :class:`ItemPatch`; ``POST /v1/items:batch`` and
 ``POST /v1/events:batch`` take a JSON array or NDJSON (one JSON object a line) of at most
-:data:`MAX_BATCH_ROWS` rows and :data:`MAX_BATCH_BYTES` bytes, and answer a
+:data:`MAX_ITEM_ROWS` items or :data:`MAX_EVENT_ROWS` events, within the services' body
+limit (``HYBRIDREC_MAX_BODY_BYTES``, 1 MiB by default: 413 above), and answer a
 :class:`BatchResult`: one :class:`RowResult` per row, in order, each with its own status
 code (2xx stored, 4xx refused and why, 503 not stored: retry it). A row is stored whole or
 not at all; a body that is not a JSON array nor NDJSON of objects is a 4xx as a whole.
@@ -17,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from shared.contracts.ids import ItemId, UserId
 from shared.contracts.public_v1 import NewAttributes
 
-MAX_BATCH_ROWS = 1000
-MAX_BATCH_BYTES = 4 * 1024 * 1024
+MAX_EVENT_ROWS = 1000
+MAX_ITEM_ROWS = 200  # each new item's text is embedded by BERT
 
 
 class ItemPatch(BaseModel):

@@ -213,3 +213,35 @@ def test_vector_codec_round_trip() -> None:
     assert out.dtype == np.float32 and out.shape == (384,)
     np.testing.assert_array_equal(out, v)
     np.testing.assert_array_equal(decode_vector(encode_vector(v.astype(np.float64))), v)
+
+
+def test_item_changes_merge_by_attribute_and_survive_a_restart(
+    backend: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    """PATCH /v1/items changes: attributes merged by name, the rest replaced, empty lists
+    and removals (None) kept, in Redis and in the state file (issue 19.5)."""
+
+    async def write(store: FreshItemStore) -> dict[str, Any]:
+        await store.patch("sku-1", {"available": False, "attributes": {"price": 9.5}})
+        await store.patch("sku-1", {"attributes": {"authors": [], "year": None}})
+        await store.patch("sku 2", {"available": True})
+        return await store.patch("sku-1", {"available": True})
+
+    last = _run(backend, redis_url, redis_prefix, tmp_path, write)
+    want = {"available": True, "attributes": {"price": 9.5, "authors": [], "year": None}}
+    assert {k: last[k] for k in want} == want
+    got = _run(backend, redis_url, redis_prefix, tmp_path, lambda s: s.patches())
+    assert set(got) == {"sku-1", "sku 2"}
+    assert {k: got["sku-1"][k] for k in want} == want and got["sku 2"]["available"] is True
+
+
+def test_concurrent_item_changes_lose_no_attribute(
+    redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    async def body(store: FreshItemStore) -> dict[str, dict[str, Any]]:
+        await asyncio.gather(*(store.patch("x", {"attributes": {f"a{i}": float(i)}})
+                               for i in range(20)))
+        return await store.patches()
+
+    got = _run("redis", redis_url, redis_prefix, tmp_path, body)
+    assert got["x"]["attributes"] == {f"a{i}": float(i) for i in range(20)}
