@@ -184,3 +184,29 @@ def test_a_numeric_dataset_leaves_out_events_of_non_numeric_users(
     folded = fold_events(ds, read_events(_export(tmp_path, events)))
     assert folded.info["events_dropped_user_id"] == 1 and folded.info["events_folded"] == 1
     assert 99999 in set(folded.users["user_id"]) and folded.id_maps is None
+
+
+def test_dislikes_and_hides_survive_the_event_log_and_export(ds: Dataset, tmp_path: Path) -> None:
+    """POST-ed negative events -> the real event log -> `hybridrec events export` -> the
+    next training run's negatives (and out of its positives); purchases add their weight."""
+    first = ds.interactions.iloc[0]
+    user, liked = int(first["user_id"]), int(first["item_id"])
+    seen = set(ds.interactions.loc[ds.interactions["user_id"] == user, "item_id"])
+    unseen = [int(i) for i in ds.items["item_id"] if int(i) not in seen][:2]
+    later = int(ds.interactions["timestamp"].max()) + 100
+    path = _export(tmp_path, [
+        {"user_id": user, "item_id": liked, "type": "hide", "timestamp": later},
+        {"user_id": user, "item_id": unseen[0], "type": "dislike", "timestamp": later + 1},
+        {"user_id": user, "item_id": unseen[1], "type": "purchase", "timestamp": later + 2},
+    ])
+    events = read_events(path)
+    assert events["type"].tolist() == ["hide", "dislike", "purchase"]
+    folded = fold_events(ds, events)
+    assert folded.negatives is not None
+    neg = folded.negatives[folded.negatives["user_id"] == user]
+    assert dict(zip(neg["item_id"], neg["event"], strict=True)) == {
+        liked: "hide", unseen[0]: "dislike"}
+    mine = folded.interactions[folded.interactions["user_id"] == user].set_index("item_id")
+    assert liked not in mine.index and unseen[0] not in mine.index  # not positives
+    assert mine.loc[unseen[1], "weight"] == pytest.approx(5.0)  # a purchase weighs 5
+    assert folded.info["events_negative"] == 2
