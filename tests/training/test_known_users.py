@@ -46,3 +46,22 @@ def test_low_raters_and_hiders_are_bundle_users_with_seen_and_hidden_items(
     assert edata.item_ids[hidden[h_indptr[row] : h_indptr[row + 1]]].tolist() == sorted(mine)
     s_row = seen[indptr[row] : indptr[row + 1]]  # hidden items count as seen too
     assert set(edata.item_ids[s_row].tolist()) == set(mine.tolist())
+
+
+def test_ml_latest_small_user_442_whose_every_rating_is_low_is_a_bundle_user(
+    bundled_zip: Path,
+) -> None:
+    """User 442 rated 20 movies, none above 2.5: no positive at min_rating 3, so the models
+    never see them (they used to get a 404); the bundle lists them with those 20 as seen."""
+    ds = load_dataset(bundled_zip)
+    mine = ds.interactions[ds.interactions["user_id"] == 442]
+    assert len(mine) == 20 and mine["rating"].max() == 2.5
+    train, valid = temporal_holdout(serving_interactions(ds, 3.0), 0.1)
+    edata = catalogue_eval_data(ds, train, valid, seed=42)
+    assert 442 not in edata.user_ids
+    users = bundle_users(ds, edata)
+    ids = users["user_id"].to_numpy(np.int64)
+    assert len(users) == 610 and ids[-1] == 442  # every user of the release
+    indptr, seen = user_item_csr(all_pairs(ds), ids, edata.item_ids)
+    got = edata.item_ids[seen[indptr[-2] : indptr[-1]]]
+    assert sorted(got.tolist()) == sorted(mine["item_id"].tolist())
