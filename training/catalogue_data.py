@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from shared.contracts.errors import DataError
 from training.data.dataset import Dataset
 from training.data.view import training_items
-from training.evaluation.base import EvalData
+from training.evaluation.base import EvalData, attribute_tables
 
 
 def serving_interactions(ds: Dataset, min_rating: float | None) -> pd.DataFrame:
@@ -102,4 +102,5 @@ def catalogue_eval_data(
         split="serving",
         seed=seed,
         dataset_name=ds.name,
+        **attribute_tables(ds, item_ids, user_ids),
     )

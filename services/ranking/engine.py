@@ -89,7 +89,8 @@ class RankingEngine:
             hist = hist[hist >= 0]
             cs = self.candidate_set(cols, pos)
             upos = self.user_position(req.user_id)
-            feats = self.scorer.features(upos, hist, cs) if len(cs) else None
+            given = req.user_features.model_dump(exclude_none=True) if req.user_features else None
+            feats = self.scorer.features(upos, hist, cs, given) if len(cs) else None
         logits = np.zeros(0, np.float32)
         if feats is not None:
             with stage("score"):

@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from services.retrieval.filtering import LiveItems
+from shared.contracts import bundle_layout as L
 from shared.contracts.errors import DependencyUnavailableError
 from shared.contracts.filters import ItemFilter
 from shared.contracts.public_v1 import ItemDetail, NewItem
 from shared.model.catalogue import Catalogue
-from shared.model.text import item_text
+from shared.model.text import item_text, text_attributes
 from shared.stores.fresh_items import decode_vector, encode_vector
 from shared.stores.redis_conn import RedisUnavailable
 
@@ -218,10 +219,14 @@ async def refresh(engine: RetrievalEngine) -> None:
 async def add(engine: RetrievalEngine, item: NewItem) -> ItemDetail:
     """Embed a new item (BERT + the candidate tower's content path) and store it durably."""
     encoder = await engine.text_encoder()
-    text = item_text(item.title, item.year, item.genres, item.tags, item.overview)
+    manifest = getattr(getattr(engine, "bundle", None), "manifest", None) or {}
+    declared = manifest.get("components", {}).get(L.ATTRIBUTES_COMPONENT) or []
+    overview = text_attributes(item.overview, item.attributes, declared)  # text -> BERT
+    genres, years = engine.encoder.genres_and_years([item.genres], [item.year], [item.attributes])
+    text = item_text(item.title, years[0], genres[0], item.tags, overview)
     content = (await asyncio.to_thread(encoder.encode, [text]))[0]
     vector = engine.candidate_tower.encode_new_items(
-        engine.encoder, content[None, :], [item.genres], [item.year]
+        engine.encoder, content[None, :], [item.genres], [item.year], [item.attributes]
     )[0]
     record = {
         **item.model_dump(mode="json", exclude_none=True),

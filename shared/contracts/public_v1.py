@@ -238,12 +238,37 @@ class SimilarItems(BaseModel):
 
 
 # --------------------------------------------------------------------------- users
-class UserFeatures(StrictModel):
-    """Optional demographics (the datasets that have them: ml-1m, ml-100k)."""
+UserAttributeValue = (
+    Annotated[str, Field(max_length=200)]
+    | Annotated[float, Field(allow_inf_nan=False)]
+    | Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=MAX_GENRES)]
+    | None
+)
+
+
+class UserFeatures(BaseModel):
+    """What the request knows about the user: ``gender``, ``age``, ``occupation`` (ml-1m,
+    ml-100k) or any attribute of your users table by its name (``{"country": "FR",
+    "age": 34}``; a list for a list attribute). Named attributes replace a known user's
+    stored values for this request; an anonymous user has only these. Names the model was
+    not trained with are ignored, and so are values it never saw in training."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, UserAttributeValue]  # type: ignore[assignment]
 
     gender: Annotated[str | None, Field(max_length=20)] = None
     age: Annotated[int | None, Field(ge=0, le=130)] = None
     occupation: Annotated[str | None, Field(max_length=100)] = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> UserFeatures:
+        extra = self.model_extra or {}
+        if len(extra) > MAX_ATTRIBUTES:
+            raise ValueError(f"at most {MAX_ATTRIBUTES} user attributes, got {len(extra)}")
+        long = [k for k in extra if not 1 <= len(k) <= 100]
+        if long:
+            raise ValueError(f"attribute names must have 1 to 100 characters, got {long[0]!r}")
+        return self
 
 
 class RatingIn(StrictModel):

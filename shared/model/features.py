@@ -21,13 +21,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from shared.contracts.errors import BundleError, ConfigError, ValidationError
+from shared.model.attributes import AttributeEncoder
 
 SCHEMA_VERSION = 1
 DEFAULT_HISTORY_LENGTH = 50
@@ -122,6 +123,12 @@ class FeatureEncoder:
         user_feature_rows: Per known user, the encoded value of each feature in
             ``user_feature_vocabs`` order (0 = unknown); empty when no features.
         history_length: Number of recent items the query tower sees.
+        attribute_sources: ``genres`` / ``year`` -> the item attribute they were read from
+            (a dataset in the project's format: ``{"genres": "categories", "year": "year"}``);
+            a new item without genres or year gets them from these attributes.
+        attributes: Every other categorical and numeric item and user attribute
+            (:class:`shared.model.attributes.AttributeEncoder`), or None; saved beside the
+            JSON as ``attributes.json`` + ``attributes.npz``.
     """
 
     user_ids: list[str]
@@ -135,6 +142,8 @@ class FeatureEncoder:
     user_feature_vocabs: dict[str, list[str]] = field(default_factory=dict)
     user_feature_rows: list[list[int]] = field(default_factory=list)
     history_length: int = DEFAULT_HISTORY_LENGTH
+    attribute_sources: dict[str, str] = field(default_factory=dict)
+    attributes: AttributeEncoder | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.history_length < 1:
@@ -167,6 +176,8 @@ class FeatureEncoder:
         *,
         history_length: int = DEFAULT_HISTORY_LENGTH,
         year_bucket_size: int = 5,
+        attributes: AttributeEncoder | None = None,
+        attribute_sources: Mapping[str, str] | None = None,
     ) -> FeatureEncoder:
         """Build the vocabularies from the indexed training data.
 
@@ -178,6 +189,8 @@ class FeatureEncoder:
                 any of ``gender``, ``age``, ``occupation``.
             history_length: Recent items the query tower sees.
             year_bucket_size: Years per year bucket.
+            attributes: The other attributes' encoder (fitted on the same training data).
+            attribute_sources: See the class attribute.
 
         Returns:
             The encoder.
@@ -206,6 +219,8 @@ class FeatureEncoder:
             user_feature_vocabs=vocabs,
             user_feature_rows=rows,
             history_length=int(history_length),
+            attribute_sources=dict(attribute_sources or {}),
+            attributes=None if attributes is None or attributes.empty else attributes,
         )
 
     @property
@@ -338,7 +353,9 @@ class FeatureEncoder:
 
         Returns:
             ``user_id`` [B] int32, ``history`` [B, L] int32, ``genre_profile`` [B, G]
-            float32 and one [B] int32 array per user feature.
+            float32, one [B] int32 array per user feature and the user attributes' inputs
+            (a known user's stored rows, with the attributes ``user_features`` names
+            replacing them).
         """
         uidx = np.asarray(user_table_index, dtype=np.int32).reshape(-1)
         hist = np.asarray(padded_history, dtype=np.int32)
@@ -349,6 +366,10 @@ class FeatureEncoder:
             )
         out = {USER_INPUT: uidx, HISTORY_INPUT: hist, PROFILE_INPUT: self.genre_profile(hist)}
         out.update(self._feature_indices(uidx, user_features))
+        if self.attributes is not None:
+            side = self.attributes.user
+            stored = side.rows(uidx - 1, known=uidx > 0)
+            out.update(side.overlay(stored, user_features) if user_features else stored)
         return out
 
     def encode_queries(
@@ -402,7 +423,7 @@ class FeatureEncoder:
 
         Returns:
             ``item_id`` [n] int32, ``content`` [n, D] float32, ``genres`` [n, G] float32,
-            ``year_bucket`` [n] int32.
+            ``year_bucket`` [n] int32, and the item attributes' inputs.
         """
         idx = np.arange(self.n_items) if item_idx is None else np.asarray(item_idx, np.int64)
         content = np.asarray(content_vectors, dtype=np.float32)
@@ -414,18 +435,22 @@ class FeatureEncoder:
             raise ValidationError(f"item indices must be in [0, {self.n_items})")
         ids = (idx + 1).astype(np.int32)
         ids = np.where(np.broadcast_to(np.asarray(use_ids, bool), ids.shape), ids, 0)
-        return {
+        out = {
             ITEM_INPUT: ids.astype(np.int32),
             CONTENT_INPUT: content,
             GENRES_INPUT: self._genre_table[idx + 1],
             YEAR_INPUT: self._year_table[idx] if idx.size else np.zeros(0, np.int32),
         }
+        if self.attributes is not None:
+            out.update(self.attributes.item.rows(idx))
+        return out
 
     def encode_new_items(
         self,
         content_vectors: np.ndarray,
         genres: Sequence[Any],
         years: Sequence[Any],
+        attributes: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> dict[str, np.ndarray]:
         """Candidate-tower inputs for items outside the catalogue (content only, item id 0).
 
@@ -433,30 +458,64 @@ class FeatureEncoder:
             content_vectors: [n, D] content vectors.
             genres: [n] genre lists.
             years: [n] release years (None = unknown).
+            attributes: [n] ``{attribute: value}`` of each item (None = none known).
 
         Returns:
             Same keys as :meth:`encode_items`.
         """
         content = np.asarray(content_vectors, dtype=np.float32)
+        if attributes is not None and self.attribute_sources:
+            genres, years = self.genres_and_years(genres, years, attributes)
         if content.ndim != 2 or not len(content) == len(genres) == len(years):
             raise ValidationError(
                 f"need matching lengths: content {content.shape}, {len(genres)} genre lists, "
                 f"{len(years)} years"
             )
-        return {
+        out = {
             ITEM_INPUT: np.zeros(len(content), dtype=np.int32),
             CONTENT_INPUT: content,
             GENRES_INPUT: self.genre_multi_hot(genres),
             YEAR_INPUT: self.year_buckets(years),
         }
+        if self.attributes is not None:
+            recs = list(attributes) if attributes is not None else [None] * len(content)
+            if len(recs) != len(content):
+                raise ValidationError(f"need one attribute dict per item: {len(recs)} for "
+                                      f"{len(content)} items")
+            out.update(self.attributes.item.encode_records(recs))
+        return out
+
+    def genres_and_years(
+        self, genres: Sequence[Any], years: Sequence[Any],
+        attributes: Sequence[Mapping[str, Any] | None],
+    ) -> tuple[list[Any], list[Any]]:
+        """New items' genres and years, those missing taken from the attributes training read
+        them from (:attr:`attribute_sources`; for the item text and the tower alike)."""
+        g_src, y_src = self.attribute_sources.get("genres"), self.attribute_sources.get("year")
+        out_g, out_y = list(genres), list(years)
+        for k, rec in enumerate(list(attributes)[: len(out_g)]):
+            if not rec:
+                continue
+            if g_src and not _genre_list(out_g[k]) and rec.get(g_src) is not None:
+                value = rec[g_src]
+                out_g[k] = value if isinstance(value, list | tuple) else [value]
+            if y_src and k < len(out_y) and _is_missing(out_y[k]):
+                try:
+                    out_y[k] = None if rec.get(y_src) is None else int(float(rec[y_src]))
+                except (TypeError, ValueError):
+                    out_y[k] = None
+        return out_g, out_y
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {"schema_version": SCHEMA_VERSION, **asdict(self)}
+        """JSON-ready form (without :attr:`attributes`, saved in their own files)."""
+        return {"schema_version": SCHEMA_VERSION,
+                **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "attributes"}}
 
     def save(self, path: str | Path) -> None:
-        """Write the encoder as JSON."""
+        """Write the encoder as JSON (and its attributes beside it, when it has some)."""
         Path(path).write_text(json.dumps(self.to_dict(), separators=(",", ":")))
+        if self.attributes is not None:
+            self.attributes.save(Path(path).parent)
 
     @classmethod
     def load(cls, path: str | Path) -> FeatureEncoder:
@@ -479,6 +538,6 @@ class FeatureEncoder:
                 f"{SCHEMA_VERSION}; rebuild the bundle with `hybridrec train`"
             )
         try:
-            return cls(**raw)
+            return cls(**raw, attributes=AttributeEncoder.load(Path(path).parent))
         except TypeError as exc:
             raise BundleError(f"feature encoder {path} is malformed: {exc}") from exc

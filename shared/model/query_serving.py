@@ -39,7 +39,7 @@ class QueryTowerRunner(KerasRunner):
 
 
 class CandidateTowerRunner(KerasRunner):
-    """The candidate tower: item id + content + genres + year -> [N, 64] item vectors."""
+    """The candidate tower: item id + content + genres + year + attributes -> [N, 64]."""
 
     kind = "candidate tower"
 
@@ -49,6 +49,7 @@ class CandidateTowerRunner(KerasRunner):
         content_vectors: np.ndarray,
         genres: Sequence[Any],
         years: Sequence[Any],
+        attributes: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> np.ndarray:
         """Vectors of items added at serving time (content-only path, item id 0).
 
@@ -57,8 +58,9 @@ class CandidateTowerRunner(KerasRunner):
             content_vectors: [n, D] content (BERT) vectors of the new items.
             genres: [n] genre lists.
             years: [n] release years (None = unknown).
+            attributes: [n] attribute values by name (the bundle's attribute features).
 
         Returns:
             [n, output_dim] float32 L2-normalised.
         """
-        return self(encoder.encode_new_items(content_vectors, genres, years))
+        return self(encoder.encode_new_items(content_vectors, genres, years, attributes))

@@ -12,8 +12,10 @@ Inputs of the ranker (``m`` candidates):
 * ``user_idx`` [m] int32, ``item_idx`` [m] int32 – ID embeddings;
 * ``content`` [m, D] float32 – the candidate's BERT vector;
 * ``genres`` [m, G] float32 – multi-hot;
-* ``user_features`` [m, U] float32 – one-hot user attributes (only when U > 0);
-* ``dense`` [m, F] float32 – :meth:`RankerFeatureTables.dense_names`.
+* ``user_features`` [m, U] float32 – one-hot gender/age/occupation (only when U > 0);
+* ``dense`` [m, F] float32 – :meth:`RankerFeatureTables.dense_names`;
+* the other item and user attributes (``item_cat_k``, ``item_num``, ``user_cat_k``,
+  ``user_num``: :class:`shared.model.attributes.AttributeEncoder`), when the tables have them.
 
 Numpy only; services import this module.
 """
@@ -21,6 +23,7 @@ Numpy only; services import this module.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,10 +32,12 @@ import numpy as np
 import pandas as pd
 
 from shared.contracts.errors import BundleError, ValidationError
+from shared.model.attributes import AttributeEncoder, category
 from shared.model.candidates import CandidateSet
 
 TABLES_ARRAYS = "ranker_tables.npz"
 TABLES_META = "ranker_tables.json"
+ATTRIBUTES_STEM = "ranker_attributes"  # ranker_attributes.json + .npz (AttributeEncoder)
 USER_FEATURE_COLUMNS = ("gender", "age", "occupation")
 #: Share of the latest training interactions (by time) that counts as "recent".
 RECENT_SHARE = 0.2
@@ -63,6 +68,7 @@ class RankerFeatureTables:
         user_feature_names: The U ``column=value`` names.
         mean_count: Mean of ``item_count`` (popularity is relative to it).
         year_mean: Mean known year.
+        attributes: The other item and user attributes' encoder, or None.
     """
 
     source_names: tuple[str, ...]
@@ -77,6 +83,7 @@ class RankerFeatureTables:
     user_feature_names: list[str] = field(default_factory=list)
     mean_count: float = 1.0
     year_mean: float = 2000.0
+    attributes: AttributeEncoder | None = None
 
     @property
     def n_items(self) -> int:
@@ -99,7 +106,8 @@ class RankerFeatureTables:
         ]
 
     def input_shapes(self) -> dict[str, int]:
-        """Width of each ranker input (0 = scalar id input); ``user_features`` only when U > 0."""
+        """Width of each ranker input (0 = scalar id input); ``user_features`` only when U > 0.
+        The attribute inputs are not listed: ``attributes.{item,user}.input_specs()``."""
         shapes = {"user_idx": 0, "item_idx": 0, "content": self.content_dim,
                   "genres": int(self.item_genres.shape[1]), "dense": len(self.dense_names())}
         if self.user_features.shape[1]:
@@ -115,7 +123,11 @@ class RankerFeatureTables:
                 "genre_names": self.genre_names, "user_feature_names": self.user_feature_names,
                 "mean_count": self.mean_count, "year_mean": self.year_mean}
         (out / TABLES_META).write_text(json.dumps(meta, indent=2))
-        return {"arrays": str(out / TABLES_ARRAYS), "meta": str(out / TABLES_META)}
+        paths = {"arrays": str(out / TABLES_ARRAYS), "meta": str(out / TABLES_META)}
+        if self.attributes is not None:
+            saved = self.attributes.save(out, ATTRIBUTES_STEM)
+            paths.update(attributes_meta=saved["meta"], attributes_arrays=saved["arrays"])
+        return paths
 
     @classmethod
     def load(cls, in_dir: str | Path) -> RankerFeatureTables:
@@ -139,7 +151,7 @@ class RankerFeatureTables:
                    genre_names=list(meta["genre_names"]),
                    user_feature_names=list(meta["user_feature_names"]),
                    mean_count=float(meta["mean_count"]), year_mean=float(meta["year_mean"]),
-                   **arrays)
+                   attributes=AttributeEncoder.load(folder, ATTRIBUTES_STEM), **arrays)
 
 
 def build_tables(
@@ -150,6 +162,7 @@ def build_tables(
     source_names: tuple[str, ...] | list[str],
     *,
     history_window: int = 20,
+    attributes: AttributeEncoder | None = None,
 ) -> RankerFeatureTables:
     """Build the lookups from the training interactions.
 
@@ -160,6 +173,7 @@ def build_tables(
         item_content: [n_items, D] content vectors aligned to item_idx.
         source_names: Retrieval sources in candidate-column order.
         history_window: Recent history items for the content similarities.
+        attributes: The other attributes' encoder, fitted on training data (or None).
 
     Returns:
         The :class:`RankerFeatureTables`.
@@ -195,6 +209,7 @@ def build_tables(
         item_year=year_arr, user_features=ufeat, genre_names=genre_names,
         user_feature_names=unames, mean_count=float(max(count.mean(), 1e-6)),
         year_mean=float(known.mean()) if known.size else 2000.0,
+        attributes=attributes,
     )
 
 
@@ -218,6 +233,7 @@ def candidate_features(
     user_idx: int,
     history: np.ndarray,
     cands: CandidateSet,
+    user_features: Mapping[str, Any] | None = None,
 ) -> dict[str, np.ndarray]:
     """Ranker inputs for one user's candidates.
 
@@ -228,6 +244,8 @@ def candidate_features(
             features and ID row 0.
         history: [h] int item indices the user interacted with, oldest first.
         cands: The merged candidates (columns in ``tables.source_names`` order).
+        user_features: Attributes the request sends (``{"country": "FR", "age": 34}``); each
+            one named replaces the known user's stored value (an anonymous user has none).
 
     Returns:
         ``{"user_idx", "item_idx", "content", "genres", ["user_features"], "dense"}``
@@ -290,8 +308,32 @@ def candidate_features(
     if tables.user_features.shape[1]:
         row = (tables.user_features[[user_idx]] if known
                else np.zeros((1, tables.user_features.shape[1]), dtype=np.float32))
-        out["user_features"] = np.repeat(row, m, axis=0)
+        out["user_features"] = np.repeat(_override_one_hot(tables, row, user_features), m, axis=0)
+    if tables.attributes is not None:
+        out.update(tables.attributes.item.rows(items))
+        side = tables.attributes.user
+        user = side.rows(np.asarray([user_idx if known else 0]), known=np.asarray([known]))
+        if user_features:
+            user = side.overlay(user, [user_features])
+        out.update({k: np.repeat(v, m, axis=0) for k, v in user.items()})
     return out
+
+
+def _override_one_hot(tables: RankerFeatureTables, row: np.ndarray,
+                      user_features: Mapping[str, Any] | None) -> np.ndarray:
+    """The one-hot gender/age/occupation row with the request's values replacing the stored."""
+    if not user_features:
+        return row
+    row = row.copy()
+    names = tables.user_feature_names
+    for col in USER_FEATURE_COLUMNS:
+        if col not in user_features:
+            continue
+        block = [j for j, n in enumerate(names) if n.split("=", 1)[0] == col]
+        value = category(user_features[col])
+        row[0, block] = 0.0
+        row[0, [j for j in block if names[j] == f"{col}={value}"]] = 1.0
+    return row
 
 
 def concat_features(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

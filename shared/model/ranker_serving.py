@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,8 @@ class RankerScorer(KerasRunner):
         return out.reshape(len(out), -1).mean(axis=1)  # an ensemble's members are averaged
 
     def features(
-        self, user_idx: int, history: np.ndarray, cands: CandidateSet
+        self, user_idx: int, history: np.ndarray, cands: CandidateSet,
+        user_features: Mapping[str, Any] | None = None,
     ) -> dict[str, np.ndarray]:
         """:func:`shared.model.ranker_features.candidate_features` with single-threaded BLAS.
 
@@ -63,7 +64,7 @@ class RankerScorer(KerasRunner):
         if self.tables is None:
             raise ConfigError("RankerScorer.features needs feature tables; pass tables=...")
         with self.one_blas_thread():
-            return candidate_features(self.tables, user_idx, history, cands)
+            return candidate_features(self.tables, user_idx, history, cands, user_features)
 
     def rank(self, user_idx: int, history: np.ndarray,
              cands: CandidateSet) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,7 @@ import importlib
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,26 @@ def item_text(
         if summary:
             text = f"{text} {summary}"
     return text
+
+
+def text_attributes(
+    overview: Any, attributes: Mapping[str, Any] | None, declarations: Sequence[Mapping[str, Any]]
+) -> str | None:
+    """An item's overview followed by its text attributes, as the dataset reader joins them
+    (a blank line between non-empty parts; :func:`item_text` folds whitespace), None if empty.
+
+    Args:
+        overview: The item's overview (None when it has none).
+        attributes: The item's attribute values by name.
+        declarations: The bundle's attribute declarations ``[{name, type, list}]``; the
+            ``text`` ones are read, in this order.
+    """
+    parts = [] if is_missing(overview) or not str(overview).strip() else [str(overview).strip()]
+    for decl in declarations:
+        value = (attributes or {}).get(str(decl.get("name")))
+        if decl.get("type") == "text" and isinstance(value, str) and value.strip():
+            parts.append(value.strip())
+    return "\n\n".join(parts) or None
 
 
 def _num_threads(requested: int | None) -> int:

@@ -8,8 +8,8 @@ data from :class:`EvalData`. Users and items are addressed by position
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -42,6 +42,11 @@ class EvalData:
         split: Split kind.
         seed: Split seed.
         dataset_name: Dataset release name.
+        item_attributes: The dataset's item attribute columns aligned to ``item_idx``
+            (datasets in the project's format), or None.
+        user_attributes: Its user attribute columns aligned to ``user_idx``, or None.
+        attribute_types: ``{"items": {name: {"type", "list"}}, "users": {...}, "genres_from",
+            "year_from"}`` (:func:`training.attribute_features.attribute_types`).
     """
 
     user_ids: np.ndarray
@@ -56,6 +61,9 @@ class EvalData:
     split: str
     seed: int
     dataset_name: str
+    item_attributes: pd.DataFrame | None = None
+    user_attributes: pd.DataFrame | None = None
+    attribute_types: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_users(self) -> int:
@@ -114,7 +122,24 @@ class EvalData:
             split=split.kind,
             seed=split.seed,
             dataset_name=ds.name,
+            **attribute_tables(ds, item_ids, user_ids),
         )
+
+
+def attribute_tables(ds: Dataset, item_ids: np.ndarray, user_ids: np.ndarray) -> dict[str, Any]:
+    """The dataset's attribute tables aligned to ``item_ids`` / ``user_ids`` (rows of absent
+    ids are missing values), and their types: EvalData's attribute fields."""
+    def align(table: pd.DataFrame | None, key: str, ids: np.ndarray) -> pd.DataFrame | None:
+        if table is None or key not in table.columns:
+            return None
+        return (table.drop_duplicates(key, keep="first").set_index(key)
+                .reindex(pd.Index(ids, name=key)).reset_index())
+
+    from training.attribute_features import attribute_types
+
+    return {"item_attributes": align(ds.item_attributes, "item_id", item_ids),
+            "user_attributes": align(ds.user_attributes, "user_id", user_ids),
+            "attribute_types": attribute_types(ds)}
 
 
 def _align_items(items: pd.DataFrame, item_ids: np.ndarray) -> pd.DataFrame:

@@ -39,6 +39,7 @@ class RankerConfig:
 
     Attributes:
         id_dim: Width of each ID embedding (GMF and MLP tables each).
+        attribute_dim: Width of each categorical attribute's embedding.
         use_ids: Use the user/item ID embeddings (GMF branch and MLP inputs).
             Off by default (the inner labels the IDs memorise are train items at
             evaluation time, hence never candidates); ``hybridrec evaluate``
@@ -62,6 +63,7 @@ class RankerConfig:
     """
 
     id_dim: int = 16
+    attribute_dim: int = 8
     use_ids: bool = False
     content_dim: int = 32
     hidden_units: tuple[int, ...] = (128, 64)
@@ -80,7 +82,8 @@ class RankerConfig:
         self.hidden_units = tuple(int(u) for u in self.hidden_units)
         if self.loss not in (*LOSSES, "auto"):
             raise ConfigError(f"loss must be one of {[*LOSSES, 'auto']}, got {self.loss!r}")
-        for name in ("id_dim", "content_dim", "epochs", "lists_per_batch", "ensemble"):
+        for name in ("id_dim", "attribute_dim", "content_dim", "epochs", "lists_per_batch",
+                     "ensemble"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
@@ -215,6 +218,7 @@ def build_ranker(
     dense_mean: np.ndarray,
     dense_var: np.ndarray,
     config: RankerConfig,
+    attributes: Any = None,
 ) -> Any:
     """The ranking network.
 
@@ -226,6 +230,9 @@ def build_ranker(
         dense_mean: [F] training mean of the dense features.
         dense_var: [F] training variance of the dense features.
         config: Hyperparameters.
+        attributes: The tables' :class:`shared.model.attributes.AttributeEncoder` (or None):
+            each member embeds and mean-pools the item and user categorical attributes and
+            reads the numeric ones (:func:`training.models.towers.attribute_parts`).
 
     Returns:
         A ``keras.Model`` mapping the input dict to [b, E] logits (E = ``config.ensemble``
@@ -251,6 +258,11 @@ def build_ranker(
         ]
         if "user_features" in inputs:
             mlp_parts.append(inputs["user_features"])
+        if attributes is not None:
+            from training.models.towers import attribute_parts
+
+            for side in (attributes.item, attributes.user):
+                mlp_parts += attribute_parts(side, config.attribute_dim, inputs, sfx)
         head_parts = [dense]
         if config.use_ids:
             def emb(n: int, name: str, src: str) -> Any:

@@ -165,6 +165,7 @@ class TwoTowerRecommender(_CandidateSource):
 
     def fit(self, data: EvalData) -> None:
         """Train on ``data.train_interactions``; pick the epoch on ``data.valid`` if configured."""
+        from training.attribute_features import fit_attribute_encoder
         from training.models.confidence import pair_confidence
         from training.models.two_tower import (
             build_training_examples,
@@ -187,7 +188,10 @@ class TwoTowerRecommender(_CandidateSource):
         i = inter["item_idx"].to_numpy(np.int64)
         t = inter["timestamp"].to_numpy(np.int64)
         self.encoder = FeatureEncoder.fit(
-            data.user_ids, data.items, data.users, history_length=cfg.history_length
+            data.user_ids, data.items, data.users, history_length=cfg.history_length,
+            attributes=fit_attribute_encoder(data),
+            attribute_sources={k: v for k in ("genres", "year") if (
+                v := (getattr(data, "attribute_types", None) or {}).get(f"{k}_from"))},
         )
         # Each example's loss weighs its pair's relative confidence (models/confidence.py).
         examples = build_training_examples(u, i, t, data.n_items, pair_confidence(inter))

@@ -11,6 +11,10 @@ registered layers of :mod:`shared.model.layers`, so each can be saved on its own
 * Candidate tower: item-ID embedding (row 0 = new item, trained through ID
   dropout) + projection of the content (BERT) vector + genre multi-hot + year
   bucket embedding -> MLP -> ``output_dim`` L2-normalised.
+
+Both towers also read the other attributes of :class:`shared.model.attributes.AttributeEncoder`
+when the dataset has some: the candidate tower the item attributes, the query tower the user
+attributes (:func:`attribute_parts`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import keras
 
 from shared.contracts.errors import ConfigError
 from shared.model import features as F
+from shared.model.attributes import SideEncoder
 from shared.model.layers import IdDropout, L2Normalize, MaskedMeanPooling
 
 HISTORY_MODES = ("auto", "before", "others", "mixed")
@@ -169,6 +174,35 @@ def _id_embedding(rows: int, dim: int, name: str) -> keras.layers.Embedding:
     )
 
 
+def attribute_parts(
+    side: SideEncoder | None, dim: int, inputs: dict[str, Any], suffix: str = ""
+) -> list[Any]:
+    """Inputs and feature tensors of one side's attributes.
+
+    Each categorical attribute is an int row (0 = padding) whose positions are embedded
+    (``dim`` wide) and mean-pooled over the non-padding ones; the numeric block (positions
+    and missing indicators) is passed as it is. The new ``keras.Input`` s are added to
+    ``inputs`` (shared between calls, so an ensemble's members read the same inputs).
+
+    Returns:
+        The tensors to concatenate ([B, dim] per categorical attribute, [B, 2N] numeric).
+    """
+    if side is None:
+        return []
+    parts = []
+    for name, (width, rows) in side.input_specs().items():
+        if name not in inputs:
+            inputs[name] = keras.Input(shape=(width,), dtype="int32" if rows else "float32",
+                                       name=name)
+        if rows:
+            emb = keras.layers.Embedding(rows, dim, name=f"{name}_embedding{suffix}")
+            parts.append(MaskedMeanPooling(name=f"{name}_pooling{suffix}")(
+                emb(inputs[name]), inputs[name]))
+        else:
+            parts.append(inputs[name])
+    return parts
+
+
 def build_towers(
     encoder: F.FeatureEncoder, content_dim: int, config: TwoTowerConfig
 ) -> tuple[keras.Model, keras.Model]:
@@ -208,6 +242,8 @@ def build_towers(
         genres = keras.Input(shape=(n_genres,), dtype="float32", name=F.GENRES_INPUT)
         cand_inputs[F.GENRES_INPUT] = genres
         parts.append(genres)
+    attrs = encoder.attributes
+    parts += attribute_parts(attrs.item if attrs else None, config.feature_dim, cand_inputs)
     x = keras.layers.Concatenate(name="candidate_concat")(parts)
     candidate_tower = keras.Model(
         cand_inputs, _mlp(x, config.hidden_units, config.output_dim, "candidate"),
@@ -247,6 +283,7 @@ def build_towers(
                 encoder.feature_vocab_size(name), config.feature_dim, name=f"{name}_embedding"
             )(feat)
         )
+    parts += attribute_parts(attrs.user if attrs else None, config.feature_dim, query_inputs)
     x = keras.layers.Concatenate(name="query_concat")(parts)
     query_tower = keras.Model(
         query_inputs, _mlp(x, config.hidden_units, config.output_dim, "query"),

@@ -38,6 +38,7 @@ import scipy.sparse as sp
 from tqdm import tqdm
 
 from shared.contracts.errors import ConfigError, NotReadyError
+from shared.model.attributes import AttributeEncoder
 from shared.model.candidates import CandidateSet, finite_list, merge_candidates, top_n
 from shared.model.ranker_features import (
     RankerFeatureTables,
@@ -45,6 +46,7 @@ from shared.model.ranker_features import (
     candidate_features,
     concat_features,
 )
+from training.attribute_features import fit_attribute_encoder
 from training.models.confidence import add_negatives
 from training.models.ranker import (
     RankerConfig,
@@ -204,6 +206,7 @@ class TwoStageRecommender:
         self.hyperparameters: dict[str, Any] = self.config.to_dict()
         self.model: Any = None
         self.tables: RankerFeatureTables | None = None
+        self.attributes: AttributeEncoder | None = None
         self.fitted: dict[str, Any] = {}
         #: [n_users, n_items] CSR of the users' negative pairs (dislike, hide), or None:
         #: added to the ranker's training lists as label-0 candidates (models/confidence.py).
@@ -285,6 +288,9 @@ class TwoStageRecommender:
                               f"{data.n_items} items; embed data.items (aligned to item_idx)")
         t_start = time.perf_counter()
         self.timings = {}
+        # One attribute encoder (fitted on data.train) for every fold's tables and the final
+        # ones, so the ranker's input shapes agree; data.valid and data.test are never read.
+        self.attributes = fit_attribute_encoder(data)
         kind = self.holdout_kind(data)
         costly = set(cfg.costly_sources) & set(self.source_names)
         n_folds = cfg.n_folds or (1 if kind == "temporal" or costly else 5)
@@ -329,13 +335,15 @@ class TwoStageRecommender:
 
     def _tables(self, data: Any) -> RankerFeatureTables:
         return build_tables(data.items, data.users, data.train_interactions, self.content,
-                            self.source_names, history_window=self.config.history_window)
+                            self.source_names, history_window=self.config.history_window,
+                            attributes=self.attributes)
 
     def _new_model(self, train: RankingLists, data: Any) -> Any:
         assert self.tables is not None
         dense = train.features["dense"].astype(np.float64)
         return build_ranker(self.tables.input_shapes(), data.n_users, data.n_items,
-                            dense.mean(axis=0), dense.var(axis=0), self.config.ranker)
+                            dense.mean(axis=0), dense.var(axis=0), self.config.ranker,
+                            attributes=self.tables.attributes)
 
     # ------------------------------------------------------------------- scoring
     def candidates(self, user_idx: np.ndarray) -> list[CandidateSet]:

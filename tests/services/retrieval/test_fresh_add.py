@@ -49,7 +49,8 @@ def test_redis_down_while_adding_an_item_is_a_503(tmp_path: Path) -> None:
             return _Text()
 
         engine = SimpleNamespace(
-            text_encoder=text_encoder, candidate_tower=_Tower(), encoder=None,
+            text_encoder=text_encoder, candidate_tower=_Tower(),
+            encoder=SimpleNamespace(genres_and_years=lambda g, y, a: (g, y)),
             catalogue=catalogue, fresh_store=FreshItemStore(guard, tmp_path),
         )
         try:
