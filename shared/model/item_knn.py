@@ -35,6 +35,7 @@ def build_item_knn(
     candidate_k: int | None = 50,
     block_size: int | None = None,
     progress: bool = False,
+    binary: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Neighbour table: for every (history) item, the items it recommends and their weights.
 
@@ -45,12 +46,14 @@ def build_item_knn(
     ``i``. With ``candidate_k=None`` item ``j`` simply keeps its own top ``k``.
 
     Args:
-        train: [n_users, n_items] interactions; any nonzero counts as 1.
+        train: [n_users, n_items] interactions; any nonzero counts as 1 unless ``binary``
+            is False (then the values, each pair's confidence, weigh the cosine).
         k: Entries kept per item.
         shrink: Added to the cosine denominator; damps pairs of rare items.
         candidate_k: Neighbours kept per candidate item before inversion (None = off).
         block_size: Items per block (default: keeps a dense block under ~64 MB).
         progress: Show a tqdm bar on stderr.
+        binary: Count every interaction as 1 (the default).
 
     Returns:
         ``neighbors`` [n_items, k] int32 item indices, best first, -1 padding;
@@ -63,13 +66,14 @@ def build_item_knn(
     if shrink < 0:
         raise ConfigError(f"shrink must be >= 0, got {shrink}")
     if candidate_k is None:
-        return _top_similar(train, k, shrink, block_size, progress)
-    nb, w = _top_similar(train, candidate_k, shrink, block_size, progress)
+        return _top_similar(train, k, shrink, block_size, progress, binary)
+    nb, w = _top_similar(train, candidate_k, shrink, block_size, progress, binary)
     return _invert(nb, w, k)
 
 
 def _top_similar(
-    train: sp.spmatrix, k: int, shrink: float, block_size: int | None, progress: bool
+    train: sp.spmatrix, k: int, shrink: float, block_size: int | None, progress: bool,
+    binary: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each item's own top-``k`` shrunk-cosine neighbours ([n_items, k] int32 / float32)."""
     import scipy.sparse as sp
@@ -77,10 +81,11 @@ def _top_similar(
 
     x = sp.csr_matrix(train, dtype=np.float32, copy=True)
     x.eliminate_zeros()
-    x.data[:] = 1.0
+    if binary:
+        x.data[:] = 1.0
     n_items = x.shape[1]
     xt = x.T.tocsr()  # [n_items, n_users]
-    norms = np.sqrt(np.asarray(xt.sum(axis=1)).ravel()).astype(np.float32)
+    norms = np.sqrt(np.asarray(xt.multiply(xt).sum(axis=1)).ravel()).astype(np.float32)
     if block_size is None:
         block_size = max(1, min(n_items, (16 << 20) // max(n_items, 1)))
     kk = min(k, max(n_items - 1, 0))
@@ -89,7 +94,7 @@ def _top_similar(
     starts = range(0, n_items, block_size) if kk else range(0)
     for start in tqdm(starts, desc="item-knn", disable=not progress, unit="block", file=sys.stderr):
         stop = min(start + block_size, n_items)
-        co = (xt[start:stop] @ x).toarray()  # [b, n_items] co-occurrence counts
+        co = (xt[start:stop] @ x).toarray()  # [b, n_items] co-occurrence (weighted) counts
         rows = np.arange(stop - start)
         co[rows, rows + start] = 0.0
         sim = co / (norms[start:stop, None] * norms[None, :] + shrink + 1e-12)

@@ -4,7 +4,8 @@
   (:mod:`training.data.event_weights`: the sum of its events' weights; a rating weighs its
   value) divided by the mean over the training pairs, so it is a *relative* sample weight
   (mean 1) whatever the scale of the weights. The two-tower model weighs each example's
-  loss by it; EASE solves on the confidence-weighted matrix (:func:`weighted_train`).
+  loss by it; EASE solves on the confidence-weighted matrix (:func:`weighted_train`), and
+  item-kNN's cosine similarities are computed on it.
   Without a ``weight`` column (an evaluation split), or when every pair weighs the same,
   there is none and the models train exactly as on binary data.
 * **Explicit negatives** (:func:`negatives_matrix`, :func:`add_negatives`): the pairs of a

@@ -292,9 +292,15 @@ class ItemKNNRecommender(_CandidateSource):
 
     def fit(self, data: EvalData) -> None:
         """Build the neighbour table from ``data.train``."""
+        from training.models.confidence import pair_confidence, weighted_train
+
         self._train = sp.csr_matrix(data.train, dtype=np.float32)
+        # Similarities from the pairs' relative confidence when they have one
+        # (models/confidence.py); scores still sum neighbour weights over the history.
+        weighted = pair_confidence(data.train_interactions) is not None
         self.neighbors, self.weights = build_item_knn(
-            self._train, k=self.k, shrink=self.shrink, candidate_k=self.candidate_k
+            weighted_train(data) if weighted else self._train, k=self.k, shrink=self.shrink,
+            candidate_k=self.candidate_k, binary=not weighted,
         )
         self._sim = knn_matrix(self.neighbors, self.weights, data.n_items)
 

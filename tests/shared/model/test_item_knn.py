@@ -141,3 +141,24 @@ def test_sparse_and_dense_paths_equal_the_reference(
         ref_idx, ref_score = _dense_reference(hist, nb, w, n, k, exclude)
         np.testing.assert_array_equal(idx, ref_idx)
         np.testing.assert_array_equal(score, ref_score)
+
+
+def test_weighted_cosine_when_not_binary() -> None:
+    """``binary=False``: each pair's value (its confidence) weighs the cosine; the default
+    still counts any value as 1."""
+    w = X.multiply(np.array([[1], [2], [1], [3]], dtype=np.float32)).tocsr()  # per-user weights
+    dense = w.toarray().astype(np.float64)
+    norms = np.sqrt((dense**2).sum(axis=0))
+    co = dense.T @ dense
+    np.fill_diagonal(co, 0.0)
+    sim = co / (norms[:, None] * norms[None, :] + 1.0)
+    nb, wt = build_item_knn(w, k=3, shrink=1.0, candidate_k=None, binary=False)
+    for i in range(4):
+        want = [j for j in np.argsort(-sim[i], kind="stable") if sim[i, j] > 0][:3]
+        np.testing.assert_array_equal(nb[i][: len(want)], want)
+        np.testing.assert_allclose(wt[i][: len(want)], sim[i, want], rtol=1e-5)
+    nb_bin, w_bin = build_item_knn(w, k=3, shrink=1.0, candidate_k=None)
+    nb_x, w_x = build_item_knn(X, k=3, shrink=1.0, candidate_k=None)
+    np.testing.assert_array_equal(nb_bin, nb_x)
+    np.testing.assert_allclose(w_bin, w_x)
+    assert not np.allclose(wt, w_x)

@@ -53,6 +53,18 @@ def test_ease_learns_from_the_weighted_matrix() -> None:
     assert np.allclose(fit([2, 2, 2, 2, 2]), fit(None))  # equal weights: binary
 
 
+def test_item_knn_similarities_use_the_confidence() -> None:
+    from training.models.retrieval_recommenders import ItemKNNRecommender
+
+    def fit(weights: list[float] | None) -> np.ndarray:
+        knn = ItemKNNRecommender(k=2, shrink=0.0, candidate_k=None)
+        knn.fit(_data(weights))
+        return knn.weights
+
+    assert not np.allclose(fit([1, 9, 1, 9, 1]), fit(None))
+    assert np.allclose(fit([3, 3, 3, 3, 3]), fit(None))  # equal weights: binary
+
+
 def test_two_tower_examples_carry_their_weights_and_the_loss_uses_them() -> None:
     ex = build_training_examples(np.array([1, 0, 0]), np.array([2, 1, 0]), np.array([5, 2, 1]),
                                  3, weights=np.array([3.0, 2.0, 1.0]))
