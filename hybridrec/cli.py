@@ -243,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--include-fresh",
         action="store_true",
-        help="add items created with POST /v1/items (read from HYBRIDREC_REDIS_URL or "
+        help="add items created with POST /v1/items and apply the changes made with PATCH "
+        "/v1/items/{id} (attributes, availability) (read from HYBRIDREC_REDIS_URL or "
         "HYBRIDREC_STATE_DIR) to the catalogue",
     )
     tr.add_argument(

@@ -34,6 +34,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from shared.contracts.errors import HybridrecError
 from shared.contracts.ids import id_problem
+from shared.contracts.items_v1 import BatchResult
 from shared.contracts.public_v1 import (
     EventAccepted,
     Health,
@@ -100,7 +101,7 @@ class _Call(Generic[M]):
     path: str
     model: type[M]
     params: dict[str, Any] | None = None
-    json: dict[str, Any] | None = None
+    json: Any = None
     ok: tuple[int, ...] = field(default=(200,))
 
     def parse(self, response: httpx.Response) -> M:
@@ -178,14 +179,32 @@ def _drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+Values = Mapping[str, Sequence[str]]
+
+
+def _filter_params(
+    include: Values | None, exclude: Values | None, where: Sequence[str] | None
+) -> dict[str, Any]:
+    """The GET filter parameters: ``include=ATTR:v1,v2``, ``exclude=...``, ``where=ATTR<=N``."""
+    params: dict[str, Any] = {}
+    for name, given in (("include", include), ("exclude", exclude)):
+        if given:
+            params[name] = [f"{attr}:{','.join(vals)}" for attr, vals in given.items()]
+    if where:
+        params["where"] = list(where)
+    return params
+
+
 class _Calls:
     """Request building shared by the sync and async clients (no I/O here)."""
 
     @staticmethod
     def recommend_for_user(
-        user_id: str | int, k: int, exclude_seen: bool, genres: Sequence[str] | None, explain: bool
+        user_id: str | int, k: int, exclude_seen: bool, genres: Sequence[str] | None, explain: bool,
+        filters: dict[str, Any] | None = None,
     ) -> _Call[Recommendations]:
         params: dict[str, Any] = {"k": k, "exclude_seen": exclude_seen, "explain": explain}
+        params.update(filters or {})
         if genres:
             params["genres"] = ",".join(genres)
         path = f"/v1/users/{_seg(user_id, 'user_id')}/recommendations"
@@ -196,11 +215,25 @@ class _Calls:
         return _Call("POST", "/v1/recommendations", Recommendations, json=_dump(request))
 
     @staticmethod
-    def similar_items(item_id: str | int, k: int, mode: SimilarMode) -> _Call[SimilarItems]:
+    def similar_items(
+        item_id: str | int, k: int, mode: SimilarMode, filters: dict[str, Any] | None = None
+    ) -> _Call[SimilarItems]:
         return _Call(
             "GET", f"/v1/items/{_seg(item_id, 'item_id')}/similar", SimilarItems,
-            {"k": k, "mode": mode},
+            {"k": k, "mode": mode, **(filters or {})},
         )
+
+    @staticmethod
+    def patch_item(
+        item_id: str | int, attributes: Mapping[str, Any] | None, available: bool | None
+    ) -> _Call[ItemDetail]:
+        body = _drop_none({"attributes": None if attributes is None else dict(attributes),
+                           "available": available})
+        return _Call("PATCH", f"/v1/items/{_seg(item_id, 'item_id')}", ItemDetail, json=body)
+
+    @staticmethod
+    def batch(path: str, rows: Sequence[BaseModel | Mapping[str, Any]]) -> _Call[BatchResult]:
+        return _Call("POST", path, BatchResult, json=[_dump(r) for r in rows])
 
     @staticmethod
     def get_item(item_id: str | int) -> _Call[ItemDetail]:
@@ -299,19 +332,46 @@ class HybridrecClient:
         exclude_seen: bool = True,
         genres: Sequence[str] | None = None,
         explain: bool = False,
+        include: Values | None = None,
+        exclude: Values | None = None,
+        where: Sequence[str] | None = None,
     ) -> Recommendations:
-        """Top-k items for a known user (``GET /v1/users/{user_id}/recommendations``)."""
-        return self._run(_Calls.recommend_for_user(user_id, k, exclude_seen, genres, explain))
+        """Top-k items for a known user (``GET /v1/users/{user_id}/recommendations``).
+
+        ``include={"categories": ["fantasy"]}`` keeps items with one of the values,
+        ``exclude={...}`` drops items with any, ``where=["price<=20"]`` keeps a range.
+        """
+        return self._run(_Calls.recommend_for_user(
+            user_id, k, exclude_seen, genres, explain, _filter_params(include, exclude, where)))
 
     def recommend(self, request: RecommendationRequest | Mapping[str, Any]) -> Recommendations:
         """Recommendations from a full request body (``POST /v1/recommendations``)."""
         return self._run(_Calls.recommend(request))
 
     def similar_items(
-        self, item_id: str | int, k: int = 10, mode: SimilarMode = "content"
+        self, item_id: str | int, k: int = 10, mode: SimilarMode = "content", *,
+        include: Values | None = None, exclude: Values | None = None,
+        where: Sequence[str] | None = None,
     ) -> SimilarItems:
-        """Neighbours of an item by content or collaborative vectors."""
-        return self._run(_Calls.similar_items(item_id, k, mode))
+        """Neighbours of an item by content or collaborative vectors (filtered like
+        :meth:`recommend_for_user`)."""
+        return self._run(_Calls.similar_items(
+            item_id, k, mode, _filter_params(include, exclude, where)))
+
+    def patch_item(
+        self, item_id: str | int, *, attributes: Mapping[str, Any] | None = None,
+        available: bool | None = None,
+    ) -> ItemDetail:
+        """Change an item's attributes or availability (``PATCH /v1/items/{item_id}``)."""
+        return self._run(_Calls.patch_item(item_id, attributes, available))
+
+    def add_items(self, items: Sequence[NewItem | Mapping[str, Any]]) -> BatchResult:
+        """Add many items (``POST /v1/items:batch``); each row gets its own status."""
+        return self._run(_Calls.batch("/v1/items:batch", items))
+
+    def post_events(self, events: Sequence[Mapping[str, Any]]) -> BatchResult:
+        """Record many events, each with its ``user_id`` (``POST /v1/events:batch``)."""
+        return self._run(_Calls.batch("/v1/events:batch", events))
 
     def get_item(self, item_id: str | int) -> ItemDetail:
         """One catalogue item (``GET /v1/items/{item_id}``)."""
@@ -403,9 +463,13 @@ class AsyncHybridrecClient:
         exclude_seen: bool = True,
         genres: Sequence[str] | None = None,
         explain: bool = False,
+        include: Values | None = None,
+        exclude: Values | None = None,
+        where: Sequence[str] | None = None,
     ) -> Recommendations:
         """Top-k items for a known user (``GET /v1/users/{user_id}/recommendations``)."""
-        return await self._run(_Calls.recommend_for_user(user_id, k, exclude_seen, genres, explain))
+        return await self._run(_Calls.recommend_for_user(
+            user_id, k, exclude_seen, genres, explain, _filter_params(include, exclude, where)))
 
     async def recommend(
         self, request: RecommendationRequest | Mapping[str, Any]
@@ -414,10 +478,28 @@ class AsyncHybridrecClient:
         return await self._run(_Calls.recommend(request))
 
     async def similar_items(
-        self, item_id: str | int, k: int = 10, mode: SimilarMode = "content"
+        self, item_id: str | int, k: int = 10, mode: SimilarMode = "content", *,
+        include: Values | None = None, exclude: Values | None = None,
+        where: Sequence[str] | None = None,
     ) -> SimilarItems:
-        """Neighbours of an item by content or collaborative vectors."""
-        return await self._run(_Calls.similar_items(item_id, k, mode))
+        """Neighbours of an item by content or collaborative vectors (filtered)."""
+        return await self._run(_Calls.similar_items(
+            item_id, k, mode, _filter_params(include, exclude, where)))
+
+    async def patch_item(
+        self, item_id: str | int, *, attributes: Mapping[str, Any] | None = None,
+        available: bool | None = None,
+    ) -> ItemDetail:
+        """Change an item's attributes or availability (``PATCH /v1/items/{item_id}``)."""
+        return await self._run(_Calls.patch_item(item_id, attributes, available))
+
+    async def add_items(self, items: Sequence[NewItem | Mapping[str, Any]]) -> BatchResult:
+        """Add many items (``POST /v1/items:batch``); each row gets its own status."""
+        return await self._run(_Calls.batch("/v1/items:batch", items))
+
+    async def post_events(self, events: Sequence[Mapping[str, Any]]) -> BatchResult:
+        """Record many events, each with its ``user_id`` (``POST /v1/events:batch``)."""
+        return await self._run(_Calls.batch("/v1/events:batch", events))
 
     async def get_item(self, item_id: str | int) -> ItemDetail:
         """One catalogue item (``GET /v1/items/{item_id}``)."""

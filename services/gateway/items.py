@@ -38,11 +38,12 @@ class ItemOps:
         mode: str,
         request_id: str | None,
         flt: ItemFilter | None = None,
+        genres: list[str] | None = None,
     ) -> SimilarItems:
         """Content (BERT) or collaborative (item-tower) neighbours of an item (filtered)."""
         found = await self.retrieval.similar(
             item_id, k=k, mode=mode, timeout_s=self.timeout_s, request_id=request_id,
-            filter=flt,
+            filter=flt, genres=genres,
         )
         return found.model_copy(update={"request_id": request_id})
 

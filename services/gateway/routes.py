@@ -14,7 +14,6 @@ from services.gateway.core import GatewayCore
 from services.gateway.deps import ApiKeyDep, CoreDep
 from services.gateway.traffic import count_degraded
 from shared.contracts.filters import parse_query_filter
-from shared.contracts.filters import with_genres as with_genres_filter
 from shared.contracts.items_v1 import BatchResult, ItemPatch
 from shared.contracts.public_v1 import (
     MAX_K,
@@ -173,7 +172,9 @@ async def similar_items(
         Query(description="content = BERT neighbours; collaborative = item-tower neighbours."),
     ] = "content",
     genres: Annotated[
-        str | None, Query(max_length=2000, description="Comma-separated genres to keep.")
+        str | None,
+        Query(max_length=2000, description="Comma-separated genres to keep (a shorthand, as "
+              "for recommendations)."),
     ] = None,
     include: IncludeQuery = None,
     exclude: ExcludeQuery = None,
@@ -181,9 +182,10 @@ async def similar_items(
 ) -> SimilarItems:
     """Nearest neighbours of an item by content (BERT) or by collaborative item vectors,
     available and through the filters (searched inside the filtered items)."""
-    flt = with_genres_filter(parse_query_filter(include, exclude, where), _genres(genres))
+    flt = parse_query_filter(include, exclude, where)
     return await core.items.similar(
-        item_id, k=k, mode=mode, request_id=request_id_of(request), flt=flt
+        item_id, k=k, mode=mode, request_id=request_id_of(request), flt=flt,
+        genres=_genres(genres),
     )
 
 

@@ -58,6 +58,9 @@ async def similar(
         str | None,
         Query(max_length=100_000, description="An ItemFilter as JSON (the gateway's)."),
     ] = None,
+    genres: Annotated[
+        str | None, Query(max_length=5000, description="Comma-separated genres to keep.")
+    ] = None,
 ) -> SimilarItems:
     """Content (BERT) or collaborative (item-tower) neighbours, available and filtered."""
     flt = None
@@ -66,7 +69,8 @@ async def similar(
             flt = ItemFilter.model_validate_json(filter)
         except PydanticValidationError as exc:
             raise ValidationError(f"filter is not a valid ItemFilter: {exc}") from exc
-    return await items.similar(engine, item_id, k, mode, flt)
+    wanted = [g.strip() for g in (genres or "").split(",") if g.strip()][:50]
+    return await items.similar(engine, item_id, k, mode, flt, wanted)
 
 
 @router.get(

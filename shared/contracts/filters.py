@@ -134,16 +134,6 @@ def _number(value: Any) -> float:
         return math.nan
 
 
-def with_genres(flt: ItemFilter | None, genres: list[str]) -> ItemFilter | None:
-    """The filter with the ``genres=`` shorthand folded in (an include on ``genres``)."""
-    if not genres:
-        return flt
-    base = flt or ItemFilter()
-    include = dict(base.include)
-    include["genres"] = list(dict.fromkeys([*include.get("genres", []), *genres]))
-    return base.model_copy(update={"include": include})
-
-
 def parse_query_filter(
     include: list[str] | None, exclude: list[str] | None, where: list[str] | None
 ) -> ItemFilter | None:

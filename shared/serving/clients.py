@@ -526,8 +526,11 @@ class RetrievalClient(ServiceClient):
         timeout_s: float,
         request_id: str | None,
         filter: ItemFilter | None = None,
+        genres: list[str] | None = None,
     ) -> SimilarItems:
         params: dict[str, Any] = {"k": k, "mode": mode}
+        if genres:
+            params["genres"] = ",".join(genres)
         if filter is not None:
             params["filter"] = filter.model_dump_json(exclude_defaults=True)
         return await self.call_model(

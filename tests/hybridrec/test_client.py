@@ -293,3 +293,33 @@ def test_async_client_every_method(
             assert bad_k.value.request_id
 
     asyncio.run(run())
+
+
+def test_filters_patch_and_batches_on_movielens(
+    client: HybridrecClient, users: pd.DataFrame, items: pd.DataFrame
+) -> None:
+    """MovieLens bundles have genres (categorical list) and year (numeric) as attributes:
+    the client's include/exclude/where, PATCH and batch calls work on them (issue 19.5)."""
+    user = str(users.iloc[1].user_id)
+    recs = client.recommend_for_user(user, k=5, include={"genres": ["Drama"]},
+                                     exclude={"genres": ["Comedy"]}, where=["year>=1990"])
+    assert len(recs.items) == 5 and not recs.fewer_than_k and recs.matched
+    for it in recs.items:
+        assert "Drama" in it.genres and "Comedy" not in it.genres and (it.year or 0) >= 1990
+    first = str(items["item_id"].iat[3])
+    sim = client.similar_items(first, k=4, where=["year<1980"])
+    assert all((it.year or 9999) < 1980 for it in sim.items)
+    top = client.recommend_for_user(user, k=3).items[0].item_id
+    assert client.patch_item(top, available=False).available is False
+    assert top not in [it.item_id for it in client.recommend_for_user(user, k=10).items]
+    assert client.patch_item(top, available=True, attributes={"year": 1901}).attributes[
+        "year"] == 1901
+    with pytest.raises(HybridrecClientError) as err:
+        client.recommend_for_user(user, k=3, include={"colour": ["red"]})
+    assert err.value.status == 422 and "genres (categorical)" in err.value.message
+    added = client.add_items([{"item_id": "990001", "title": "Batch Film",
+                               "genres": ["Drama"]}, {"title": ""}])
+    assert [r.status for r in added.rows] == [201, 422] and added.accepted == 1
+    ev = client.post_events([{"user_id": user, "item_id": "990001", "type": "click"},
+                             {"user_id": user, "item_id": "x y"}])
+    assert [r.status for r in ev.rows] == [202, 422]

@@ -125,6 +125,11 @@ def test_post_filter_object_and_genres_shorthand(
     body = _ok(gw.get(f"/v1/users/{shop['users'].iloc[0].user_id}/recommendations",
                       params={"k": 5, "genres": "travel"}))
     assert all("travel" in items.loc[i]["cats"] for i in _ids(body))
+    sim = _ok(gw.get(f"/v1/items/{items.index[5]}/similar",
+                     params={"k": 5, "genres": "travel", "where": "price>=5"}))
+    assert len(sim["items"]) == 5
+    assert all("travel" in items.loc[i]["cats"] and items.loc[i]["price"] >= 5
+               for i in _ids(sim))
 
 
 @pytest.mark.parametrize(

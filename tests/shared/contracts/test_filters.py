@@ -14,7 +14,6 @@ from shared.contracts.filters import (
     check_filter,
     fewer_than_k,
     parse_query_filter,
-    with_genres,
 )
 
 TYPES = {"categories": "categorical", "authors": "categorical", "price": "numeric",
@@ -85,10 +84,7 @@ def test_check_against_the_catalogue_names_the_known_attributes(flt: dict, named
     assert err.value.http_status == 422
 
 
-def test_genres_shorthand_and_fewer_than_k() -> None:
-    flt = with_genres(None, ["Comedy"])
-    assert flt is not None and flt.include == {"genres": ["Comedy"]}
-    assert with_genres(None, []) is None
+def test_fewer_than_k() -> None:
     assert fewer_than_k(10, 10, 50) == {"matched": 50, "fewer_than_k": False,
                                         "fewer_reason": None}
     few = fewer_than_k(3, 10, 3)
