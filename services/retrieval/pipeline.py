@@ -29,6 +29,7 @@ from services.retrieval.filtering import (
     subset_search,
     top_up,
     widen_factor,
+    widened,
 )
 from services.retrieval.lists import most_popular, normalise
 from shared.contracts.errors import NotFoundError
@@ -52,7 +53,9 @@ async def candidates(engine: RetrievalEngine, req: CandidatesRequest) -> Candida
     if hidden:  # a hidden item no longer speaks for the user's taste
         history = [h for h in history if h not in hidden]
     upos = engine.user_position(req.user_id)
-    if req.user_id is not None and upos < 0 and not history and req.user_features is None:
+    # A user who sent any event is known, a low rating or a hide included (seen, hidden).
+    sent = bool(history or seen_since or hidden)
+    if req.user_id is not None and upos < 0 and not sent and req.user_features is None:
         raise NotFoundError(
             f"user {req.user_id!r} is unknown: no training history and no feedback events; "
             "send events with POST /v1/users/{user_id}/events, or ask for anonymous "
@@ -228,9 +231,9 @@ async def source_lists(
             ok = None if allowed is None else allowed & ~exclude
             n_ok = 0 if ok is None else int(np.count_nonzero(ok))
             if ok is not None:
-                widen = widen_factor(engine.n_items, n_ok)
-                first = min(first * widen, engine.n_items)
-                full = min(max(full * widen, first), engine.n_items)
+                grow = widen_factor(engine.n_items, n_ok)
+                first = widened(first, grow, engine.n_items)
+                full = max(widened(full, grow, engine.n_items), first)
             for name, index, q in _ann_queries(engine, vec, hist_pos):
                 if ok is not None and exact_is_cheaper(index, n_ok):
                     # A selective filter: exact over the allowed rows, no ANN query.

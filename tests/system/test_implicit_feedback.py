@@ -108,6 +108,16 @@ def test_a_live_hide_or_dislike_removes_the_item_from_the_next_answer(gw: httpx.
         assert top not in [it["item_id"] for it in cached.json()["items"]]
 
 
+def test_a_new_user_whose_only_event_is_a_hide_is_known(gw: httpx.Client) -> None:
+    user = f"cust-new-{uuid.uuid4().hex[:6]}"
+    assert gw.get(f"/v1/users/{user}/recommendations").status_code == 404  # nothing yet
+    top = _recs(gw, "cust-0005", k=1)[0]  # a book someone gets offered
+    r = gw.post(f"/v1/users/{user}/events", json={"item_id": top, "type": "hide"})
+    assert r.status_code == 202, r.text
+    got = _recs(gw, user, k=20)
+    assert len(got) == 20 and top not in got
+
+
 def test_every_event_type_of_the_data_is_accepted(gw: httpx.Client) -> None:
     for kind in ("view", "click", "add_to_cart", "purchase", "like"):
         r = gw.post("/v1/users/cust-0004/events", json={"item_id": "sku-000010", "type": kind})
