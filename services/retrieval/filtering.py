@@ -112,8 +112,9 @@ def allowed_mask(
                 if bounds.lt is not None:
                     ok &= col < bounds.lt
             mask &= ok
+    genre_ok = cat.genre_mask(genres) if genres and live.patched else None
     for pos, (attrs, avail) in live.patched.items():  # changed items: their live values
-        ok_genres = not genres or bool(cat.genre_mask(genres)[pos : pos + 1].all())
+        ok_genres = genre_ok is None or bool(genre_ok[pos])
         mask[pos] = avail and ok_genres and (flt is None or flt.matches(attrs))
     return mask
 
@@ -141,12 +142,18 @@ def exact_is_cheaper(index: VectorIndex, n_ok: int) -> bool:
     return index.kind == "exact" or n_ok * index.dim <= EXACT_MAX_ELEMENTS
 
 
-def widen_factor(n_items: int, n_ok: int) -> int:
-    """How many more neighbours an ANN query asks for under a filter letting ``n_ok`` of
-    ``n_items`` through (1.5x the inverse selectivity, at most :data:`MAX_WIDEN`)."""
+def widen_factor(n_items: int, n_ok: int) -> float:
+    """How many times more neighbours an ANN query asks for under a filter letting ``n_ok``
+    of ``n_items`` through: 1.5x the inverse selectivity, between 1 and :data:`MAX_WIDEN`
+    (a filter letting most items through, such as availability alone, costs about 1.5x)."""
     if n_ok <= 0:
-        return 1
-    return max(1, min(MAX_WIDEN, math.ceil(1.5 * n_items / n_ok)))
+        return 1.0
+    return max(1.0, min(float(MAX_WIDEN), 1.5 * n_items / n_ok))
+
+
+def widened(n: int, widen: float, n_items: int) -> int:
+    """Neighbours to ask for: ``n`` widened, plus a margin, at most the catalogue."""
+    return min(math.ceil(n * widen) + 10, n_items)
 
 
 async def filtered_search(
@@ -167,7 +174,7 @@ async def filtered_search(
     n_ok = int(np.count_nonzero(ok)) if n_ok is None else n_ok
     if exact_is_cheaper(index, n_ok):
         return subset_search(vectors, np.flatnonzero(ok), q, n)
-    want = min(n * widen_factor(engine.n_items, n_ok), engine.n_items)
+    want = widened(n, widen_factor(engine.n_items, n_ok), engine.n_items)
     ids, scores = await engine.ann_query(index, q, want)
     keep = ids >= 0
     keep &= ok[np.where(keep, ids, 0)]

@@ -24,6 +24,16 @@ from shared.contracts.errors import NotFoundError
 from shared.model.cells import list_cell
 
 _WORD = re.compile(r"[0-9a-z]+")
+_GENRES_KEY = "\0genres"  # the genre list's index beside the attributes' (not a name)
+
+
+def _inverted(lists: list[list[str]]) -> dict[str, np.ndarray]:
+    """Lower-cased value -> sorted positions of the lists holding it."""
+    found: dict[str, list[int]] = defaultdict(list)
+    for pos, values in enumerate(lists):
+        for v in {str(x).lower() for x in values}:
+            found[v].append(pos)
+    return {v: np.asarray(p, dtype=np.int64) for v, p in found.items()}
 
 
 def normalise_title(text: str) -> list[str]:
@@ -183,11 +193,7 @@ class Catalogue:
         attribute (built on first use, then kept)."""
         index = self._value_index.get(name)
         if index is None:
-            found: dict[str, list[int]] = defaultdict(list)
-            for pos, values in enumerate(self.categorical[name]):
-                for v in {str(x).lower() for x in values}:
-                    found[v].append(pos)
-            index = {v: np.asarray(p, dtype=np.int64) for v, p in found.items()}
+            index = _inverted(self.categorical[name])
             self._value_index[name] = index
         return index
 
@@ -235,11 +241,16 @@ class Catalogue:
         }
 
     def genre_mask(self, wanted: list[str]) -> np.ndarray:
-        """[n] bool: items having any of the wanted genres (case-insensitive)."""
-        want = {g.lower() for g in wanted}
-        return np.fromiter(
-            (bool(want & {g.lower() for g in gl}) for gl in self.genres), bool, len(self.genres)
-        )
+        """[n] bool: items having any of the wanted genres (case-insensitive); through an
+        inverted index built on first use, so a request costs O(items of those genres)."""
+        index = self._value_index.get(_GENRES_KEY)
+        if index is None:
+            index = _inverted(self.genres)
+            self._value_index[_GENRES_KEY] = index
+        mask = np.zeros(len(self.genres), dtype=bool)
+        for g in {g.lower() for g in wanted}:
+            mask[index.get(g, np.zeros(0, np.int64))] = True
+        return mask
 
     def _prefixed(self, prefix: str) -> np.ndarray:
         """Positions of items with a title word starting with ``prefix``."""

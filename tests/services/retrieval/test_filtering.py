@@ -18,6 +18,7 @@ from services.retrieval.filtering import (
     subset_search,
     top_up,
     widen_factor,
+    widened,
 )
 from shared.contracts.errors import ValidationError
 from shared.contracts.filters import ItemFilter
@@ -114,7 +115,7 @@ def test_filtered_search_equals_brute_force_under_the_mask(share: float, path: s
     if path == "exact":
         assert index.asked == []  # a selective filter never asks the index
     else:
-        assert index.asked == [50 * widen_factor(n, int(ok.sum()))]
+        assert index.asked == [widened(50, widen_factor(n, int(ok.sum())), n)]
 
 
 def test_filtered_search_falls_back_to_the_scan_when_ann_finds_too_few() -> None:
@@ -144,6 +145,7 @@ def test_subset_search_is_exact_cosine() -> None:
     np.testing.assert_array_equal(ids, rows[np.argsort(-cos)[:5]])
     np.testing.assert_allclose(scores, np.sort(cos)[::-1][:5], rtol=1e-5)
     assert widen_factor(1000, 10) == 20 and widen_factor(1000, 500) == 3
+    assert widen_factor(1000, 980) == 1.5 * 1000 / 980 and widened(10, 1.5, 100) == 25
 
 
 def test_top_up_fills_k_with_popular_allowed_items() -> None:
