@@ -43,6 +43,7 @@ from shared.model.catalogue import Catalogue
 from shared.model.search import VectorIndex
 from shared.model.search.exact import ExactSearch, use_exact
 from shared.model.search.hnsw import HnswIndex
+from shared.serving.process_tuning import limit_compute_threads
 
 DIM = 64
 DEPTH = 200
@@ -151,7 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="BLAS threads, as the services cap them (HYBRIDREC_COMPUTE_THREADS)")
     args = ap.parse_args(argv)
+    limit_compute_threads(args.threads)
     results = []
     for n in args.items:
         res = run(n, args.queries, args.seed)

@@ -126,7 +126,7 @@ def subset_search(
     if not len(rows) or n <= 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
     sub = np.asarray(vectors[rows], dtype=np.float32)
-    norms = np.linalg.norm(sub, axis=1)
+    norms = np.sqrt(np.einsum("ij,ij->i", sub, sub))
     qv = np.asarray(q, np.float32).reshape(-1)
     qn = float(np.linalg.norm(qv))
     sims = (sub @ qv) / np.where(norms > 0, norms, 1.0) / (qn if qn > 0 else 1.0)
