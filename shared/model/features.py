@@ -5,7 +5,9 @@
 features (gender, age, occupation) – and turns raw requests into the exact
 arrays the Keras towers take. Training and the retrieval service both call it,
 so the features are computed identically in both places. It saves to JSON
-(no pickle).
+(no pickle). The query side is here; the item side is
+:class:`shared.model.item_inputs.ItemInputs`, the raw values' canonical forms
+:mod:`shared.model.feature_values`.
 
 Index conventions (all tables reserve row 0):
 
@@ -19,7 +21,6 @@ Index conventions (all tables reserve row 0):
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -29,81 +30,26 @@ import numpy as np
 
 from shared.contracts.errors import BundleError, ConfigError, ValidationError
 from shared.model.attributes import AttributeEncoder
+from shared.model.feature_values import (
+    feature_value,
+    genre_list,
+    is_missing,
+    user_feature_table,
+    year_bucket,
+)
+from shared.model.item_inputs import ItemInputs
 
 SCHEMA_VERSION = 1
 DEFAULT_HISTORY_LENGTH = 50
-USER_FEATURE_NAMES = ("gender", "age", "occupation")
-_NO_GENRES = {"(no genres listed)", ""}
 
-# Input names of the towers.
+# Input names of the query tower (the item tower's are in shared.model.item_inputs).
 USER_INPUT = "user_id"
 HISTORY_INPUT = "history"
 PROFILE_INPUT = "genre_profile"
-ITEM_INPUT = "item_id"
-CONTENT_INPUT = "content"
-GENRES_INPUT = "genres"
-YEAR_INPUT = "year_bucket"
-
-
-def _is_missing(value: Any) -> bool:
-    """True for None, NaN, ``pd.NA`` and ``pd.NaT``."""
-    if value is None:
-        return True
-    if isinstance(value, float | np.floating):
-        return math.isnan(float(value))
-    return type(value).__name__ in ("NAType", "NaTType")
-
-
-def feature_value(value: Any) -> str | None:
-    """Canonical string form of a user feature value (``25.0`` -> ``"25"``), None if missing."""
-    if _is_missing(value):
-        return None
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
-    if isinstance(value, np.integer):
-        return str(int(value))
-    text = str(value).strip()
-    return text or None
-
-
-def _genre_list(value: Any) -> list[str]:
-    if value is None or isinstance(value, float):
-        return []
-    if isinstance(value, str):
-        value = value.split("|")
-    return [str(g) for g in value if str(g) not in _NO_GENRES]
-
-
-def _bucket(year: Any, year_min: int, size: int, n_buckets: int) -> int:
-    """Year bucket in [1, n_buckets] (clipped), 0 for a missing year."""
-    if _is_missing(year):
-        return 0
-    return min(max((int(year) - year_min) // size + 1, 1), n_buckets)
-
-
-def _user_feature_table(users: Any, n_users: int) -> tuple[dict[str, list[str]], list[list[int]]]:
-    """Vocabularies of the user features present, and each user's encoded values."""
-    if users is None:
-        return {}, []
-    vocabs: dict[str, list[str]] = {}
-    for name in (c for c in USER_FEATURE_NAMES if c in users.columns):
-        vocab = sorted({v for v in map(feature_value, users[name]) if v is not None})
-        if vocab:
-            vocabs[name] = vocab
-    if not vocabs:
-        return {}, []
-    if len(users) != n_users:
-        raise ConfigError(
-            f"users table has {len(users)} rows but there are {n_users} user ids; "
-            "pass the users table aligned to user_idx"
-        )
-    index = {name: {v: j + 1 for j, v in enumerate(vocab)} for name, vocab in vocabs.items()}
-    columns = [[index[name].get(feature_value(v) or "", 0) for v in users[name]] for name in vocabs]
-    return vocabs, [list(row) for row in zip(*columns, strict=True)]
 
 
 @dataclass
-class FeatureEncoder:
+class FeatureEncoder(ItemInputs):
     """Vocabularies and encoders of the two-tower inputs.
 
     Attributes:
@@ -198,21 +144,23 @@ class FeatureEncoder:
         if year_bucket_size < 1:
             raise ConfigError(f"year_bucket_size must be >= 1, got {year_bucket_size}")
         n = len(items)
-        genre_lists = [_genre_list(g) for g in items["genres"]] if "genres" in items else [[]] * n
+        genre_lists = [genre_list(g) for g in items["genres"]] if "genres" in items else [[]] * n
         genres = sorted({g for gl in genre_lists for g in gl})
         gindex = {g: j for j, g in enumerate(genres)}
         raw_years: list[Any] = list(items["year"]) if "year" in items else [None] * n
-        years: list[int | None] = [None if _is_missing(y) else int(y) for y in raw_years]
+        years: list[int | None] = [None if is_missing(y) else int(y) for y in raw_years]
         known = [y for y in years if y is not None]
         year_min = (min(known) // year_bucket_size) * year_bucket_size if known else 1900
         n_buckets = (max(known) - year_min) // year_bucket_size + 1 if known else 1
-        vocabs, rows = _user_feature_table(users, len(user_ids))
+        vocabs, rows = user_feature_table(users, len(user_ids))
         return cls(
             user_ids=[str(u) for u in user_ids],
             item_ids=[str(i) for i in items["item_id"]],
             genres=genres,
             item_genres=[sorted({gindex[g] for g in gl}) for gl in genre_lists],
-            item_year_buckets=[_bucket(y, year_min, year_bucket_size, n_buckets) for y in years],
+            item_year_buckets=[
+                year_bucket(y, year_min, year_bucket_size, n_buckets) for y in years
+            ],
             year_min=int(year_min),
             year_bucket_size=int(year_bucket_size),
             n_year_buckets=int(n_buckets),
@@ -266,18 +214,6 @@ class FeatureEncoder:
         return replace(self, user_ids=[str(u) for u in user_ids],
                        item_ids=[str(i) for i in item_ids])
 
-    def year_buckets(self, years: Sequence[Any] | np.ndarray) -> np.ndarray:
-        """[B] int32 year bucket (0 = unknown; out-of-range years clip to the end buckets)."""
-        size, n = self.year_bucket_size, self.n_year_buckets
-        return np.asarray([_bucket(y, self.year_min, size, n) for y in years], dtype=np.int32)
-
-    def genre_multi_hot(self, genre_lists: Sequence[Any]) -> np.ndarray:
-        """[B, G] float32 multi-hot of genre lists (genres outside the vocabulary are ignored)."""
-        out = np.zeros((len(genre_lists), self.n_genres), dtype=np.float32)
-        for k, gl in enumerate(genre_lists):
-            cols = [self._genre_index[g] for g in _genre_list(gl) if g in self._genre_index]
-            out[k, cols] = 1.0
-        return out
 
     def pad_histories(self, histories: Sequence[Sequence[int] | np.ndarray]) -> np.ndarray:
         """Fixed-length history table input.
@@ -407,104 +343,6 @@ class FeatureEncoder:
         hist = self.pad_histories(histories if histories is not None else [[]] * batch)
         return self.query_arrays(uidx, hist, user_features)
 
-    def encode_items(
-        self,
-        content_vectors: np.ndarray,
-        item_idx: Sequence[int] | np.ndarray | None = None,
-        use_ids: bool | np.ndarray = True,
-    ) -> dict[str, np.ndarray]:
-        """Candidate-tower inputs for catalogue items.
-
-        Args:
-            content_vectors: [n, D] content (BERT) vectors of the items, in ``item_idx`` order.
-            item_idx: [n] item indices; None = the whole catalogue (then n = n_items).
-            use_ids: False (or a False entry of an [n] bool mask) feeds item id 0,
-                the content-only path used for items without interactions.
-
-        Returns:
-            ``item_id`` [n] int32, ``content`` [n, D] float32, ``genres`` [n, G] float32,
-            ``year_bucket`` [n] int32, and the item attributes' inputs.
-        """
-        idx = np.arange(self.n_items) if item_idx is None else np.asarray(item_idx, np.int64)
-        content = np.asarray(content_vectors, dtype=np.float32)
-        if content.ndim != 2 or len(content) != len(idx):
-            raise ValidationError(
-                f"content_vectors must be [{len(idx)}, D], got shape {content.shape}"
-            )
-        if idx.size and (idx.min() < 0 or idx.max() >= self.n_items):
-            raise ValidationError(f"item indices must be in [0, {self.n_items})")
-        ids = (idx + 1).astype(np.int32)
-        ids = np.where(np.broadcast_to(np.asarray(use_ids, bool), ids.shape), ids, 0)
-        out = {
-            ITEM_INPUT: ids.astype(np.int32),
-            CONTENT_INPUT: content,
-            GENRES_INPUT: self._genre_table[idx + 1],
-            YEAR_INPUT: self._year_table[idx] if idx.size else np.zeros(0, np.int32),
-        }
-        if self.attributes is not None:
-            out.update(self.attributes.item.rows(idx))
-        return out
-
-    def encode_new_items(
-        self,
-        content_vectors: np.ndarray,
-        genres: Sequence[Any],
-        years: Sequence[Any],
-        attributes: Sequence[Mapping[str, Any] | None] | None = None,
-    ) -> dict[str, np.ndarray]:
-        """Candidate-tower inputs for items outside the catalogue (content only, item id 0).
-
-        Args:
-            content_vectors: [n, D] content vectors.
-            genres: [n] genre lists.
-            years: [n] release years (None = unknown).
-            attributes: [n] ``{attribute: value}`` of each item (None = none known).
-
-        Returns:
-            Same keys as :meth:`encode_items`.
-        """
-        content = np.asarray(content_vectors, dtype=np.float32)
-        if attributes is not None and self.attribute_sources:
-            genres, years = self.genres_and_years(genres, years, attributes)
-        if content.ndim != 2 or not len(content) == len(genres) == len(years):
-            raise ValidationError(
-                f"need matching lengths: content {content.shape}, {len(genres)} genre lists, "
-                f"{len(years)} years"
-            )
-        out = {
-            ITEM_INPUT: np.zeros(len(content), dtype=np.int32),
-            CONTENT_INPUT: content,
-            GENRES_INPUT: self.genre_multi_hot(genres),
-            YEAR_INPUT: self.year_buckets(years),
-        }
-        if self.attributes is not None:
-            recs = list(attributes) if attributes is not None else [None] * len(content)
-            if len(recs) != len(content):
-                raise ValidationError(f"need one attribute dict per item: {len(recs)} for "
-                                      f"{len(content)} items")
-            out.update(self.attributes.item.encode_records(recs))
-        return out
-
-    def genres_and_years(
-        self, genres: Sequence[Any], years: Sequence[Any],
-        attributes: Sequence[Mapping[str, Any] | None],
-    ) -> tuple[list[Any], list[Any]]:
-        """New items' genres and years, those missing taken from the attributes training read
-        them from (:attr:`attribute_sources`; for the item text and the tower alike)."""
-        g_src, y_src = self.attribute_sources.get("genres"), self.attribute_sources.get("year")
-        out_g, out_y = list(genres), list(years)
-        for k, rec in enumerate(list(attributes)[: len(out_g)]):
-            if not rec:
-                continue
-            if g_src and not _genre_list(out_g[k]) and rec.get(g_src) is not None:
-                value = rec[g_src]
-                out_g[k] = value if isinstance(value, list | tuple) else [value]
-            if y_src and k < len(out_y) and _is_missing(out_y[k]):
-                try:
-                    out_y[k] = None if rec.get(y_src) is None else int(float(rec[y_src]))
-                except (TypeError, ValueError):
-                    out_y[k] = None
-        return out_g, out_y
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (without :attr:`attributes`, saved in their own files)."""

@@ -30,6 +30,7 @@ import keras
 from shared.contracts.errors import ConfigError
 from shared.model import features as F
 from shared.model.attributes import SideEncoder
+from shared.model.item_inputs import CONTENT_INPUT, GENRES_INPUT, ITEM_INPUT, YEAR_INPUT
 from shared.model.layers import IdDropout, L2Normalize, MaskedMeanPooling
 
 HISTORY_MODES = ("auto", "before", "others", "mixed")
@@ -224,11 +225,11 @@ def build_towers(
     n_genres = encoder.n_genres
 
     # ---- candidate tower
-    item_id = keras.Input(shape=(), dtype="int32", name=F.ITEM_INPUT)
-    content = keras.Input(shape=(content_dim,), dtype="float32", name=F.CONTENT_INPUT)
-    year = keras.Input(shape=(), dtype="int32", name=F.YEAR_INPUT)
+    item_id = keras.Input(shape=(), dtype="int32", name=ITEM_INPUT)
+    content = keras.Input(shape=(content_dim,), dtype="float32", name=CONTENT_INPUT)
+    year = keras.Input(shape=(), dtype="int32", name=YEAR_INPUT)
     cand_inputs: dict[str, Any] = {
-        F.ITEM_INPUT: item_id, F.CONTENT_INPUT: content, F.YEAR_INPUT: year
+        ITEM_INPUT: item_id, CONTENT_INPUT: content, YEAR_INPUT: year
     }
     dropped = IdDropout(config.item_id_dropout, seed=seed + 1, name="item_id_dropout")(item_id)
     parts = [
@@ -239,8 +240,8 @@ def build_towers(
         ),
     ]
     if n_genres:
-        genres = keras.Input(shape=(n_genres,), dtype="float32", name=F.GENRES_INPUT)
-        cand_inputs[F.GENRES_INPUT] = genres
+        genres = keras.Input(shape=(n_genres,), dtype="float32", name=GENRES_INPUT)
+        cand_inputs[GENRES_INPUT] = genres
         parts.append(genres)
     attrs = encoder.attributes
     parts += attribute_parts(attrs.item if attrs else None, config.feature_dim, cand_inputs)

@@ -1,4 +1,4 @@
-"""FeatureEncoder: vocabularies, query/item inputs and the JSON round trip."""
+"""FeatureEncoder: vocabularies, query inputs and the JSON round trip."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from shared.contracts.errors import BundleError, ConfigError, ValidationError
-from shared.model.features import FeatureEncoder, feature_value
+from shared.model.features import FeatureEncoder
 
 
 def _items() -> pd.DataFrame:
@@ -78,20 +78,6 @@ def test_encode_queries_rejects_bad_input(encoder: FeatureEncoder) -> None:
         encoder.encode_queries(user_ids=[7, 9], histories=[[1]])
 
 
-def test_encode_items_and_new_items(encoder: FeatureEncoder) -> None:
-    content = np.arange(8, dtype=np.float32).reshape(4, 2)
-    out = encoder.encode_items(content, use_ids=np.array([True, False, True, True]))
-    np.testing.assert_array_equal(out["item_id"], [1, 0, 3, 4])
-    np.testing.assert_array_equal(out["genres"][1], [0, 1, 1])
-    np.testing.assert_array_equal(out["year_bucket"], [1, 3, 0, 5])
-    sub = encoder.encode_items(content[[3]], item_idx=[3])
-    np.testing.assert_array_equal(sub["item_id"], [4])
-    new = encoder.encode_new_items(content[:2], [["Action", "Western"], []], [2003, None])
-    np.testing.assert_array_equal(new["item_id"], [0, 0])
-    np.testing.assert_array_equal(new["genres"], [[1, 0, 0], [0, 0, 0]])
-    np.testing.assert_array_equal(new["year_bucket"], [3, 0])
-
-
 def test_json_round_trip(encoder: FeatureEncoder, tmp_path) -> None:
     path = tmp_path / "features.json"
     encoder.save(path)
@@ -131,9 +117,7 @@ def test_load_rejects_other_schema(encoder: FeatureEncoder, tmp_path) -> None:
         FeatureEncoder.load(tmp_path / "missing.json")
 
 
-def test_no_user_features_and_helpers() -> None:
+def test_no_user_features() -> None:
     enc = FeatureEncoder.fit([1, 2], _items(), pd.DataFrame({"user_id": [1, 2]}))
     assert enc.user_feature_names == []
     assert set(enc.encode_queries([1], [[0]])) == {"user_id", "history", "genre_profile"}
-    assert feature_value(25.0) == "25" and feature_value(pd.NA) is None
-    assert feature_value(np.int64(3)) == "3" and feature_value(float("nan")) is None
