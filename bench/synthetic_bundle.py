@@ -23,7 +23,7 @@ tower's user vectors live in the same space. The towers' ID tables are extended
 feature encoder, neighbour tables and ranker feature tables get one row per
 item, both Annoy indexes are built over the whole catalogue with
 :func:`shared.model.search.annoy_index.params_for_catalogue`, and
-:class:`~shared.contracts.bundle.BundleWriter`
+:class:`~shared.contracts.bundle_writer.BundleWriter`
 writes the manifest with real checksums. Build times are recorded in the
 manifest under ``components.synthetic.timings_s``.
 """
@@ -44,7 +44,8 @@ import pandas as pd
 from bench import synthetic_items as S
 from bench.common import peak_rss_mb
 from shared.contracts import bundle_layout as L
-from shared.contracts.bundle import Bundle, BundleWriter, load_bundle, resolve_bundle, sha256_file
+from shared.contracts.bundle import Bundle, load_bundle, resolve_bundle, sha256_file
+from shared.contracts.bundle_writer import BundleWriter
 from shared.contracts.errors import ConfigError
 from shared.model.catalogue import id_array, next_numeric_id
 from shared.model.search import VectorIndex

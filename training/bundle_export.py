@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from shared.contracts import bundle_layout as L
-from shared.contracts.bundle import BundleWriter
+from shared.contracts.bundle_writer import BundleWriter
 from shared.contracts.errors import BundleError
 from shared.model.features import FeatureEncoder
 from shared.model.search import VectorIndex

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from shared.contracts.bundle import fsync_dir
+from shared.contracts.bundle_writer import fsync_dir
 from shared.stores.redis_conn import RedisGuard, RedisUnavailable, key
 
 EVENT_FIELDS = ("user_id", "item_id", "type", "rating", "timestamp")

@@ -26,7 +26,8 @@ import pytest
 import redis
 
 from harness.processes import ServiceProcess, running_stack
-from shared.contracts.bundle import MANIFEST, BundleWriter, resolve_bundle, switch_latest
+from shared.contracts.bundle import MANIFEST, resolve_bundle
+from shared.contracts.bundle_writer import BundleWriter, switch_latest
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,8 @@ from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
-from shared.contracts.bundle import MANIFEST, Bundle, BundleWriter, switch_latest
+from shared.contracts.bundle import MANIFEST, Bundle
+from shared.contracts.bundle_writer import BundleWriter, switch_latest
 from shared.contracts.errors import NotFoundError, NotReadyError, ValidationError
 from shared.serving.admin_deps import require_internal_admin
 from shared.serving.app_factory import create_app
