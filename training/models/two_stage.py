@@ -17,6 +17,9 @@ Training without leakage (:meth:`TwoStageRecommender.fit`):
    with validation items, labelled by ``data.valid``, early-stop the ranker (and
    choose the loss when ``loss="auto"``). ``data.test`` is never read.
 
+The lists themselves (holdout, candidates, labels, features) are built in
+:mod:`training.models.ranking_lists`.
+
 ``score`` ranks each user's merged candidates by the ranker, above every
 non-candidate (those keep the first source's order below).
 :class:`RetrievalOnlyRecommender` scores the same candidates in retrieval
@@ -27,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,11 +37,10 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from tqdm import tqdm
 
 from shared.contracts.errors import ConfigError, NotReadyError
 from shared.model.attributes import AttributeEncoder
-from shared.model.candidates import CandidateSet, finite_list, merge_candidates, top_n
+from shared.model.candidates import CandidateSet
 from shared.model.ranker_features import (
     RankerFeatureTables,
     build_tables,
@@ -47,7 +48,6 @@ from shared.model.ranker_features import (
     concat_features,
 )
 from training.attribute_features import fit_attribute_encoder
-from training.models.confidence import add_negatives
 from training.models.ranker import (
     RankerConfig,
     RankingLists,
@@ -56,6 +56,12 @@ from training.models.ranker import (
     list_ndcg,
     predict_logits,
     train_ranker,
+)
+from training.models.ranking_lists import (
+    candidate_sets,
+    concat_lists,
+    inner_holdout,
+    ranking_lists,
 )
 from training.models.ranking_sources import user_histories
 
@@ -133,52 +139,6 @@ class TwoStageConfig:
         return d
 
 
-def inner_holdout(data: Any, frac: float, kind: str, seed: int, skip_frac: float = 0.0) -> Any:
-    """Split ``data.train`` into history (returned as ``train``) and labels (as ``valid``).
-
-    Args:
-        data: The EvalData.
-        frac: Share of each user's train rows that become labels (users keep >= 1 row).
-        kind: ``temporal`` (latest rows) or ``random`` (seeded draw).
-        seed: Seed of the random draw.
-        skip_frac: Share of each user's latest rows (in the same order) dropped
-            before the labels are taken: an earlier origin for rolling temporal folds.
-
-    Returns:
-        A copy of ``data`` with ``train``/``train_interactions`` = history,
-        ``valid`` = labels and an empty ``test``.
-    """
-    inter = data.train_interactions.reset_index(drop=True)
-    u = inter["user_idx"].to_numpy(np.int64)
-    key = (inter["timestamp"].to_numpy(np.float64) if kind == "temporal"
-           else np.random.default_rng(seed).random(len(inter)))
-    order = np.lexsort((inter["item_idx"].to_numpy(np.int64), key, u))
-    us = u[order]
-    starts = np.searchsorted(us, us, side="left")
-    sizes = np.bincount(us, minlength=data.n_users)[us]
-    pos = np.arange(len(us)) - starts
-    n_skip = np.minimum(np.floor(skip_frac * sizes).astype(np.int64), sizes - 1)
-    n_lab = np.minimum(np.floor(frac * sizes).astype(np.int64), sizes - n_skip - 1)
-    is_label = np.zeros(len(inter), dtype=bool)
-    is_label[order] = (pos >= sizes - n_skip - n_lab) & (pos < sizes - n_skip)
-    is_skip = np.zeros(len(inter), dtype=bool)
-    is_skip[order] = pos >= sizes - n_skip
-    shape = (data.n_users, data.n_items)
-
-    def csr(mask: np.ndarray) -> sp.csr_matrix:
-        part = inter[mask]
-        return sp.csr_matrix((np.ones(len(part), np.float32),
-                              (part["user_idx"].to_numpy(), part["item_idx"].to_numpy())),
-                             shape=shape)
-
-    hist = ~is_label & ~is_skip
-    return dataclasses.replace(
-        data, train=csr(hist), valid=csr(is_label),
-        test=sp.csr_matrix(shape, dtype=np.float32),
-        train_interactions=inter[hist].reset_index(drop=True),
-    )
-
-
 class TwoStageRecommender:
     """Retrieval sources + merged candidates + hybrid ranker, behind the Recommender protocol.
 
@@ -214,50 +174,6 @@ class TwoStageRecommender:
         self._data: Any = None
         self._hist: list[np.ndarray] = []
         self.timings: dict[str, float] = {}
-
-    # ----------------------------------------------------------------- candidates
-    def _candidate_sets(self, srcs: dict[str, Any], data: Any, hist: list[np.ndarray],
-                        users: np.ndarray) -> list[CandidateSet]:
-        """Merged candidates of ``users`` from fitted ``srcs`` (train items excluded)."""
-        cfg = self.config
-        seen = data.train[users].toarray() > 0
-        tops = {}
-        for name in self.source_names:
-            idx, sc = top_n(srcs[name].score(users), cfg.depth, seen)
-            tops[name] = (idx, sc)
-        out = []
-        for b, _u in enumerate(users):
-            lists = {n: finite_list(tops[n][0][b], tops[n][1][b]) for n in self.source_names}
-            out.append(merge_candidates(
-                lists, self.source_names, data.n_items,
-                fill_sources=cfg.fill_sources, min_candidates=cfg.min_candidates,
-                max_candidates=cfg.max_candidates, missing_rank=cfg.depth + 1))
-        return out
-
-    def _lists(self, srcs: dict[str, Any], data: Any, tables: RankerFeatureTables,
-               labels: sp.csr_matrix, desc: str, max_users: int | None = None) -> RankingLists:
-        """Ranking lists of the users with labels (a seeded sample of ``max_users``)."""
-        hist = user_histories(data.train_interactions, data.n_users)
-        users = np.flatnonzero(np.diff(labels.indptr) > 0)
-        if max_users is not None and len(users) > max_users:
-            rng = np.random.default_rng(self.config.seed)
-            users = np.sort(rng.choice(users, max_users, replace=False))
-        parts, labs, lens = [], [], []
-        for lo in tqdm(range(0, len(users), 256), desc=desc, file=sys.stderr, leave=False,
-                       disable=not self.config.ranker.progress):
-            chunk = users[lo:lo + 256]
-            sets = self._candidate_sets(srcs, data, hist, chunk)
-            if self.negatives is not None:  # hidden/disliked items: label-0 rows
-                sets = add_negatives(sets, srcs, data, chunk, self.negatives, self.config.depth)
-            for u, cs in zip(chunk, sets, strict=True):
-                parts.append(candidate_features(tables, int(u), hist[u], cs))
-                rel = labels.indices[labels.indptr[u]:labels.indptr[u + 1]]
-                labs.append(np.isin(cs.item_idx, rel).astype(np.float32))
-                lens.append(len(cs))
-        return RankingLists(
-            features=concat_features(parts), labels=np.concatenate(labs),
-            offsets=np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
-            n_relevant=np.diff(labels.indptr)[users].astype(np.int64), users=users)
 
     def _fit_sources(self, data: Any, use_prefit: bool) -> dict[str, Any]:
         out = {}
@@ -301,16 +217,17 @@ class TwoStageRecommender:
                                   else 0.0)
             srcs = self._fit_sources(inner, use_prefit=False)
             tables = self._tables(inner)
-            train_parts.append(self._lists(srcs, inner, tables, inner.valid, "inner lists",
-                                           cfg.max_train_users))
+            train_parts.append(ranking_lists(srcs, inner, tables, inner.valid, "inner lists",
+                                             self.source_names, cfg, self.negatives,
+                                             cfg.max_train_users))
             del srcs
-        train = _concat_lists(train_parts)
+        train = concat_lists(train_parts)
         self.fitted = self._fit_sources(data, use_prefit=True)
         self.tables = self._tables(data)
         self._data = data
         self._hist = user_histories(data.train_interactions, data.n_users)
-        valid = self._lists(self.fitted, data, self.tables, data.valid, "valid lists",
-                            cfg.max_valid_users)
+        valid = ranking_lists(self.fitted, data, self.tables, data.valid, "valid lists",
+                              self.source_names, cfg, self.negatives, cfg.max_valid_users)
         t_train = time.perf_counter()
         losses = ("listwise", "bce") if cfg.ranker.loss == "auto" else (cfg.ranker.loss,)
         results = {}
@@ -350,8 +267,8 @@ class TwoStageRecommender:
         """Merged candidates of the full-train sources for each user."""
         if self._data is None:
             raise NotReadyError(f"{self.name} is not fitted; call fit(data) first")
-        return self._candidate_sets(self.fitted, self._data, self._hist,
-                                    np.asarray(user_idx, dtype=np.int64))
+        return candidate_sets(self.fitted, self._data, np.asarray(user_idx, dtype=np.int64),
+                              self.source_names, self.config)
 
     def _base_scores(self, users: np.ndarray) -> np.ndarray:
         """[B, n_items] non-candidate order in [-1, 0) from the first source; seen = -inf."""
@@ -440,17 +357,3 @@ class RetrievalOnlyRecommender:
     def score(self, user_idx: np.ndarray) -> np.ndarray:
         """[B, n_items] float32, candidates in fused order above the rest."""
         return self.two_stage.score(user_idx, use_ranker=False)
-
-
-def _concat_lists(parts: list[RankingLists]) -> RankingLists:
-    """Pool the lists of several inner folds."""
-    if len(parts) == 1:
-        return parts[0]
-    sizes = np.cumsum([0] + [len(p.labels) for p in parts[:-1]])
-    return RankingLists(
-        features=concat_features([p.features for p in parts]),
-        labels=np.concatenate([p.labels for p in parts]),
-        offsets=np.concatenate([parts[0].offsets[:1]] + [
-            p.offsets[1:] + s for p, s in zip(parts, sizes, strict=True)]),
-        n_relevant=np.concatenate([p.n_relevant for p in parts]),
-        users=np.concatenate([p.users for p in parts]))

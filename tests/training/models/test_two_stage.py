@@ -1,4 +1,4 @@
-"""Two-stage recommender on tiny planted data: no seen items, inner holdout, export round trip."""
+"""Two-stage recommender on tiny planted data: no seen items, folds, export round trip."""
 
 from __future__ import annotations
 
@@ -19,14 +19,12 @@ from training.models.ranker import RankerConfig
 from training.models.ranking_sources import (
     ContentRecommender,
     SparseEASERecommender,
-    user_histories,
 )
 from training.models.two_stage import (
     RetrievalOnlyRecommender,
     SourceSpec,
     TwoStageConfig,
     TwoStageRecommender,
-    inner_holdout,
 )
 
 N_USERS, N_ITEMS = 36, 30
@@ -189,30 +187,6 @@ def test_export_and_serving_reproduce_the_ranking(
         items, _ = scorer.rank(int(u), model._hist[u], cs)
         expected = cs.item_idx[np.argsort(-scores[b, cs.item_idx], kind="stable")]
         np.testing.assert_array_equal(items, expected)
-
-
-@pytest.mark.parametrize("kind", ["temporal", "random"])
-def test_inner_holdout_partitions_train(kind: str) -> None:
-    data, _ = _data()
-    inner = inner_holdout(data, 0.25, kind, seed=3)
-    hist, lab = inner.train.toarray(), inner.valid.toarray()
-    np.testing.assert_array_equal(hist + lab, data.train.toarray())
-    assert (lab.sum(axis=1) == 2).all()  # floor(0.25 * 8) per user
-    assert inner.test.nnz == 0 and len(inner.train_interactions) == inner.train.nnz
-    if kind == "temporal":
-        for u, h in enumerate(user_histories(data.train_interactions, N_USERS)):
-            assert set(np.flatnonzero(lab[u])) == set(h[-2:].tolist())
-    again = inner_holdout(data, 0.25, kind, seed=3)
-    np.testing.assert_array_equal(again.valid.toarray(), lab)
-
-
-def test_inner_holdout_rolling_origin_drops_the_latest() -> None:
-    data, _ = _data()
-    inner = inner_holdout(data, 0.25, "temporal", seed=0, skip_frac=0.25)
-    hist, lab = inner.train.toarray(), inner.valid.toarray()
-    for u, h in enumerate(user_histories(data.train_interactions, N_USERS)):
-        assert set(np.flatnonzero(lab[u])) == set(h[-4:-2].tolist())
-        assert set(np.flatnonzero(hist[u])) == set(h[:-4].tolist())
 
 
 def test_sparse_ease_table_serves_like_item_knn(tmp_path: Path) -> None:
