@@ -167,12 +167,8 @@ class TwoTowerRecommender(_CandidateSource):
         """Train on ``data.train_interactions``; pick the epoch on ``data.valid`` if configured."""
         from training.attribute_features import fit_attribute_encoder
         from training.models.confidence import pair_confidence
-        from training.models.two_tower import (
-            build_training_examples,
-            compute_item_vectors,
-            last_items,
-            train_two_tower,
-        )
+        from training.models.two_tower import compute_item_vectors, train_two_tower
+        from training.models.two_tower_examples import build_training_examples, last_items
 
         cfg = replace(self.config, history_mode=self.config.resolve_history_mode(data.split),
                       optimizer=self.config.resolve_optimizer(data.n_users, data.n_items))

@@ -17,7 +17,8 @@ from training.models.confidence import (
     weighted_train,
 )
 from training.models.ranking_sources import SparseEASERecommender
-from training.models.two_tower import RetrievalTask, build_training_examples
+from training.models.two_tower import RetrievalTask
+from training.models.two_tower_examples import build_training_examples
 
 
 def _data(weights: list[float] | None) -> Any:

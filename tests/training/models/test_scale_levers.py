@@ -25,7 +25,8 @@ from training.models.lazy_adam import LazyAdam
 from training.models.progress import FitProgress
 from training.models.ranking_sources import SparseEASERecommender, head_items
 from training.models.towers import TwoTowerConfig
-from training.models.two_tower import build_training_examples, make_dataset
+from training.models.two_tower import make_dataset
+from training.models.two_tower_examples import build_training_examples
 
 
 def _skewed(n_users: int = 80, n_items: int = 40, seed: int = 3) -> Any:
