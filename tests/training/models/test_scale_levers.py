@@ -36,10 +36,15 @@ def _skewed(n_users: int = 80, n_items: int = 40, seed: int = 3) -> Any:
     x = (rng.random((n_users, n_items)) < 4 * p / p.sum()).astype(np.float32)
     x[np.arange(n_users), rng.integers(0, n_items, n_users)] = 1.0
 
+    users, items = np.nonzero(x)
+
     class Data:
         train = sp.csr_matrix(x)
+        # unweighted pairs, as EvalData gives them (no ``weight`` column: binary EASE)
+        train_interactions = pd.DataFrame({"user_idx": users, "item_idx": items})
 
     Data.n_items = n_items  # type: ignore[attr-defined]
+    Data.n_users = n_users  # type: ignore[attr-defined]
     return Data
 
 
