@@ -33,7 +33,14 @@ from services.retrieval.filtering import (
 )
 from services.retrieval.lists import most_popular, normalise
 from shared.contracts.errors import NotFoundError
-from shared.contracts.internal_v1 import CandidatesRequest, CandidatesResponse, dedupe_keep_last
+from shared.contracts.internal_v1 import (
+    MAX_CANDIDATES,
+    MAX_SCORE,
+    CandidateColumns,
+    CandidatesRequest,
+    CandidatesResponse,
+    dedupe_keep_last,
+)
 from shared.model.candidates import CandidateSet, merge_candidates
 from shared.model.item_knn import score_from_history
 from shared.model.search import VectorIndex
@@ -47,12 +54,13 @@ async def candidates(engine: RetrievalEngine, req: CandidatesRequest) -> Candida
     engine.check_items(list(dict.fromkeys([*req.history, *req.check_item_ids])))
     features = req.user_features.model_dump(exclude_none=True) if req.user_features else None
     cacheable = not req.history and not features
+    upos = engine.user_position(req.user_id)
     history, status, cached, seen_since, hidden = await user_history(
-        engine, req.user_id, req.history, vector_key=vector_key(req.user_id, cacheable)
+        engine, req.user_id, req.history, vector_key=vector_key(req.user_id, cacheable),
+        upos=upos,
     )
     if hidden:  # a hidden item no longer speaks for the user's taste
         history = [h for h in history if h not in hidden]
-    upos = engine.user_position(req.user_id)
     # A user who sent any event is known, a low rating or a hide included (seen, hidden).
     sent = bool(history or seen_since or hidden)
     if req.user_id is not None and upos < 0 and not sent and req.user_features is None:
@@ -85,7 +93,8 @@ async def candidates(engine: RetrievalEngine, req: CandidatesRequest) -> Candida
         exclude[hid[hid >= 0]] = True
         excluded_ids |= hidden
     allowed = allowed_mask(engine, req.filter, req.genres)
-    lists = await source_lists(engine, vec, hist_pos, exclude, allowed)
+    cquery = content_query(engine, hist_pos)  # the content source's and fresh items' query
+    lists = await source_lists(engine, vec, hist_pos, exclude, allowed, content_q=cquery)
     with stage("merge"):
         cs = merge(engine, lists, exclude, allowed, req.k)
         matched = None
@@ -94,31 +103,30 @@ async def candidates(engine: RetrievalEngine, req: CandidatesRequest) -> Candida
             matched = int(np.count_nonzero(allowed & ~exclude))
     with stage("fresh"):
         fresh = engine.fresh.candidates(
-            vec, content_query(engine, hist_pos), excluded_ids, req.genres, req.k, req.filter
+            vec, cquery, excluded_ids, req.genres, req.k, req.filter
         )
         if matched is not None:
             matched += engine.fresh.count_matching(excluded_ids, req.genres, req.filter)
     with stage("build"):
-        if not fresh:
-            columns = build_columns(engine, cs)
-        else:
-            rows = engine.fresh.insert(candidate_rows(engine, cs), fresh, req.k)
-            columns = rows_to_columns(rows)
         cache = (
             vstatus
             if vstatus in ("hit", "miss", "bypass")
             else ("bypass" if status == "bypass" else "none")
         )
-        return CandidatesResponse.model_validate(
-            {
-                "user_id": req.user_id,
-                "columns": columns,
-                "history": history,
-                "model_version": engine.version,
-                "cache": cache,
-                "matched": matched,
-            }
+        fields: dict[str, Any] = {"user_id": req.user_id, "history": history,
+                                  "model_version": engine.version, "cache": cache,
+                                  "matched": matched}  # fmt: skip
+        if not fresh and columns_in_range(cs):
+            # Our own numbers, checked above: no second validation of every entry.
+            return CandidatesResponse.model_construct(
+                columns=CandidateColumns.model_construct(**build_columns(engine, cs)), **fields
+            )
+        columns = (
+            build_columns(engine, cs)
+            if not fresh
+            else rows_to_columns(engine.fresh.insert(candidate_rows(engine, cs), fresh, req.k))
         )
+        return CandidatesResponse.model_validate({"columns": columns, **fields})
 
 
 # ---------------------------------------------------------------------- 1-2: the user
@@ -133,6 +141,7 @@ async def user_history(
     extra: list[str],
     *,
     vector_key: str | None = None,
+    upos: int | None = None,
 ) -> tuple[list[str], str, tuple[np.ndarray | None, str], set[str], set[str]]:
     """Known history + recent events + request items (ids, most recent last).
 
@@ -140,6 +149,7 @@ async def user_history(
     trip; it comes back as ``(vector or None, cache status)``. The last two values are
     every item id the user sent events about since the state began (the store's seen set,
     which the capped recent list does not hold in full) and those they hid or disliked.
+    ``upos`` is the user's position when the caller looked it up already.
     """
     known: list[str] = []
     status = "none"
@@ -147,7 +157,7 @@ async def user_history(
     seen: set[str] = set()
     hidden: set[str] = set()
     if user_id is not None:
-        pos = engine.user_position(user_id)
+        pos = engine.user_position(user_id) if upos is None else upos
         if pos >= 0:
             known = engine.catalogue.item_ids[engine.histories[pos]].tolist()
         with stage("cache"):
@@ -207,8 +217,12 @@ async def source_lists(
     hist_pos: np.ndarray,
     exclude: np.ndarray,
     allowed: np.ndarray | None,
+    *,
+    content_q: np.ndarray | None = None,
 ) -> Lists:
     """Per source, ``(item positions, scores)`` best first (catalogue items only).
+
+    ``content_q`` is :func:`content_query` of ``hist_pos`` when the caller computed it.
 
     The ANN queries are submitted to the ANN threads first; the neighbour-table and
     popularity lists are computed on this thread while they run (hnswlib and Annoy
@@ -234,7 +248,7 @@ async def source_lists(
                 grow = widen_factor(engine.n_items, n_ok)
                 first = widened(first, grow, engine.n_items)
                 full = max(widened(full, grow, engine.n_items), first)
-            for name, index, q in _ann_queries(engine, vec, hist_pos):
+            for name, index, q in _ann_queries(engine, vec, hist_pos, content_q):
                 if ok is not None and exact_is_cheaper(index, n_ok):
                     # A selective filter: exact over the allowed rows, no ANN query.
                     queries[name] = _done(
@@ -271,13 +285,14 @@ def _vectors(engine: RetrievalEngine, source: str) -> np.ndarray:
 
 
 def _ann_queries(
-    engine: RetrievalEngine, vec: np.ndarray, hist_pos: np.ndarray
+    engine: RetrievalEngine, vec: np.ndarray, hist_pos: np.ndarray,
+    content_q: np.ndarray | None = None,
 ) -> list[tuple[str, VectorIndex, np.ndarray]]:
     """``(source, index, query vector)`` of each ANN source this request uses."""
     out: list[tuple[str, VectorIndex, np.ndarray]] = []
     if "two_tower" in engine.source_names:
         out.append(("two_tower", engine.item_index, vec.astype(np.float32)))
-    q = content_query(engine, hist_pos)
+    q = content_q if content_q is not None else content_query(engine, hist_pos)
     if "content" in engine.source_names and q is not None:
         out.append(("content", engine.content_index, q))
     return out
@@ -350,6 +365,22 @@ def merge(
 
 
 # ---------------------------------------------------------------------- 6: the answer
+def columns_in_range(cs: CandidateSet) -> bool:
+    """Whether :func:`build_columns` of ``cs`` passes :class:`CandidateColumns`' checks
+    (finite scores within +-``MAX_SCORE``, ranks >= 1 where a source proposed the item),
+    checked on the arrays at once rather than entry by entry."""
+    found = cs.ranks < cs.missing_rank
+    shown = np.where(found, cs.scores, 0.0)
+    return bool(
+        np.isfinite(cs.fused).all()
+        and np.isfinite(shown).all()
+        and (np.abs(cs.fused) <= MAX_SCORE).all()
+        and (np.abs(shown) <= MAX_SCORE).all()
+        and (cs.ranks[found] >= 1).all()
+        and len(cs) <= MAX_CANDIDATES
+    )
+
+
 def build_columns(engine: RetrievalEngine, cs: CandidateSet) -> dict[str, Any]:
     """The merged candidates as :class:`~shared.contracts.internal_v1.CandidateColumns`."""
     c = engine.catalogue
@@ -363,17 +394,20 @@ def build_columns(engine: RetrievalEngine, cs: CandidateSet) -> dict[str, Any]:
         hit = found[:, j]
         if not hit.any():
             continue
-        flags = hit.tolist()
-        scores, ranks = cs.scores[:, j].tolist(), cs.ranks[:, j].tolist()
-        source_scores[name] = [v if f else None for v, f in zip(scores, flags, strict=True)]
-        source_ranks[name] = [r if f else None for r, f in zip(ranks, flags, strict=True)]
+        # Object arrays: Python floats and ints, None where the source did not propose it.
+        scores, ranks = cs.scores[:, j].astype(object), cs.ranks[:, j].astype(object)
+        scores[~hit] = None
+        ranks[~hit] = None
+        source_scores[name] = scores.tolist()
+        source_ranks[name] = ranks.tolist()
+    titles, years, genres = c.titles, c.years, c.genres
     return {
         "item_ids": c.item_ids[cs.item_idx].tolist(),
         "scores": cs.fused.tolist(),
         "sources": [names[f] if f >= 0 else "popular" for f in first],
-        "titles": [c.titles[p] for p in idx],
-        "years": [c.years[p] for p in idx],
-        "genres": [c.genres[p] for p in idx],
+        "titles": [titles[p] for p in idx],
+        "years": [years[p] for p in idx],
+        "genres": [genres[p] for p in idx],
         "source_scores": source_scores,
         "source_ranks": source_ranks,
     }

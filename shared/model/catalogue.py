@@ -104,6 +104,7 @@ class Catalogue:
     _tokens: dict[str, np.ndarray] = field(init=False, repr=False)
     _vocab: list[str] = field(init=False, repr=False)
     _value_index: dict[str, dict[str, np.ndarray]] = field(init=False, repr=False)
+    _lookup: dict[str, int] | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         self.item_ids = id_array(self.item_ids)
@@ -208,7 +209,24 @@ class Catalogue:
         return self._next_id
 
     def positions(self, ids: list[str] | np.ndarray) -> np.ndarray:
-        """[n] int64 positions of item ids; -1 where an id is not in the catalogue."""
+        """[n] int64 positions of item ids; -1 where an id is not in the catalogue.
+
+        A list (a request's ids) is looked up in a dict built on first use, several times
+        cheaper than converting it to a string array and searching the sorted ids.
+        """
+        if isinstance(ids, list) and ids:
+            lookup = self._lookup
+            if lookup is None:
+                # reversed: an id listed twice maps to its first position, as searched below
+                n = len(self.item_ids)
+                lookup = self._lookup = dict(
+                    zip(reversed(self.item_ids.tolist()), range(n - 1, -1, -1), strict=True)
+                )
+            get = lookup.get
+            out = np.fromiter((get(x, -1) for x in ids), np.int64, len(ids))
+            # A miss may be an id given as a number ("296" is looked up as text below).
+            if out.min() >= 0 or all(type(x) is str for x in ids):
+                return out
         arr = id_array(ids)
         if not len(self._sorted) or not arr.size:
             return np.full(arr.shape, -1, dtype=np.int64)
