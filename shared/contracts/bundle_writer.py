@@ -63,7 +63,7 @@ def hybridrec_version() -> str:
         return found
     import tomllib
 
-    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
     with contextlib.suppress(OSError, KeyError, ValueError):
         return str(tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"])
     return "0+unknown"  # pragma: no cover - source tree without pyproject
