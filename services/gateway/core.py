@@ -124,7 +124,7 @@ class GatewayCore:
         slot = None
         if self.result_cache is not None and version is not None:
             with stage("cache"):
-                cached, slot = await self.result_cache.get(req, version)
+                cached, slot = await self.result_cache.get(req, version, read_body=use_cached)
             if cached is not None and use_cached:
                 return with_request_id(cached, request_id), "hit"
         if self.max_in_flight and self.in_flight >= self.max_in_flight:

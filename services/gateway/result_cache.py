@@ -70,11 +70,12 @@ class ResultCache:
         return hashlib.blake2b(raw, digest_size=12).hexdigest()
 
     async def get(
-        self, req: RecommendationRequest, version: str
+        self, req: RecommendationRequest, version: str, *, read_body: bool = True
     ) -> tuple[bytes | None, CacheSlot | None]:
         """The cached body (without ``request_id``) and the slot to store a fresh one in.
 
         Returns ``(None, None)`` when Redis is unavailable (then nothing is cached).
+        ``read_body=False`` (an answer computed whatever is cached) reads only the stamp.
         """
         digest = self.digest(req, version)
         k = (
@@ -87,15 +88,17 @@ class ResultCache:
             async with r.pipeline(transaction=False) as pipe:
                 pipe.hget(k, "gen")
                 pipe.get(self.catalogue_key)
-                pipe.hget(k, digest)
+                if read_body:
+                    pipe.hget(k, digest)
                 return await pipe.execute()
 
         try:
-            gen, catalogue, stored = await self.guard.run(_read)
+            gen, catalogue, *body = await self.guard.run(_read)
         except RedisUnavailable:
             return None, None
         stamp = b"%s:%s:" % (gen or b"0", catalogue or b"0")
         slot = CacheSlot(k, digest, stamp)
+        stored = body[0] if body else None
         if stored is not None and bytes(stored).startswith(stamp):
             self.hits += 1
             return bytes(stored)[len(stamp) :], slot

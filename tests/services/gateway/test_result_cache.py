@@ -52,6 +52,25 @@ def test_miss_then_hit_per_request_and_version(redis_url: str) -> None:
     _run(redis_url, body)
 
 
+
+def test_no_cache_reads_only_the_stamp(redis_url: str) -> None:
+    """Cache-Control: no-cache computes anyway: the stored body is not read, the slot (and its
+    stamp, which keeps a late write from being served) is the same as a full read's."""
+    req = RecommendationRequest(user_id=7, k=10)
+
+    async def body(c: ResultCache) -> None:
+        _, slot = await c.get(req, "v1")
+        assert slot is not None
+        await c.put(slot, BODY)
+        cached, lean = await c.get(req, "v1", read_body=False)
+        assert cached is None and lean == slot
+        await c.invalidate("7")
+        _, after = await c.get(req, "v1", read_body=False)
+        assert after is not None and after.stamp != slot.stamp
+        assert (await c.get(req, "v1"))[0] is None  # the old stamp is not served
+
+    _run(redis_url, body)
+
 def test_event_and_new_item_make_answers_stale_even_mid_computation(redis_url: str) -> None:
     req = RecommendationRequest(user_id=7, k=10)
     anon = RecommendationRequest(recent_item_ids=[1, 2, 3], k=5)
