@@ -67,13 +67,12 @@ class RankingEngine:
             given = cols.source_ranks.get(name)
             if not given:
                 continue
-            # None (not proposed by this source) reads as NaN in a float array, then 0.
-            rank = np.nan_to_num(np.asarray(given, np.float64)[keep], nan=0.0).astype(np.int64)
+            rank = np.asarray([0 if r is None else r for r in given], np.int64)[keep]
             there = rank > 0  # ranks start at 1; 0 = not proposed by this source
             ranks[there, col] = np.minimum(rank[there], self.missing_rank)
             sc = cols.source_scores.get(name)
             if sc:
-                vals = np.nan_to_num(np.asarray(sc, np.float32)[keep], nan=0.0)
+                vals = np.asarray([0.0 if v is None else v for v in sc], np.float32)[keep]
                 scores[there, col] = vals[there]
         found = ranks < self.missing_rank
         mask = (found.astype(np.int64) << np.arange(s, dtype=np.int64)[None, :]).sum(axis=1)
