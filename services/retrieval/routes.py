@@ -56,7 +56,9 @@ async def similar(
     mode: Literal["content", "collaborative"] = "content",
     filter: Annotated[
         str | None,
-        Query(max_length=100_000, description="An ItemFilter as JSON (the gateway's)."),
+        # Bounded so that the URL, %-encoded (up to 12 bytes a character), stays under the
+        # HTTP server's request-line limit: longer is a 422 naming this bound, not a bare 400.
+        Query(max_length=4_000, description="An ItemFilter as JSON (the gateway's)."),
     ] = None,
     genres: Annotated[
         str | None, Query(max_length=5000, description="Comma-separated genres to keep.")

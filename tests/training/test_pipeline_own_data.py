@@ -42,7 +42,13 @@ def test_bundle_holds_the_bookshops_own_string_ids(bookshop_bundle: tuple[Path, 
     assert popular and all(p["item_id"] in by_sku for p in popular)
     encoder = json.loads(bundle.path(L.FEATURES).read_text())
     assert encoder["item_ids"] == items["item_id"].tolist()
-    assert encoder["user_ids"] == users["user_id"].tolist()
+    # The models' users first, in the encoder's order; then the users the models never saw
+    # (only hides/dislikes or low ratings: known, with an empty history; training.known_users).
+    n_model = len(encoder["user_ids"])
+    assert encoder["user_ids"] == users["user_id"].tolist()[:n_model]
+    others = users.iloc[n_model:]
+    assert all(len(h) == 0 for h in others["history"]), others
+    assert len(others) >= 1  # the bookshop's last customer only hid and disliked books
 
 
 def test_user_vectors_prefer_their_next_books(bookshop_bundle: tuple[Path, Path]) -> None:
