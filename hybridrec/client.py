@@ -31,7 +31,6 @@ import httpx
 from hybridrec.client_calls import (
     Call,
     Calls,
-    EventType,
     HybridrecClientError,
     M,
     SimilarMode,
@@ -40,9 +39,9 @@ from hybridrec.client_calls import (
     request_headers,
     transport_error,
 )
+from shared.contracts.events_v1 import EventAccepted, EventType
 from shared.contracts.items_v1 import BatchResult
 from shared.contracts.public_v1 import (
-    EventAccepted,
     Health,
     ItemDetail,
     ItemList,

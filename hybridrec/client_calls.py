@@ -19,10 +19,10 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from shared.contracts.errors import HybridrecError
+from shared.contracts.events_v1 import EventAccepted, EventType
 from shared.contracts.ids import id_problem
 from shared.contracts.items_v1 import BatchResult
 from shared.contracts.public_v1 import (
-    EventAccepted,
     Health,
     ItemDetail,
     ItemList,
@@ -35,11 +35,6 @@ from shared.contracts.status_v1 import Status, UserHistory
 
 M = TypeVar("M", bound=BaseModel)
 SimilarMode = Literal["content", "collaborative"]
-EventType = Literal[
-    "view", "click", "add_to_cart", "purchase", "like", "rating", "dislike", "hide"
-]
-"""Feedback event types; ``dislike`` and ``hide`` remove the item from the user's
-recommendations from the next request on."""
 
 
 class HybridrecClientError(HybridrecError):

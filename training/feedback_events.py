@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from shared.contracts.errors import DataError
-from shared.contracts.public_v1 import NEGATIVE_EVENT_TYPES
+from shared.contracts.events_v1 import NEGATIVE_EVENT_TYPES
 from shared.stores.export import COLUMNS
 from training.data.dataset import INTERACTION_COLUMNS, Dataset
 from training.data.event_weights import EventWeights, event_weight_array, resolve_weights
@@ -39,7 +39,7 @@ from training.data.ids import dataset_id_map
 
 DEFAULT_IMPLICIT_RATING = 4.0
 EVENT_TYPES = ("view", "click", "add_to_cart", "purchase", "like", "rating", "dislike", "hide")
-"""Every type ``POST /v1/users/{id}/events`` takes (``shared.contracts.public_v1.EventType``)."""
+"""Every type ``POST /v1/users/{id}/events`` takes (``shared.contracts.events_v1.EventType``)."""
 
 
 def read_events(path: str | Path) -> pd.DataFrame:

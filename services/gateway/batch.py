@@ -20,9 +20,12 @@ from pydantic import ValidationError as PydanticValidationError
 
 from services.gateway.core import GatewayCore
 from shared.contracts.errors import HybridrecError, ValidationError
+from shared.contracts.events_v1 import EventIn
 from shared.contracts.ids import UserId
 from shared.contracts.items_v1 import MAX_EVENT_ROWS, MAX_ITEM_ROWS, BatchResult, RowResult
-from shared.contracts.public_v1 import EventIn, NewItem
+from shared.contracts.public_v1 import (
+    NewItem,
+)
 
 #: Rows sent to retrieval at once (each new item is embedded there).
 ITEM_CONCURRENCY = 4

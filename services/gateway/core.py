@@ -19,6 +19,7 @@ from services.gateway.items import ItemOps
 from services.gateway.popular import PopularFallback as PopularFallback  # re-exported
 from services.gateway.result_cache import CacheStatus, ResultCache, with_request_id
 from shared.contracts.errors import DependencyUnavailableError, NotFoundError
+from shared.contracts.events_v1 import NEGATIVE_EVENT_TYPES, EventAccepted, EventIn
 from shared.contracts.filters import fewer_than_k
 from shared.contracts.ids import is_valid_id
 from shared.contracts.internal_v1 import (
@@ -31,10 +32,7 @@ from shared.contracts.internal_v1 import (
 )
 from shared.contracts.public_v1 import (
     MAX_IDS,
-    NEGATIVE_EVENT_TYPES,
     Degraded,
-    EventAccepted,
-    EventIn,
     RecommendationRequest,
     Recommendations,
     ScoredItem,

@@ -13,12 +13,11 @@ from services.gateway import batch
 from services.gateway.core import GatewayCore
 from services.gateway.deps import ApiKeyDep, CoreDep
 from services.gateway.traffic import count_degraded
+from shared.contracts.events_v1 import EventAccepted, EventIn
 from shared.contracts.filters import parse_query_filter
 from shared.contracts.items_v1 import BatchResult, ItemPatch
 from shared.contracts.public_v1 import (
     MAX_K,
-    EventAccepted,
-    EventIn,
     ItemDetail,
     ItemId,
     ItemList,

@@ -14,8 +14,8 @@ import pytest
 from harness.processes import ServiceProcess, free_port, running_stack
 from hybridrec.client import AsyncHybridrecClient, HybridrecClient, HybridrecClientError
 from shared.contracts.errors import HybridrecError
+from shared.contracts.events_v1 import EventAccepted
 from shared.contracts.public_v1 import (
-    EventAccepted,
     Health,
     ItemDetail,
     ItemList,

@@ -8,6 +8,7 @@ import pytest
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
+from shared.contracts.events_v1 import EventIn
 from shared.contracts.ids import (
     ID_ALPHABET,
     ID_PATTERN,
@@ -18,7 +19,10 @@ from shared.contracts.ids import (
     is_valid_id,
 )
 from shared.contracts.internal_v1 import CandidateColumns
-from shared.contracts.public_v1 import EventIn, Item, RecommendationRequest
+from shared.contracts.public_v1 import (
+    Item,
+    RecommendationRequest,
+)
 from training.data.schema import ID_PATTERN as FILE_ID_PATTERN
 
 ITEM = TypeAdapter(ItemId)
