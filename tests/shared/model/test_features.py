@@ -10,32 +10,7 @@ import pytest
 
 from shared.contracts.errors import BundleError, ConfigError, ValidationError
 from shared.model.features import FeatureEncoder
-
-
-def _items() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "item_id": [10, 20, 30, 40],
-            "title": ["a", "b", "c", "d"],
-            "year": pd.array([1994, 2001, None, 2013], dtype="Int64"),
-            "genres": [["Drama"], ["Comedy", "Drama"], ["(no genres listed)"], ["Action"]],
-        }
-    )
-
-
-def _users() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "user_id": [7, 9, 11],
-            "gender": ["F", "M", None],
-            "age": pd.array([25, 18, 25], dtype="Int64"),
-        }
-    )
-
-
-@pytest.fixture
-def encoder() -> FeatureEncoder:
-    return FeatureEncoder.fit([7, 9, 11], _items(), _users(), history_length=3, year_bucket_size=5)
+from tests.shared.model.conftest import tiny_items
 
 
 def test_vocabularies(encoder: FeatureEncoder) -> None:
@@ -118,6 +93,6 @@ def test_load_rejects_other_schema(encoder: FeatureEncoder, tmp_path) -> None:
 
 
 def test_no_user_features() -> None:
-    enc = FeatureEncoder.fit([1, 2], _items(), pd.DataFrame({"user_id": [1, 2]}))
+    enc = FeatureEncoder.fit([1, 2], tiny_items(), pd.DataFrame({"user_id": [1, 2]}))
     assert enc.user_feature_names == []
     assert set(enc.encode_queries([1], [[0]])) == {"user_id", "history", "genre_profile"}

@@ -3,36 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
-import pytest
 
 from shared.model.features import FeatureEncoder
-
-
-def _items() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "item_id": [10, 20, 30, 40],
-            "title": ["a", "b", "c", "d"],
-            "year": pd.array([1994, 2001, None, 2013], dtype="Int64"),
-            "genres": [["Drama"], ["Comedy", "Drama"], ["(no genres listed)"], ["Action"]],
-        }
-    )
-
-
-def _users() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "user_id": [7, 9, 11],
-            "gender": ["F", "M", None],
-            "age": pd.array([25, 18, 25], dtype="Int64"),
-        }
-    )
-
-
-@pytest.fixture
-def encoder() -> FeatureEncoder:
-    return FeatureEncoder.fit([7, 9, 11], _items(), _users(), history_length=3, year_bucket_size=5)
 
 
 def test_encode_items_and_new_items(encoder: FeatureEncoder) -> None:
