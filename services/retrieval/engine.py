@@ -39,6 +39,7 @@ from shared.stores.user_state import UserStateStore
 
 log = logging.getLogger("hybridrec.retrieval")
 
+
 def _seen_tables(bundle: Bundle, n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
     """The users' training items as CSR arrays (``bundle_layout.SEEN_*``), checked."""
     files = bundle.manifest.get("files", {})
@@ -50,20 +51,7 @@ def _seen_tables(bundle: Bundle, n_users: int, n_items: int) -> tuple[np.ndarray
             "(exclude_seen needs it); retrain with `hybridrec train` and point "
             "HYBRIDREC_ARTIFACTS at the new bundle"
         )
-    indptr = np.asarray(bundle.load_npy(L.SEEN_INDPTR, mmap=False), np.int64)
-    items = np.asarray(bundle.load_npy(L.SEEN_ITEMS, mmap=False), np.int32)
-    if (
-        indptr.shape != (n_users + 1,)
-        or indptr[0] != 0
-        or indptr[-1] != len(items)
-        or (len(items) and (items.min() < 0 or items.max() >= n_items))
-    ):
-        raise BundleError(
-            f"bundle {bundle.version}: {L.SEEN_INDPTR} / {L.SEEN_ITEMS} do not match "
-            f"{n_users} users and {n_items} items (indptr shape {indptr.shape}, "
-            f"{len(items)} item positions); the bundle is inconsistent, retrain"
-        )
-    return indptr, items
+    return _user_item_table(bundle, L.SEEN_INDPTR, L.SEEN_ITEMS, n_users, n_items)
 
 
 def _hidden_tables(bundle: Bundle, n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
@@ -71,8 +59,16 @@ def _hidden_tables(bundle: Bundle, n_users: int, n_items: int) -> tuple[np.ndarr
     when the bundle predates them."""
     if L.HIDDEN_INDPTR not in bundle.manifest.get("files", {}):
         return np.zeros(n_users + 1, np.int64), np.zeros(0, np.int32)
-    indptr = np.asarray(bundle.load_npy(L.HIDDEN_INDPTR, mmap=False), np.int64)
-    items = np.asarray(bundle.load_npy(L.HIDDEN_ITEMS, mmap=False), np.int32)
+    return _user_item_table(bundle, L.HIDDEN_INDPTR, L.HIDDEN_ITEMS, n_users, n_items)
+
+
+def _user_item_table(
+    bundle: Bundle, indptr_rel: str, items_rel: str, n_users: int, n_items: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A per-user item list of the bundle as CSR arrays (int64 indptr, int32 positions),
+    checked against the user and item counts."""
+    indptr = np.asarray(bundle.load_npy(indptr_rel, mmap=False), np.int64)
+    items = np.asarray(bundle.load_npy(items_rel, mmap=False), np.int32)
     if (
         indptr.shape != (n_users + 1,)
         or indptr[0] != 0
@@ -80,8 +76,9 @@ def _hidden_tables(bundle: Bundle, n_users: int, n_items: int) -> tuple[np.ndarr
         or (len(items) and (items.min() < 0 or items.max() >= n_items))
     ):
         raise BundleError(
-            f"bundle {bundle.version}: {L.HIDDEN_INDPTR} / {L.HIDDEN_ITEMS} do not match "
-            f"{n_users} users and {n_items} items; the bundle is inconsistent, retrain"
+            f"bundle {bundle.version}: {indptr_rel} / {items_rel} do not match "
+            f"{n_users} users and {n_items} items (indptr shape {indptr.shape}, "
+            f"{len(items)} item positions); the bundle is inconsistent, retrain"
         )
     return indptr, items
 
