@@ -5,15 +5,11 @@ with its own status, nothing half-written, a malformed body refused as a whole."
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
-
-from harness.processes import ServiceProcess, running_stack
 
 pytestmark = pytest.mark.slow
 
@@ -23,20 +19,7 @@ def users(bookshop_bundle: tuple[Path, Path]) -> pd.DataFrame:
     return pd.read_parquet(bookshop_bundle[1] / "latest" / "users.parquet")
 
 
-@pytest.fixture(scope="module")
-def gw(
-    bookshop_bundle: tuple[Path, Path], redis_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[httpx.Client]:
-    prefix = f"hrbat-{uuid.uuid4().hex[:8]}"
-    with running_stack(
-        bookshop_bundle[1], tmp_path_factory.mktemp("bat-run"), redis_url=redis_url, prefix=prefix
-    ) as procs:
-        stack: dict[str, ServiceProcess] = procs
-        with httpx.Client(base_url=stack["gateway"].url, timeout=60) as client:
-            yield client
-
-
-def test_items_batch_answers_each_row(gw: httpx.Client) -> None:
+def test_items_batch_answers_each_row(shop_gw: httpx.Client) -> None:
     rows = [
         {"item_id": "sku-b-1", "title": "Winter Harbour", "overview": "Crime at sea.",
          "attributes": {"categories": ["crime"], "price": 9.0}},
@@ -44,23 +27,23 @@ def test_items_batch_answers_each_row(gw: httpx.Client) -> None:
         {"item_id": "sku-000001", "title": "Taken"},  # a catalogue SKU: 409
         {"item_id": "sku-b-3", "title": "Orchard Letters", "available": False},
     ]
-    r = gw.post("/v1/items:batch", json=rows)
+    r = shop_gw.post("/v1/items:batch", json=rows)
     assert r.status_code == 200, r.text
     body = r.json()
     assert [x["status"] for x in body["rows"]] == [201, 422, 409, 201], body
     assert body["accepted"] == 2 and body["rejected"] == 2
     assert "title" in body["rows"][1]["error"]
-    assert gw.get("/v1/items/sku-b-1").json()["attributes"]["categories"] == ["crime"]
-    assert gw.get("/v1/items/sku-b-2").status_code == 404  # nothing half-written
-    assert gw.get("/v1/items/sku-b-3").json()["available"] is False
-    found = gw.post("/v1/recommendations", json={
+    assert shop_gw.get("/v1/items/sku-b-1").json()["attributes"]["categories"] == ["crime"]
+    assert shop_gw.get("/v1/items/sku-b-2").status_code == 404  # nothing half-written
+    assert shop_gw.get("/v1/items/sku-b-3").json()["available"] is False
+    found = shop_gw.post("/v1/recommendations", json={
         "recent_item_ids": ["sku-000002"], "k": 5,
         "filter": {"include": {"categories": ["crime"]}, "range": {"price": {"lte": 9}}}}).json()
     assert "sku-b-1" in [it["item_id"] for it in found["items"]]
 
 
 def test_events_batch_ndjson_reuses_the_single_event_path(
-    gw: httpx.Client, users: pd.DataFrame
+    shop_gw: httpx.Client, users: pd.DataFrame
 ) -> None:
     user = users.iloc[5].user_id
     lines = [
@@ -72,13 +55,13 @@ def test_events_batch_ndjson_reuses_the_single_event_path(
         {"user_id": user, "item_id": "sku-000013", "type": "view", "timestamp": 1764288000},
     ]
     raw = "\n".join(json.dumps(x) for x in lines) + "\n"
-    r = gw.post("/v1/events:batch", content=raw,
+    r = shop_gw.post("/v1/events:batch", content=raw,
                 headers={"content-type": "application/x-ndjson"})
     assert r.status_code == 200, r.text
     body = r.json()
     assert [x["status"] for x in body["rows"]] == [202, 404, 422, 422, 422, 202], body
     assert body["rows"][0]["event_id"] and "user_id" in body["rows"][3]["error"]
-    history = gw.get(f"/v1/users/{user}/history", params={"limit": 5}).json()
+    history = shop_gw.get(f"/v1/users/{user}/history", params={"limit": 5}).json()
     recent = [it["item_id"] for it in history["items"][:2]]
     assert set(recent) == {"sku-000010", "sku-000013"}  # stored rows only
 
@@ -87,15 +70,15 @@ def test_events_batch_ndjson_reuses_the_single_event_path(
     "raw",
     [b"", b"[{\"item_id\": \"x\",", b"{\"a\": 1}\nnot json\n", b"[]"],
 )
-def test_a_malformed_body_is_refused_whole(gw: httpx.Client, raw: bytes) -> None:
+def test_a_malformed_body_is_refused_whole(shop_gw: httpx.Client, raw: bytes) -> None:
     for path in ("/v1/items:batch", "/v1/events:batch"):
-        r = gw.post(path, content=raw, headers={"content-type": "application/json"})
+        r = shop_gw.post(path, content=raw, headers={"content-type": "application/json"})
         assert r.status_code == 422, (path, r.text)
         assert r.json()["error"]["code"] == "invalid_request"
 
 
-def test_too_many_rows_is_refused_whole(gw: httpx.Client) -> None:
+def test_too_many_rows_is_refused_whole(shop_gw: httpx.Client) -> None:
     rows = [{"title": f"Book {i}"} for i in range(201)]
-    r = gw.post("/v1/items:batch", json=rows)
+    r = shop_gw.post("/v1/items:batch", json=rows)
     assert r.status_code == 422 and "200" in r.json()["error"]["message"]
-    assert gw.get("/v1/items", params={"q": "Book 200"}).json()["items"] == []
+    assert shop_gw.get("/v1/items", params={"q": "Book 200"}).json()["items"] == []

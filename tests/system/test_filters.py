@@ -7,15 +7,11 @@ are computed from the bookshop's own ``items.csv``.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
-
-from harness.processes import ServiceProcess, running_stack
 
 pytestmark = pytest.mark.slow
 
@@ -31,19 +27,6 @@ def shop(bookshop_bundle: tuple[Path, Path]) -> dict[str, pd.DataFrame]:
             "users": pd.read_parquet(out / "latest" / "users.parquet")}
 
 
-@pytest.fixture(scope="module")
-def gw(
-    bookshop_bundle: tuple[Path, Path], redis_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[httpx.Client]:
-    prefix = f"hrflt-{uuid.uuid4().hex[:8]}"
-    with running_stack(
-        bookshop_bundle[1], tmp_path_factory.mktemp("flt-run"), redis_url=redis_url, prefix=prefix
-    ) as procs:
-        stack: dict[str, ServiceProcess] = procs
-        with httpx.Client(base_url=stack["gateway"].url, timeout=30) as client:
-            yield client
-
-
 def _ok(r: httpx.Response, status: int = 200) -> dict:  # type: ignore[type-arg]
     assert r.status_code == status, r.text
     return r.json()  # type: ignore[no-any-return]
@@ -54,33 +37,33 @@ def _ids(body: dict) -> list[str]:  # type: ignore[type-arg]
 
 
 def test_no_unavailable_item_is_ever_recommended(
-    gw: httpx.Client, shop: dict[str, pd.DataFrame]
+    shop_gw: httpx.Client, shop: dict[str, pd.DataFrame]
 ) -> None:
     items = shop["items"]
     gone = set(items.index[~items["avail"]])
     assert gone
     for row in shop["users"].head(8).itertuples():
-        body = _ok(gw.get(f"/v1/users/{row.user_id}/recommendations", params={"k": 50}))
+        body = _ok(shop_gw.get(f"/v1/users/{row.user_id}/recommendations", params={"k": 50}))
         assert len(body["items"]) == 50 and not set(_ids(body)) & gone
-    sim = _ok(gw.get(f"/v1/items/{items.index[0]}/similar", params={"k": 100}))
+    sim = _ok(shop_gw.get(f"/v1/items/{items.index[0]}/similar", params={"k": 100}))
     assert not set(_ids(sim)) & gone and len(sim["items"]) == 100
 
 
 def test_include_exclude_and_ranges_on_get(
-    gw: httpx.Client, shop: dict[str, pd.DataFrame]
+    shop_gw: httpx.Client, shop: dict[str, pd.DataFrame]
 ) -> None:
     items = shop["items"]
     user = shop["users"].iloc[2].user_id
     params = {"k": 10, "include": "categories:fantasy,poetry", "where": ["price<=30"],
               "exclude_seen": "false"}
-    body = _ok(gw.get(f"/v1/users/{user}/recommendations", params=params))
+    body = _ok(shop_gw.get(f"/v1/users/{user}/recommendations", params=params))
     ok = items[items["avail"] & (items["price"] <= 30)
                & items["cats"].map(lambda c: bool({"fantasy", "poetry"} & set(c)))]
     assert len(ok) >= 10
     assert len(body["items"]) == 10 and set(_ids(body)) <= set(ok.index)
     assert body["fewer_than_k"] is False and body["matched"] == len(ok)
     author = items["auths"].iloc[0][0]
-    body = _ok(gw.get(f"/v1/users/{user}/recommendations",
+    body = _ok(shop_gw.get(f"/v1/users/{user}/recommendations",
                       params={"k": 30, "exclude": f"authors:{author}",
                               "where": ["year>=2000", "pages<500"]}))
     for iid in _ids(body):
@@ -89,7 +72,7 @@ def test_include_exclude_and_ranges_on_get(
 
 
 def test_a_selective_filter_still_gives_k_items_when_k_exist(
-    gw: httpx.Client, shop: dict[str, pd.DataFrame]
+    shop_gw: httpx.Client, shop: dict[str, pd.DataFrame]
 ) -> None:
     """One author's books: far fewer than the candidates retrieval keeps by default."""
     items = shop["items"]
@@ -97,35 +80,35 @@ def test_a_selective_filter_still_gives_k_items_when_k_exist(
     author = counts.index[0]
     n = int(counts.iloc[0])
     user = shop["users"].iloc[3].user_id
-    body = _ok(gw.get(f"/v1/users/{user}/recommendations",
+    body = _ok(shop_gw.get(f"/v1/users/{user}/recommendations",
                       params={"k": n, "include": f"authors:{author}", "exclude_seen": "false"}))
     assert len(body["items"]) == n and body["fewer_than_k"] is False
-    more = _ok(gw.get(f"/v1/users/{user}/recommendations",
+    more = _ok(shop_gw.get(f"/v1/users/{user}/recommendations",
                       params={"k": n + 5, "include": f"authors:{author}",
                               "exclude_seen": "false"}))
     assert len(more["items"]) == n and more["fewer_than_k"] is True and more["matched"] == n
     assert str(n) in more["fewer_reason"]
-    sim = _ok(gw.get(f"/v1/items/{items.index[1]}/similar",
+    sim = _ok(shop_gw.get(f"/v1/items/{items.index[1]}/similar",
                      params={"k": 5, "include": f"authors:{author}"}))
     assert all(author in items.loc[i]["auths"] for i in _ids(sim))
 
 
 def test_post_filter_object_and_genres_shorthand(
-    gw: httpx.Client, shop: dict[str, pd.DataFrame]
+    shop_gw: httpx.Client, shop: dict[str, pd.DataFrame]
 ) -> None:
     items = shop["items"]
     recent = list(items.index[:3])
-    body = _ok(gw.post("/v1/recommendations", json={
+    body = _ok(shop_gw.post("/v1/recommendations", json={
         "recent_item_ids": recent, "k": 8,
         "filter": {"include": {"categories": ["crime"]}, "range": {"price": {"gte": 10}}}}))
     assert len(body["items"]) == 8
     for iid in _ids(body):
         assert "crime" in items.loc[iid]["cats"] and items.loc[iid]["price"] >= 10
     # genres= is the first categorical attribute here (categories), as before filters
-    body = _ok(gw.get(f"/v1/users/{shop['users'].iloc[0].user_id}/recommendations",
+    body = _ok(shop_gw.get(f"/v1/users/{shop['users'].iloc[0].user_id}/recommendations",
                       params={"k": 5, "genres": "travel"}))
     assert all("travel" in items.loc[i]["cats"] for i in _ids(body))
-    sim = _ok(gw.get(f"/v1/items/{items.index[5]}/similar",
+    sim = _ok(shop_gw.get(f"/v1/items/{items.index[5]}/similar",
                      params={"k": 5, "genres": "travel", "where": "price>=5"}))
     assert len(sim["items"]) == 5
     assert all("travel" in items.loc[i]["cats"] and items.loc[i]["price"] >= 5
@@ -143,9 +126,9 @@ def test_post_filter_object_and_genres_shorthand(
     ],
 )
 def test_bad_filters_are_422_naming_the_attribute(
-    gw: httpx.Client, shop: dict[str, pd.DataFrame], params: dict[str, str], named: str
+    shop_gw: httpx.Client, shop: dict[str, pd.DataFrame], params: dict[str, str], named: str
 ) -> None:
-    r = gw.get(f"/v1/users/{shop['users'].iloc[0].user_id}/recommendations", params=params)
+    r = shop_gw.get(f"/v1/users/{shop['users'].iloc[0].user_id}/recommendations", params=params)
     assert r.status_code == 422, r.text
     message = r.json()["error"]["message"]
     assert named in message
@@ -154,48 +137,49 @@ def test_bad_filters_are_422_naming_the_attribute(
 
 
 def test_patch_availability_and_attributes_live(
-    gw: httpx.Client, shop: dict[str, pd.DataFrame]
+    shop_gw: httpx.Client, shop: dict[str, pd.DataFrame]
 ) -> None:
     items = shop["items"]
     user = shop["users"].iloc[4].user_id
-    first = _ok(gw.get(f"/v1/users/{user}/recommendations", params={"k": 5}))
+    first = _ok(shop_gw.get(f"/v1/users/{user}/recommendations", params={"k": 5}))
     top = _ids(first)[0]
-    changed = _ok(gw.patch(f"/v1/items/{top}", json={"available": False}))
+    changed = _ok(shop_gw.patch(f"/v1/items/{top}", json={"available": False}))
     assert changed["available"] is False and changed["item_id"] == top
-    after = _ok(gw.get(f"/v1/users/{user}/recommendations", params={"k": 5}))
+    after = _ok(shop_gw.get(f"/v1/users/{user}/recommendations", params={"k": 5}))
     assert top not in _ids(after) and len(after["items"]) == 5
     # an attribute change moves an item into a filter
     book = next(i for i in items.index if items.loc[i]["avail"] and i != top
                 and "poetry" not in items.loc[i]["cats"])
     new_author = "Ann Lee"
-    _ok(gw.patch(f"/v1/items/{book}", json={"attributes": {"authors": [new_author],
+    _ok(shop_gw.patch(f"/v1/items/{book}", json={"attributes": {"authors": [new_author],
                                                           "categories": ["poetry"]}}))
-    detail = _ok(gw.get(f"/v1/items/{book}"))
+    detail = _ok(shop_gw.get(f"/v1/items/{book}"))
     assert detail["attributes"]["authors"] == [new_author]
-    body = _ok(gw.get(f"/v1/users/{user}/recommendations",
+    body = _ok(shop_gw.get(f"/v1/users/{user}/recommendations",
                       params={"k": 5, "include": f"authors:{new_author}",
                               "exclude_seen": "false"}))
     assert _ids(body) == [book] and body["matched"] == 1 and body["fewer_than_k"] is True
-    _ok(gw.patch(f"/v1/items/{top}", json={"available": True}))
-    assert _ok(gw.get(f"/v1/items/{top}"))["available"] is True
-    bad = gw.patch(f"/v1/items/{book}", json={"attributes": {"colour": "red"}})
+    _ok(shop_gw.patch(f"/v1/items/{top}", json={"available": True}))
+    assert _ok(shop_gw.get(f"/v1/items/{top}"))["available"] is True
+    bad = shop_gw.patch(f"/v1/items/{book}", json={"attributes": {"colour": "red"}})
     assert bad.status_code == 422 and "colour" in bad.text and "categories" in bad.text
-    assert gw.patch(f"/v1/items/{book}", json={"attributes": {"price": "cheap"}}).status_code == 422
-    assert gw.patch(f"/v1/items/{book}", json={}).status_code == 422
-    assert gw.patch("/v1/items/sku-999999", json={"available": False}).status_code == 404
+    cheap = shop_gw.patch(f"/v1/items/{book}", json={"attributes": {"price": "cheap"}})
+    assert cheap.status_code == 422
+    assert shop_gw.patch(f"/v1/items/{book}", json={}).status_code == 422
+    assert shop_gw.patch("/v1/items/sku-999999", json={"available": False}).status_code == 404
 
 
-def test_new_items_carry_attributes_and_filters_apply_to_them(gw: httpx.Client) -> None:
+def test_new_items_carry_attributes_and_filters_apply_to_them(shop_gw: httpx.Client) -> None:
     new = {"item_id": "sku-flt-1", "title": "Garden Letters", "overview": "Poems.",
            "attributes": {"categories": ["poetry"], "authors": ["Zed Quill"], "price": 7.5}}
-    created = _ok(gw.post("/v1/items", json=new), 201)
+    created = _ok(shop_gw.post("/v1/items", json=new), 201)
     assert created["attributes"]["authors"] == ["Zed Quill"] and created["available"] is True
-    body = _ok(gw.post("/v1/recommendations", json={
+    body = _ok(shop_gw.post("/v1/recommendations", json={
         "recent_item_ids": ["sku-000001"], "k": 3,
         "filter": {"include": {"authors": ["zed quill"]}}}))
     assert _ids(body) == ["sku-flt-1"] and body["matched"] == 1
-    _ok(gw.patch("/v1/items/sku-flt-1", json={"available": False}))
-    body = _ok(gw.post("/v1/recommendations", json={
+    _ok(shop_gw.patch("/v1/items/sku-flt-1", json={"available": False}))
+    body = _ok(shop_gw.post("/v1/recommendations", json={
         "recent_item_ids": ["sku-000001"], "k": 3,
         "filter": {"include": {"authors": ["zed quill"]}}}))
     assert _ids(body) == [] and body["matched"] == 0 and body["fewer_than_k"] is True

@@ -8,8 +8,6 @@ feedback event, a new item with its own id, and bad ids (4xx naming the id alpha
 from __future__ import annotations
 
 import re
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -17,7 +15,6 @@ import httpx
 import pandas as pd
 import pytest
 
-from harness.processes import ServiceProcess, running_stack
 from shared.contracts.ids import ID_ALPHABET
 
 pytestmark = pytest.mark.slow
@@ -34,30 +31,17 @@ def shop(bookshop_bundle: tuple[Path, Path]) -> dict[str, pd.DataFrame]:
     }
 
 
-@pytest.fixture(scope="module")
-def gw(
-    bookshop_bundle: tuple[Path, Path], redis_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[httpx.Client]:
-    prefix = f"hrids-{uuid.uuid4().hex[:8]}"
-    with running_stack(
-        bookshop_bundle[1], tmp_path_factory.mktemp("ids-run"), redis_url=redis_url, prefix=prefix
-    ) as procs:
-        stack: dict[str, ServiceProcess] = procs
-        with httpx.Client(base_url=stack["gateway"].url, timeout=30) as client:
-            yield client
-
-
 def _ok(r: httpx.Response, status: int = 200) -> dict:  # type: ignore[type-arg]
     assert r.status_code == status, r.text
     return r.json()  # type: ignore[no-any-return]
 
 
 def test_a_customer_gets_books_by_their_skus(
-    gw: httpx.Client, shop: dict[str, pd.DataFrame]
+    shop_gw: httpx.Client, shop: dict[str, pd.DataFrame]
 ) -> None:
     row = shop["users"].iloc[0]
     assert row.user_id.startswith("cust-")
-    body = _ok(gw.get(f"/v1/users/{row.user_id}/recommendations", params={"k": 10}))
+    body = _ok(shop_gw.get(f"/v1/users/{row.user_id}/recommendations", params={"k": 10}))
     ids = [it["item_id"] for it in body["items"]]
     assert body["user_id"] == row.user_id and body["degraded"] == []
     assert len(ids) == 10 and len(set(ids)) == 10 and all(SKU.match(i) for i in ids), ids
@@ -67,60 +51,60 @@ def test_a_customer_gets_books_by_their_skus(
 
 
 def test_anonymous_visitor_with_recent_skus(
-    gw: httpx.Client, shop: dict[str, pd.DataFrame]
+    shop_gw: httpx.Client, shop: dict[str, pd.DataFrame]
 ) -> None:
     recent = shop["items"]["sku"].head(3).tolist()
-    body = _ok(gw.post("/v1/recommendations", json={"recent_item_ids": recent, "k": 5}))
+    body = _ok(shop_gw.post("/v1/recommendations", json={"recent_item_ids": recent, "k": 5}))
     ids = [it["item_id"] for it in body["items"]]
     assert body["user_id"] is None and len(ids) == 5 and not set(ids) & set(recent)
     assert all(SKU.match(i) for i in ids)
 
 
 def test_item_lookup_and_similar_items_by_sku(
-    gw: httpx.Client, shop: dict[str, pd.DataFrame]
+    shop_gw: httpx.Client, shop: dict[str, pd.DataFrame]
 ) -> None:
     book = shop["items"].iloc[41]
-    item = _ok(gw.get(f"/v1/items/{book.sku}"))
+    item = _ok(shop_gw.get(f"/v1/items/{book.sku}"))
     assert item["item_id"] == book.sku and item["title"] == book.title
     for mode in ("content", "collaborative"):
-        body = _ok(gw.get(f"/v1/items/{book.sku}/similar", params={"k": 5, "mode": mode}))
+        body = _ok(shop_gw.get(f"/v1/items/{book.sku}/similar", params={"k": 5, "mode": mode}))
         ids = [it["item_id"] for it in body["items"]]
         assert body["item_id"] == book.sku and len(ids) == 5 and book.sku not in ids
         assert all(SKU.match(i) for i in ids)
-    missing = gw.get("/v1/items/sku-999999")
+    missing = shop_gw.get("/v1/items/sku-999999")
     assert missing.status_code == 404 and "'sku-999999'" in missing.json()["error"]["message"]
 
 
 def test_an_event_by_string_ids_is_stored_and_shown(
-    gw: httpx.Client, shop: dict[str, pd.DataFrame]
+    shop_gw: httpx.Client, shop: dict[str, pd.DataFrame]
 ) -> None:
     row = shop["users"].iloc[1]
     unseen = next(s for s in shop["items"]["sku"] if s not in set(row.history))
     accepted = _ok(
-        gw.post(f"/v1/users/{row.user_id}/events", json={"item_id": unseen, "type": "click"}),
+        shop_gw.post(f"/v1/users/{row.user_id}/events", json={"item_id": unseen, "type": "click"}),
         202,
     )
     assert accepted["user_id"] == row.user_id and accepted["item_id"] == unseen
-    history = _ok(gw.get(f"/v1/users/{row.user_id}/history", params={"limit": 5}))
+    history = _ok(shop_gw.get(f"/v1/users/{row.user_id}/history", params={"limit": 5}))
     assert history["user_id"] == row.user_id
     assert history["items"][0]["item_id"] == unseen and history["items"][0]["source"] == "event"
-    after = _ok(gw.get(f"/v1/users/{row.user_id}/recommendations", params={"k": 20}))
+    after = _ok(shop_gw.get(f"/v1/users/{row.user_id}/recommendations", params={"k": 20}))
     assert unseen not in [it["item_id"] for it in after["items"]]  # seen now
 
 
-def test_a_new_item_keeps_its_own_id_and_a_taken_one_is_409(gw: httpx.Client) -> None:
+def test_a_new_item_keeps_its_own_id_and_a_taken_one_is_409(shop_gw: httpx.Client) -> None:
     new = {"item_id": "sku-new:2026@shop", "title": "The Orchard Atlas",
            "genres": ["travel"], "overview": "A walk through every orchard of an island."}
-    created = _ok(gw.post("/v1/items", json=new), 201)
+    created = _ok(shop_gw.post("/v1/items", json=new), 201)
     assert created["item_id"] == "sku-new:2026@shop" and created["fresh"] is True
-    assert _ok(gw.get(f"/v1/items/{quote(new['item_id'])}"))["title"] == new["title"]
-    again = gw.post("/v1/items", json=new)
+    assert _ok(shop_gw.get(f"/v1/items/{quote(new['item_id'])}"))["title"] == new["title"]
+    again = shop_gw.post("/v1/items", json=new)
     assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
-    taken = gw.post("/v1/items", json={**new, "item_id": "sku-000001"})  # a catalogue SKU
+    taken = shop_gw.post("/v1/items", json={**new, "item_id": "sku-000001"})  # a catalogue SKU
     assert taken.status_code == 409, taken.text
-    assigned = _ok(gw.post("/v1/items", json={"title": "No Id Given"}), 201)
+    assigned = _ok(shop_gw.post("/v1/items", json={"title": "No Id Given"}), 201)
     assert isinstance(assigned["item_id"], str) and assigned["item_id"].isdigit()
-    similar = _ok(gw.get("/v1/items/sku-new:2026@shop/similar", params={"k": 3}))
+    similar = _ok(shop_gw.get("/v1/items/sku-new:2026@shop/similar", params={"k": 3}))
     assert len(similar["items"]) == 3
 
 
@@ -140,9 +124,9 @@ def test_a_new_item_keeps_its_own_id_and_a_taken_one_is_409(gw: httpx.Client) ->
     ],
 )
 def test_bad_ids_are_4xx_naming_the_alphabet(
-    gw: httpx.Client, method: str, path: str, body: object
+    shop_gw: httpx.Client, method: str, path: str, body: object
 ) -> None:
-    r = gw.request(method, path, json=body)
+    r = shop_gw.request(method, path, json=body)
     if path == "/v1/users/../history":  # resolved away by the client: no such path
         assert r.status_code == 404, r.text
         return
@@ -151,7 +135,7 @@ def test_bad_ids_are_4xx_naming_the_alphabet(
     assert err["code"] == "invalid_request" and ID_ALPHABET in err["message"], err
 
 
-def test_a_json_number_is_read_as_its_text(gw: httpx.Client) -> None:
-    r = gw.post("/v1/recommendations", json={"recent_item_ids": [42]})
+def test_a_json_number_is_read_as_its_text(shop_gw: httpx.Client) -> None:
+    r = shop_gw.post("/v1/recommendations", json={"recent_item_ids": [42]})
     assert r.status_code == 404  # "42" is not a SKU: named as text
     assert "'42'" in r.json()["error"]["message"]
