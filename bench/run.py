@@ -16,7 +16,10 @@ Sections (each logs progress and writes ``<section>.json``; plots ``*.png``):
 6. e2e - the whole stack at fixed request rates (:func:`bench.e2e.run_e2e`) on the
    base bundle, then (``e2e_synthetic``) on the synthetic bundle, against the goal of
    p99 <= 25 ms at 200 req/s; neither in ``--smoke``;
-7. computed - every answer computed (:func:`bench.computed.run_computed`): the floor (the
+7. filters - attribute filters on the retrieval search (:mod:`bench.filter_bench`): mask +
+   exact scan or widened ANN for a 50% and a 1% passing filter, against the unfiltered
+   search with the same queries, at ml-latest-small's size and at ``--items``;
+8. computed - every answer computed (:func:`bench.computed.run_computed`): the floor (the
    model work in one process) against the CPU per computed answer of gateway, retrieval
    and ranking, computed throughput at saturation, and the full mix's p99 at 200 req/s.
 
@@ -43,12 +46,15 @@ from bench.synthetic_bundle import BASE_NAME, CACHE_DIR, ensure_base_bundle
 
 SMOKE: dict[str, Any] = {
     "items": 3000, "bert": 16, "queries": 60, "ranker_sizes": (20, 60), "ranker_calls": 10,
-    "users": 10, "paced": 20, "rate": 50.0, "content_q": 20,
+    "users": 10, "paced": 20, "rate": 50.0, "content_q": 20, "filter_queries": 30,
 }
 FULL: dict[str, Any] = {
     "items": 1_000_000, "bert": 1000, "queries": 1200, "ranker_sizes": (50, 200, 500, 1000),
     "ranker_calls": 100, "users": 300, "paced": 600, "rate": 20.0, "content_q": 200,
+    "filter_queries": 100,
 }
+DEMO_ITEMS = 9742
+"""ml-latest-small's catalogue: the filters section also runs at this size (exact search)."""
 
 
 def _base_bundle(args: argparse.Namespace) -> tuple[Path, float | None]:
@@ -201,6 +207,14 @@ def summarise(res: dict[str, Any]) -> list[tuple[str, str, str]]:
         goal = e2e["goal"]
         rows.append(("e2e", f"{e2e['label']}: goal p99 <= {goal['p99_ms']:g} ms at "
                      f"{goal['rate']:g} req/s, no errors", str(e2e["goal_met"])))
+    for fr in res.get("filters", []):
+        rows.append(("filters", f"{fr['n_items']:,} items ({fr['index']}): median ms without a "
+                     "filter / 50% passing / 1% passing (x the unfiltered search)",
+                     f"{_fmt(fr['none']['median_ms'])} / "
+                     f"{_fmt(fr['50pct']['total']['median_ms'])} "
+                     f"(x{_fmt(fr['50pct']['ratio_to_none'])}) / "
+                     f"{_fmt(fr['1pct']['total']['median_ms'])} "
+                     f"(x{_fmt(fr['1pct']['ratio_to_none'])})"))
     cp = res.get("computed")
     if cp:
         per = cp["cpu_ms_per_answer"]
@@ -420,6 +434,21 @@ def main(argv: list[str] | None = None) -> int:
                       duration_s=15.0, out_dir=out)
         res["e2e_synthetic"] = e2e_summary(rep)
         done("e2e_synthetic", t0)
+
+    if "filters" not in skip:
+        t0 = time.perf_counter()
+        from bench.filter_bench import plot_filters, run, with_ratios
+        from shared.serving.process_tuning import limit_compute_threads
+
+        # Attribute filters on the retrieval search (mask + exact scan or widened ANN)
+        # against the unfiltered search, same queries, one BLAS thread as the services.
+        limit_compute_threads(1)
+        sizes = sorted({min(DEMO_ITEMS, n_items), n_items})
+        filters = [with_ratios(run(n, int(size["filter_queries"]), 0)) for n in sizes]
+        res["filters"] = filters
+        write_json("filters", {"runs": filters}, out)
+        plot_filters(filters, out / "filters.png")
+        done("filters", t0)
 
     if "computed" not in skip and not args.smoke:
         t0 = time.perf_counter()

@@ -34,19 +34,20 @@ def smoke(small_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 def test_every_section_writes_json_and_plots(smoke: Path) -> None:
-    for name in ("training", "ranker", "synthetic_bundle", "ann", "service", "summary"):
+    for name in ("training", "ranker", "synthetic_bundle", "ann", "service", "filters",
+                 "summary"):
         data = json.loads((smoke / f"{name}.json").read_text())
         assert data["benchmark"] == name
         assert data["machine"]["cpus"] >= 1
         speed = data["machine"]["cpu_speed"]
         assert speed["python_loop_ms"] > 0 and speed["numpy_scan_ms"] > 0
         assert speed["random_rows_ms"] > 0
-    for png in ("training_stages", "ranker", "ann_recall_latency"):
+    for png in ("training_stages", "ranker", "ann_recall_latency", "filters"):
         head = (smoke / f"{png}.png").read_bytes()[:8]
         assert head == PNG_MAGIC, png
     summary = json.loads((smoke / "summary.json").read_text())
     areas = {row[0] for row in summary["rows"]}
-    assert {"training", "ranker", "bundle", "ann", "service"} <= areas
+    assert {"training", "ranker", "bundle", "ann", "service", "filters"} <= areas
     assert (smoke / "summary.md").read_text().startswith("| area |")
 
 
@@ -72,6 +73,14 @@ def test_figures_are_consistent(smoke: Path) -> None:
         assert st["with"]["n"] == st["without"]["n"] > 0 and st["ratio_p50"] > 0
     assert [m["glibc_tunables"] for m in huge["memory"]["with"]] == ["glibc.malloc.hugetlb=1"]
     assert [m["glibc_tunables"] for m in huge["memory"]["without"]] == [""]
+    (flt,) = json.loads((smoke / "filters.json").read_text())["runs"]
+    assert flt["n_items"] == 2500 and flt["index"] == "exact"
+    for label, share in (("50pct", 0.5), ("1pct", 0.01)):
+        run_ = flt[label]
+        # the filter keeps about its share of the items; exact search finds every neighbour
+        assert 0 < run_["passing"] < 2500 and abs(run_["passing_share"] - share) < share
+        assert run_["recall_vs_brute_force"] == 1.0 and run_["ratio_to_none"] > 0
+        assert run_["total"]["median_ms"] > 0
     svc = json.loads((smoke / "service.json").read_text())
     for phase in ("cold_known_users", "warm_known_users", "paced_mix"):
         assert svc[phase]["errors"] == 0, phase
