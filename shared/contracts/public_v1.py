@@ -33,6 +33,17 @@ NewAttributes = Annotated[
     ],
     Field(max_length=MAX_ATTRIBUTES),
 ]
+#: How many items passed a filter (the answer fields of recommendations and similar items).
+Matched = Annotated[
+    int | None,
+    Field(
+        description="With a filter (include/exclude/where, genres) or unavailable items: how "
+        "many items passed it (and the exclusions); null when every item could be returned.",
+    ),
+]
+FewerThanK = Annotated[
+    bool, Field(description="True when fewer than k items came back; fewer_reason says why.")
+]
 #: Why an answer is not the full pipeline's: a dependency was down (ranking, retrieval,
 #: cache), or the gateway was at HYBRIDREC_MAX_IN_FLIGHT and served popular items (overload).
 Degraded = Literal["ranking", "retrieval", "cache", "overload"]
@@ -204,14 +215,8 @@ class SimilarItems(BaseModel):
     mode: Literal["content", "collaborative"]
     items: list[ScoredItem]
     model_version: str
-    matched: int | None = Field(
-        None,
-        description="With a filter (include/exclude/where, genres) or unavailable items: how "
-        "many items passed it (and the exclusions); null when every item could be returned.",
-    )
-    fewer_than_k: bool = Field(
-        False, description="True when fewer than k items came back; fewer_reason says why."
-    )
+    matched: Matched = None
+    fewer_than_k: FewerThanK = False
     fewer_reason: str | None = None
     request_id: str | None = None
 
@@ -332,14 +337,8 @@ class Recommendations(BaseModel):
         "gateway was computing its limit of recommendations (HYBRIDREC_MAX_IN_FLIGHT) and "
         "answered with popular items at once. Degraded answers are never cached.",
     )
-    matched: int | None = Field(
-        None,
-        description="With a filter (include/exclude/where, genres) or unavailable items: how "
-        "many items passed it (and the exclusions); null when every item could be returned.",
-    )
-    fewer_than_k: bool = Field(
-        False, description="True when fewer than k items came back; fewer_reason says why."
-    )
+    matched: Matched = None
+    fewer_than_k: FewerThanK = False
     fewer_reason: str | None = None
     request_id: str | None = None
 
