@@ -8,6 +8,7 @@ leakage) -> Annoy indexes (with recall against exact search) -> bundle.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 import sys
@@ -205,6 +206,10 @@ def run_train(
             f"{len(train_df)} train / {len(valid_df)} valid interactions",
             file=sys.stderr,
         )
+        # edata holds what training reads (and ds what the bundle needs): drop the
+        # intermediate frames, a few GB at 25M interactions.
+        del inter, train_df, valid_df
+        gc.collect()
     with timer.stage("BERT item embeddings"):
         encoder = TextEncoder(cfg.text_model)
         # Vectors are cached by text hash: under HYBRIDREC_CACHE_DIR when set (shared with

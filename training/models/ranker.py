@@ -22,7 +22,8 @@ validation NDCG@10 with the best weights restored.
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -107,6 +108,11 @@ class RankingLists:
             ``offsets[l]:offsets[l+1]``, in retrieval (fused) order.
         n_relevant: [L] int64 relevant items per user, retrieved or not (NDCG's ideal).
         users: [L] int64 user_idx of each list.
+        item_lookups: Per-item inputs kept once instead of once per row (``{"content":
+            [n_items, 384]}``): input ``k`` of row ``r`` is ``item_lookups[k][item_idx[r]]``
+            and is absent from ``features``. 10,000 lists of 200 candidates would
+            otherwise copy the 384-float content vector 2M times (3 GB, then again
+            into tensors).
     """
 
     features: dict[str, np.ndarray]
@@ -114,9 +120,16 @@ class RankingLists:
     offsets: np.ndarray
     n_relevant: np.ndarray
     users: np.ndarray
+    item_lookups: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.users)
+
+    def rows(self, names: Sequence[str], lo: int, hi: int) -> dict[str, np.ndarray]:
+        """Inputs ``names`` of rows ``lo:hi``, the per-item lookups gathered."""
+        items = self.features["item_idx"][lo:hi] if self.item_lookups else None
+        return {k: (self.item_lookups[k][items] if k in self.item_lookups
+                    else self.features[k][lo:hi]) for k in names}
 
     def padded_rows(self, lists: np.ndarray,
                     width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -291,13 +304,21 @@ def build_ranker(
     return keras.Model(inputs=inputs, outputs=out, name="hybrid_ranker")
 
 
-def predict_logits(model: Any, features: dict[str, np.ndarray], batch: int = 8192) -> np.ndarray:
-    """[R] float32 scores (mean of the ensemble's logits), batched eager calls."""
-    names = [t.name for t in model.inputs] if isinstance(model.inputs, list) else list(features)
-    n = len(next(iter(features.values())))
+def predict_logits(model: Any, features: dict[str, np.ndarray] | RankingLists,
+                   batch: int = 8192) -> np.ndarray:
+    """[R] float32 scores (mean of the ensemble's logits), batched eager calls.
+
+    ``features`` is a :func:`~shared.model.ranker_features.candidate_features` dict or
+    whole :class:`RankingLists` (whose per-item lookups are gathered batch by batch)."""
+    lists = features if isinstance(features, RankingLists) else RankingLists(
+        features, np.zeros(0, np.float32), np.zeros(1, np.int64), np.zeros(0, np.int64),
+        np.zeros(0, np.int64))
+    names = ([t.name for t in model.inputs] if isinstance(model.inputs, list)
+             else [*lists.features, *lists.item_lookups])
+    n = len(lists.features["item_idx"])
     out = np.zeros(n, dtype=np.float32)
     for lo in range(0, n, batch):
-        part = {k: features[k][lo:lo + batch] for k in names}
+        part = lists.rows(names, lo, lo + batch)
         res = np.asarray(model(part, training=False))
         out[lo:lo + batch] = res.reshape(len(res), -1).mean(axis=1)
     return out
@@ -330,7 +351,9 @@ def train_ranker(
     rng = np.random.default_rng(config.seed)
     opt = keras.optimizers.Adam(config.learning_rate)
     names = [t.name for t in model.inputs]
-    table = {k: tf.constant(train.features[k]) for k in names}
+    table = {k: tf.constant(train.features[k]) for k in names if k not in train.item_lookups}
+    lookups = {k: tf.constant(train.item_lookups[k]) for k in names if k in train.item_lookups}
+    row_items = tf.constant(train.features["item_idx"]) if lookups else None
     all_labels = tf.constant(train.labels.astype(np.float32))
     width = int(np.diff(train.offsets).max(initial=1))
     n_members = int(model.outputs[0].shape[-1])
@@ -340,6 +363,9 @@ def train_ranker(
     def step(rows: Any, mask: Any) -> Any:
         flat = tf.reshape(rows, [-1])
         feats = {k: tf.gather(v, flat) for k, v in table.items()}
+        if lookups:
+            items = tf.gather(row_items, flat)
+            feats.update({k: tf.gather(v, items) for k, v in lookups.items()})
         labels = tf.where(mask, tf.gather(all_labels, rows), 0.0)
         with tf.GradientTape() as tape:
             out = model(feats, training=True)  # [b * n, E]
@@ -364,7 +390,7 @@ def train_ranker(
         for lo in range(0, len(order), config.lists_per_batch):
             rows, mask = train.padded_rows(order[lo:lo + config.lists_per_batch], width)
             losses.append(float(step(tf.constant(rows), tf.constant(mask))))
-        val = task.metric(valid, predict_logits(model, valid.features))
+        val = task.metric(valid, predict_logits(model, valid))
         history["loss"].append(float(np.mean(losses)) if losses else 0.0)
         history["valid_ndcg@10"].append(val)
         bar.set_postfix(loss=history["loss"][-1], ndcg=val)

@@ -111,6 +111,8 @@ def ranking_lists(srcs: dict[str, Any], data: Any, tables: RankerFeatureTables,
     if max_users is not None and len(users) > max_users:
         rng = np.random.default_rng(cfg.seed)
         users = np.sort(rng.choice(users, max_users, replace=False))
+    # Per-item inputs are kept once, as lookups by item_idx, not copied into every row.
+    lookups = {"content": tables.item_content, "genres": tables.item_genres}
     parts, labs, lens = [], [], []
     for lo in tqdm(range(0, len(users), 256), desc=desc, file=sys.stderr, leave=False,
                    disable=not cfg.ranker.progress):
@@ -119,14 +121,16 @@ def ranking_lists(srcs: dict[str, Any], data: Any, tables: RankerFeatureTables,
         if negatives is not None:  # hidden/disliked items: label-0 rows
             sets = add_negatives(sets, srcs, data, chunk, negatives, cfg.depth)
         for u, cs in zip(chunk, sets, strict=True):
-            parts.append(candidate_features(tables, int(u), hist[u], cs))
+            feats = candidate_features(tables, int(u), hist[u], cs)
+            parts.append({k: v for k, v in feats.items() if k not in lookups})
             rel = labels.indices[labels.indptr[u]:labels.indptr[u + 1]]
             labs.append(np.isin(cs.item_idx, rel).astype(np.float32))
             lens.append(len(cs))
     return RankingLists(
         features=concat_features(parts), labels=np.concatenate(labs),
         offsets=np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
-        n_relevant=np.diff(labels.indptr)[users].astype(np.int64), users=users)
+        n_relevant=np.diff(labels.indptr)[users].astype(np.int64), users=users,
+        item_lookups=lookups)
 
 
 def concat_lists(parts: list[RankingLists]) -> RankingLists:
@@ -140,4 +144,5 @@ def concat_lists(parts: list[RankingLists]) -> RankingLists:
         offsets=np.concatenate([parts[0].offsets[:1]] + [
             p.offsets[1:] + s for p, s in zip(parts, sizes, strict=True)]),
         n_relevant=np.concatenate([p.n_relevant for p in parts]),
-        users=np.concatenate([p.users for p in parts]))
+        users=np.concatenate([p.users for p in parts]),
+        item_lookups=parts[0].item_lookups)

@@ -144,3 +144,32 @@ def test_training_on_planted_data_beats_retrieval_order(loss: str, ensemble: int
     assert after > before + 0.3, (before, after)
     assert hist["best_valid_ndcg@10"] == pytest.approx(after)
     assert len(hist["loss"]) >= 1 and hist["loss"][-1] < hist["loss"][0]
+
+
+def _as_lookups(lists: RankingLists) -> tuple[RankingLists, RankingLists]:
+    """The same lists with content and genres kept once per item (as ranking_lists keeps them)."""
+    rng = np.random.default_rng(5)
+    tables = {"content": rng.normal(size=(N_ITEMS, 6)).astype(np.float32),
+              "genres": (rng.random((N_ITEMS, 3)) < 0.3).astype(np.float32)}
+    items = lists.features["item_idx"]
+    full = dict(lists.features, **{k: v[items] for k, v in tables.items()})
+    slim = {k: v for k, v in lists.features.items() if k not in tables}
+    return (RankingLists(full, lists.labels, lists.offsets, lists.n_relevant, lists.users),
+            RankingLists(slim, lists.labels, lists.offsets, lists.n_relevant, lists.users,
+                         item_lookups=tables))
+
+
+def test_per_item_lookups_train_and_score_like_copied_rows() -> None:
+    """Lists that keep content once per item give the same training and scores as copies."""
+    train_full, train_slim = _as_lookups(_planted_lists(60, 20, seed=20))
+    valid_full, valid_slim = _as_lookups(_planted_lists(20, 20, seed=21))
+    assert "content" not in train_slim.features
+    cfg = RankerConfig(epochs=2, patience=2, lists_per_batch=8, progress=False)
+    scores, hists = [], []
+    for train, valid in ((train_full, valid_full), (train_slim, valid_slim)):
+        model = _model(use_ids=True, seed=4)
+        hists.append(train_ranker(model, RankingTask("listwise"), train, valid, cfg))
+        scores.append(predict_logits(model, valid))
+    np.testing.assert_allclose(scores[1], scores[0], rtol=1e-5, atol=1e-5)
+    assert hists[1]["loss"] == pytest.approx(hists[0]["loss"], rel=1e-5)
+    assert not np.allclose(scores[0], scores[0][0])
