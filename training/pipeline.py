@@ -115,11 +115,17 @@ class StageTimer:
 
     def __init__(self) -> None:
         self.times: dict[str, float] = {}
+        self._t0 = time.perf_counter()
+
+    def step(self, what: str) -> None:
+        """A progress line inside a stage without a bar: what finished, seconds so far."""
+        print(f"  {what} ({time.perf_counter() - self._t0:.1f} s into the stage)",
+              file=sys.stderr, flush=True)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         print(f"[hybridrec train] {name} ...", file=sys.stderr, flush=True)
-        t0 = time.perf_counter()
+        t0 = self._t0 = time.perf_counter()
         yield
         self.times[name] = round(time.perf_counter() - t0, 2)
         print(f"[hybridrec train] {name}: {self.times[name]:.1f} s", file=sys.stderr, flush=True)
@@ -169,6 +175,7 @@ def run_train(
             **({} if implicit_rating is None else {"implicit_rating": implicit_rating}),
             event_weights=event_weights,
         )
+        timer.step(f"read and validated {ds.name}: {len(ds.interactions):,} interactions")
         if include_fresh:
             from training.fresh_items import fold_fresh_items, read_fresh_items
 
@@ -200,6 +207,7 @@ def run_train(
             )
         inter = serving_interactions(ds, cfg.min_rating)
         train_df, valid_df = temporal_holdout(inter, cfg.valid_frac)
+        timer.step("split each user's latest interactions off for validation")
         edata = catalogue_eval_data(ds, train_df, valid_df, seed=seed)
         print(
             f"  {ds.name}: {edata.n_users} users, {edata.n_items} items, "

@@ -22,14 +22,14 @@ validation NDCG@10 with the best weights restored.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from shared.contracts.errors import ConfigError
+from training.models.ranking_lists import RankingLists
 
 LOSSES = ("listwise", "bce", "hybrid")
 
@@ -95,55 +95,6 @@ class RankerConfig:
         d = asdict(self)
         d["hidden_units"] = list(self.hidden_units)
         return d
-
-
-@dataclass
-class RankingLists:
-    """Candidate lists of many users, flattened.
-
-    Attributes:
-        features: Ranker inputs, each [R, ...] (R = total candidates).
-        labels: [R] float32 1.0 for relevant candidates.
-        offsets: [L + 1] int64 list boundaries: list ``l`` is rows
-            ``offsets[l]:offsets[l+1]``, in retrieval (fused) order.
-        n_relevant: [L] int64 relevant items per user, retrieved or not (NDCG's ideal).
-        users: [L] int64 user_idx of each list.
-        item_lookups: Per-item inputs kept once instead of once per row (``{"content":
-            [n_items, 384]}``): input ``k`` of row ``r`` is ``item_lookups[k][item_idx[r]]``
-            and is absent from ``features``. 10,000 lists of 200 candidates would
-            otherwise copy the 384-float content vector 2M times (3 GB, then again
-            into tensors).
-    """
-
-    features: dict[str, np.ndarray]
-    labels: np.ndarray
-    offsets: np.ndarray
-    n_relevant: np.ndarray
-    users: np.ndarray
-    item_lookups: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.users)
-
-    def rows(self, names: Sequence[str], lo: int, hi: int) -> dict[str, np.ndarray]:
-        """Inputs ``names`` of rows ``lo:hi``, the per-item lookups gathered."""
-        items = self.features["item_idx"][lo:hi] if self.item_lookups else None
-        return {k: (self.item_lookups[k][items] if k in self.item_lookups
-                    else self.features[k][lo:hi]) for k in names}
-
-    def padded_rows(self, lists: np.ndarray,
-                    width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Row indices of the given lists padded to ``width`` (default: the longest).
-
-        Returns:
-            ``(rows [b, width] int64, mask [b, width] bool)``; padding rows point at 0.
-        """
-        lens = self.offsets[lists + 1] - self.offsets[lists]
-        width = int(lens.max(initial=1)) if width is None else int(width)
-        pos = np.arange(width)[None, :]
-        mask = pos < lens[:, None]
-        rows = np.where(mask, self.offsets[lists][:, None] + pos, 0)
-        return rows, mask
 
 
 def ndcg_at_k(order_labels: np.ndarray, n_relevant: np.ndarray, k: int = 10) -> np.ndarray:

@@ -50,7 +50,6 @@ from shared.model.ranker_features import (
 from training.attribute_features import fit_attribute_encoder
 from training.models.ranker import (
     RankerConfig,
-    RankingLists,
     RankingTask,
     build_ranker,
     list_ndcg,
@@ -58,6 +57,7 @@ from training.models.ranker import (
     train_ranker,
 )
 from training.models.ranking_lists import (
+    RankingLists,
     candidate_sets,
     concat_lists,
     inner_holdout,
@@ -97,9 +97,9 @@ class TwoStageConfig:
         costly_sources: Sources too slow to refit per fold (the two-tower model).
         max_train_users: Users whose inner-holdout lists train the ranker: a seeded sample
             when more users have inner labels (None = all). Bounds the candidate, feature
-            and ranker cost on large data; ml-latest-small's 610 users are all kept. Each
-            list row holds its item's 384-float content vector and the ranker copies the
-            lists into tensors: 10,000 users x 200 candidates is ~3 GB, twice over.
+            and ranker cost on large data; ml-latest-small's 610 users are all kept. The
+            per-item inputs (content, genres) are kept once per item, not per list row
+            (:class:`~training.models.ranking_lists.RankingLists`).
         max_valid_users: Likewise for the validation lists that early-stop the ranker.
         ranker: Ranking network settings.
         seed: Seed of the inner holdout.

@@ -12,7 +12,6 @@ from shared.contracts.errors import BundleError, ConfigError
 from shared.model.ranker_serving import RankerScorer, benchmark
 from training.models.ranker import (
     RankerConfig,
-    RankingLists,
     RankingTask,
     build_ranker,
     list_ndcg,
@@ -20,6 +19,7 @@ from training.models.ranker import (
     predict_logits,
     train_ranker,
 )
+from training.models.ranking_lists import RankingLists
 
 N_USERS, N_ITEMS = 30, 50
 SHAPES = {"user_idx": 0, "item_idx": 0, "content": 6, "genres": 3, "dense": 4}

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from tests.training.models.test_two_stage import N_USERS, _data
-from training.models.ranker import RankingLists
-from training.models.ranking_lists import concat_lists, inner_holdout
+from training.models.ranking_lists import RankingLists, concat_lists, inner_holdout
 from training.models.ranking_sources import user_histories
 
 
