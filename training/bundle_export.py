@@ -130,6 +130,11 @@ def build_hnsw_indexes(
     return built
 
 
+def _say(msg: str) -> None:
+    """A progress line of the export stage (its steps are single library calls)."""
+    print(f"  {msg}", file=sys.stderr, flush=True)
+
+
 def export_bundle(
     *,
     out: str,
@@ -168,6 +173,7 @@ def export_bundle(
         indptr, hidden = user_item_csr(ds.negatives, user_rows, edata.item_ids)
         writer.save_npy(L.HIDDEN_INDPTR, indptr)
         writer.save_npy(L.HIDDEN_ITEMS, hidden)
+        _say(f"items, users and seen histories written ({len(users):,} users)")
 
         top = np.argsort(-counts, kind="stable")[: cfg.popular_size]
         popular = [
@@ -198,11 +204,13 @@ def export_bundle(
         trees, search_k = cfg.ann_params(len(item_vectors), item_vectors.shape[1])
         item_index = AnnIndex.build(item_vectors, n_trees=trees, seed=seed, search_k=search_k)
         item_index.save(writer.path(L.ITEM_INDEX))
+        _say(f"Annoy index over {len(item_vectors):,} item-tower vectors built ({trees} trees)")
         trees, search_k = cfg.ann_params(len(content), content.shape[1])
         content_index = AnnIndex.build(
             np.asarray(content, np.float32), n_trees=trees, seed=seed, search_k=search_k
         )
         content_index.save(writer.path(L.CONTENT_INDEX))
+        _say(f"Annoy index over {len(content):,} content vectors built ({trees} trees)")
         users_q = rng.choice(edata.n_users, min(RECALL_QUERIES, edata.n_users), replace=False)
         items_q = rng.choice(edata.n_items, min(RECALL_QUERIES, edata.n_items), replace=False)
         metrics = {
@@ -217,7 +225,7 @@ def export_bundle(
         if cfg.wants_hnsw(len(item_vectors)):
             graphs = build_hnsw_indexes(
                 writer, item_vectors, np.asarray(content, np.float32), seed=seed,
-                progress=lambda msg: print(f"  {msg}", file=sys.stderr, flush=True),
+                progress=_say,
             )
             metrics["hnsw_recall@100_item_tower"] = _ann_recall(
                 graphs["item_tower"], item_vectors, two_tower.user_vectors[users_q]

@@ -296,7 +296,7 @@ class ItemKNNRecommender(_CandidateSource):
         weighted = pair_confidence(data.train_interactions) is not None
         self.neighbors, self.weights = build_item_knn(
             weighted_train(data) if weighted else self._train, k=self.k, shrink=self.shrink,
-            candidate_k=self.candidate_k, binary=not weighted,
+            candidate_k=self.candidate_k, binary=not weighted, progress=True,
         )
         self._sim = knn_matrix(self.neighbors, self.weights, data.n_items)
 

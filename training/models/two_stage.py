@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -185,8 +186,11 @@ class TwoStageRecommender:
             rec = spec.factory()
             rec.fit(data)
             out[spec.name] = rec
-            self.timings[f"fit_{spec.name}"] = self.timings.get(f"fit_{spec.name}", 0.0) + (
-                time.perf_counter() - t0)
+            secs = time.perf_counter() - t0
+            self.timings[f"fit_{spec.name}"] = self.timings.get(f"fit_{spec.name}", 0.0) + secs
+            if self.config.ranker.progress:
+                print(f"  source {spec.name} fitted on {data.train.nnz:,} interactions "
+                      f"in {secs:.1f} s", file=sys.stderr, flush=True)
         return out
 
     # ------------------------------------------------------------------- fitting
