@@ -121,6 +121,11 @@ def plot(report: dict[str, Any], path: Path) -> Path:
         pts = [(x, r["stages_s"][stage]) for x, r in zip(xs, runs, strict=True)
                if stage in r["stages_s"]]
         ax.plot(*zip(*pts, strict=True), marker="o", label=stage)
+    bert = "BERT item embeddings"
+    for x, r in zip(xs, runs, strict=True):  # a warm text-hash cache is a read, not a cost
+        if not r.get("bert_cold", True) and bert in r["stages_s"]:
+            ax.annotate("BERT from cache", (x, r["stages_s"][bert]), fontsize=7,
+                        textcoords="offset points", xytext=(4, 4))
     ax.plot(xs, [r["wall_s"] for r in runs], marker="s", color="black", label="total (wall)")
     ax.set_xscale("log")
     ax.set_yscale("log")
