@@ -29,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from shared.contracts.errors import ConfigError
-from training.models.ranking_lists import RankingLists
+from training.models.ranking_lists import RankingLists, gather_rows
 
 LOSSES = ("listwise", "bce", "hybrid")
 
@@ -255,21 +255,19 @@ def build_ranker(
     return keras.Model(inputs=inputs, outputs=out, name="hybrid_ranker")
 
 
-def predict_logits(model: Any, features: dict[str, np.ndarray] | RankingLists,
-                   batch: int = 8192) -> np.ndarray:
+def predict_logits(model: Any, features: dict[str, np.ndarray], batch: int = 8192, *,
+                   item_lookups: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """[R] float32 scores (mean of the ensemble's logits), batched eager calls.
 
-    ``features`` is a :func:`~shared.model.ranker_features.candidate_features` dict or
-    whole :class:`RankingLists` (whose per-item lookups are gathered batch by batch)."""
-    lists = features if isinstance(features, RankingLists) else RankingLists(
-        features, np.zeros(0, np.float32), np.zeros(1, np.int64), np.zeros(0, np.int64),
-        np.zeros(0, np.int64))
+    ``item_lookups`` (:attr:`RankingLists.item_lookups`) supply the per-item inputs
+    missing from ``features``, gathered by ``item_idx`` batch by batch."""
+    lookups = item_lookups or {}
     names = ([t.name for t in model.inputs] if isinstance(model.inputs, list)
-             else [*lists.features, *lists.item_lookups])
-    n = len(lists.features["item_idx"])
+             else [*features, *lookups])
+    n = len(features["item_idx"])
     out = np.zeros(n, dtype=np.float32)
     for lo in range(0, n, batch):
-        part = lists.rows(names, lo, lo + batch)
+        part = gather_rows(features, lookups, names, lo, lo + batch)
         res = np.asarray(model(part, training=False))
         out[lo:lo + batch] = res.reshape(len(res), -1).mean(axis=1)
     return out
@@ -341,7 +339,8 @@ def train_ranker(
         for lo in range(0, len(order), config.lists_per_batch):
             rows, mask = train.padded_rows(order[lo:lo + config.lists_per_batch], width)
             losses.append(float(step(tf.constant(rows), tf.constant(mask))))
-        val = task.metric(valid, predict_logits(model, valid))
+        val = task.metric(valid, predict_logits(model, valid.features,
+                                                item_lookups=valid.item_lookups))
         history["loss"].append(float(np.mean(losses)) if losses else 0.0)
         history["valid_ndcg@10"].append(val)
         bar.set_postfix(loss=history["loss"][-1], ndcg=val)

@@ -35,6 +35,14 @@ if TYPE_CHECKING:
     from training.models.two_stage import TwoStageConfig
 
 
+def gather_rows(features: dict[str, np.ndarray], item_lookups: dict[str, np.ndarray],
+                names: Sequence[str], lo: int, hi: int) -> dict[str, np.ndarray]:
+    """Inputs ``names`` of rows ``lo:hi``; those in ``item_lookups`` gathered by ``item_idx``."""
+    items = features["item_idx"][lo:hi] if item_lookups else None
+    return {k: (item_lookups[k][items] if k in item_lookups else features[k][lo:hi])
+            for k in names}
+
+
 @dataclass
 class RankingLists:
     """Candidate lists of many users, flattened.
@@ -62,12 +70,6 @@ class RankingLists:
 
     def __len__(self) -> int:
         return len(self.users)
-
-    def rows(self, names: Sequence[str], lo: int, hi: int) -> dict[str, np.ndarray]:
-        """Inputs ``names`` of rows ``lo:hi``, the per-item lookups gathered."""
-        items = self.features["item_idx"][lo:hi] if self.item_lookups else None
-        return {k: (self.item_lookups[k][items] if k in self.item_lookups
-                    else self.features[k][lo:hi]) for k in names}
 
     def padded_rows(self, lists: np.ndarray,
                     width: int | None = None) -> tuple[np.ndarray, np.ndarray]:

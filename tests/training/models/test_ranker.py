@@ -169,7 +169,7 @@ def test_per_item_lookups_train_and_score_like_copied_rows() -> None:
     for train, valid in ((train_full, valid_full), (train_slim, valid_slim)):
         model = _model(use_ids=True, seed=4)
         hists.append(train_ranker(model, RankingTask("listwise"), train, valid, cfg))
-        scores.append(predict_logits(model, valid))
+        scores.append(predict_logits(model, valid.features, item_lookups=valid.item_lookups))
     np.testing.assert_allclose(scores[1], scores[0], rtol=1e-5, atol=1e-5)
     assert hists[1]["loss"] == pytest.approx(hists[0]["loss"], rel=1e-5)
     assert not np.allclose(scores[0], scores[0][0])
