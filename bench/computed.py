@@ -6,7 +6,8 @@ One run measures, on one bundle:
    sources, merge, ranker features and forward pass for the load generator's
    recommendation requests, called in one process with no HTTP, JSON or Redis;
 2. for each code root (this checkout, and optionally older ones for a before/after in
-   the same run), the whole stack (``hybridrec serve``) with every answer computed
+   the same run), and for the one-process deployment (``hybridrec serve combined`` with
+   one worker per core, run ``combined``), the whole stack with every answer computed
    (``Cache-Control: no-cache``), after every known user was asked for once (their query
    vectors cached, as the floor's are) and 10 s without traffic (``idle``: the CPU the
    processes burn anyway, taken off the per-answer figures):
@@ -26,7 +27,7 @@ cost allows (goal >= :data:`GOAL_THROUGHPUT_SHARE`), the computed p99 at 200 req
 CLI (``make bench`` runs :func:`run_computed` as its ``computed`` section)::
 
     python -m bench.computed [--artifacts BUNDLE_ROOT] [--code-root before=/tmp/floor/old]
-        [--duration 20] [--tag ab]
+        [--combined] [--duration 20] [--tag ab]
 
 Writes ``bench/results/computed[_<tag>].json`` and ``.png``.
 """
@@ -47,7 +48,7 @@ from typing import Any
 from bench.e2e import GOAL_P99_MS, GOAL_RATE, RECS_MIX, RESULTS, ensure_small_bundle
 from bench.loadgen import DEFAULT_MIX, LoadSpec, ids_from_bundle, run_load
 from bench.procstats import cpu_s
-from harness.processes import DEFAULT_REDIS_URL, ROOT, running_stack
+from harness.processes import DEFAULT_REDIS_URL, ROOT, running_stack, server_pids
 
 SERVICES = ("gateway", "retrieval", "ranking")
 CPU_RATE = 100.0
@@ -58,6 +59,13 @@ GOAL_THROUGHPUT_SHARE = 0.8
 #: The saturation phase offers this multiple of the rate the CPU cost allows.
 OVERLOAD = 1.3
 CURRENT = "current"
+COMBINED = "combined"
+
+
+def worker_pids(pid: int) -> dict[str, int]:
+    """The serving processes of a combined stack by name: ``combined``, ``combined-2``, ..."""
+    return {COMBINED if i == 0 else f"{COMBINED}-{i + 1}": p
+            for i, p in enumerate(server_pids(pid))}  # fmt: skip
 
 
 def floor_in_child(
@@ -136,7 +144,9 @@ def summarise(
     idle = (phases.get("idle") or {}).get("cores", {})
     rps = float(cpu_phase["achieved_rps"])
     per_service: dict[str, float | None] = {}
-    for s in SERVICES:
+    # The split's three services (all must be there), or a combined stack's workers.
+    names = list(SERVICES) if any(s in cpu for s in SERVICES) else sorted(cpu)
+    for s in names:
         v = cpu.get(s, {}).get("cpu_ms_per_request")
         if v is None or not scale:
             per_service[s] = None
@@ -144,7 +154,7 @@ def summarise(
         background = 1000.0 * float(idle.get(s, 0.0)) / rps if rps > 0 else 0.0
         per_service[s] = round(max(0.0, v - background) * scale, 4)
     known = [v for v in per_service.values() if v is not None]
-    total = round(sum(known), 4) if len(known) == len(SERVICES) else None
+    total = round(sum(known), 4) if known and len(known) == len(names) else None
     floor_ms = float(floor["cpu_ms_per_answer"])
     ratio = round(total / floor_ms, 3) if total and floor_ms > 0 else None
     allowed = round(cores * 1000.0 / total, 1) if total else None
@@ -193,19 +203,26 @@ def _phase(gateway: str, pids: dict[str, int], users: list[str], items: list[str
 def run_stack_phases(
     artifacts: Path, *, code_root: Path | None, duration_s: float, cores: int,
     redis_url: str = DEFAULT_REDIS_URL, seed: int = 7, cpu_rate: float = CPU_RATE,
+    combined: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Start the stack from ``code_root`` (None: this checkout) and run the three phases.
 
     ``cpu_rate`` should leave the stack unsaturated (nothing shed), so that every answer
     of the ``cpu`` phase is computed; on a machine shared with other work, lower it.
+    ``combined``: the one-process deployment, one worker per core.
     """
     users, items = ids_from_bundle(artifacts)
     workdir = Path(tempfile.mkdtemp(prefix="hr-computed-"))
     phases: dict[str, dict[str, Any]] = {}
     with running_stack(artifacts, workdir, redis_url=redis_url, serve=True, code_root=code_root,
+                       combined=combined, workers=cores if combined else 1,
                        HYBRIDREC_LOG_LEVEL="warning") as svcs:  # fmt: skip
-        pids = {name: svc.pid for name, svc in svcs.items()}
-        gw = svcs["gateway"].url
+        if combined:
+            pids = worker_pids(svcs[COMBINED].pid)
+            gw = svcs[COMBINED].url
+        else:
+            pids = {name: svc.pid for name, svc in svcs.items()}
+            gw = svcs["gateway"].url
         log = workdir / "loadgen.log"
         warm_s = warm_users(gw, users)
         phases["idle"] = {"cores": idle_cores(pids)}
@@ -215,7 +232,7 @@ def run_stack_phases(
         phases["goal"] = _phase(gw, pids, users, items, rate=GOAL_RATE, duration_s=duration_s,
                                 mix=dict(DEFAULT_MIX), seed=seed + 1, log=log)  # fmt: skip
         total = sum(phases["cpu"]["cpu"].get(s, {}).get("cpu_ms_per_request") or 0.0
-                    for s in SERVICES)  # fmt: skip
+                    for s in pids)  # fmt: skip
         sat_rate = min(1000.0, OVERLOAD * cores * 1000.0 / total) if total else 400.0
         phases["saturation"] = _phase(gw, pids, users, items, rate=round(sat_rate),
                                       duration_s=duration_s / 2, mix=dict(RECS_MIX),
@@ -226,12 +243,13 @@ def run_stack_phases(
 def run_computed(
     artifacts: Path | None = None, *, code_roots: dict[str, Path | None] | None = None,
     duration_s: float = 20.0, out_dir: Path | None = RESULTS, tag: str = "",
-    floor_root: Path | None = None, cpu_rate: float = CPU_RATE,
+    floor_root: Path | None = None, cpu_rate: float = CPU_RATE, combined: bool = False,
 ) -> dict[str, Any]:
     """Floor + every code root's phases, summarised; writes JSON and a plot.
 
     ``code_roots``: label -> checkout (None: this one), run one after the other in that
-    order; ``floor_root``: the checkout whose engines the floor calls (None: this one).
+    order; ``floor_root``: the checkout whose engines the floor calls (None: this one);
+    ``combined``: then this checkout as one process (:data:`COMBINED`), one worker per core.
     """
     artifacts = artifacts or ensure_small_bundle()
     code_roots = code_roots or {CURRENT: None}
@@ -242,10 +260,12 @@ def run_computed(
     print(f"[computed] floor: {floor['cpu_ms_per_answer']:.2f} ms CPU per answer "
           f"(parts, mean ms: {floor['parts_mean_ms']})", file=sys.stderr, flush=True)  # fmt: skip
     runs: dict[str, Any] = {}
-    for label, root in code_roots.items():
+    stacks = [(label, root, False) for label, root in code_roots.items()]
+    stacks += [(COMBINED, None, True)] if combined else []
+    for label, root, one_process in stacks:
         phases = run_stack_phases(artifacts, code_root=root, duration_s=duration_s, cores=cores,
-                                  cpu_rate=cpu_rate)
-        runs[label] = {"code_root": str(root or ROOT), "phases": phases,
+                                  cpu_rate=cpu_rate, combined=one_process)  # fmt: skip
+        runs[label] = {"code_root": str(root or ROOT), "phases": phases, "combined": one_process,
                        "summary": summarise(floor, phases, cores)}  # fmt: skip
         print(f"[computed] {label}: {json.dumps(runs[label]['summary'])}", file=sys.stderr,
               flush=True)  # fmt: skip
@@ -277,10 +297,12 @@ def plot_computed(report: dict[str, Any], path: Path) -> Path:
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2))
     x = list(range(len(labels) + 1))
     ax.bar(0, floor, color="0.5", label="floor (model work, one process)")
-    for i, name in enumerate(SERVICES):
+    per = {lab: runs[lab]["summary"]["cpu_ms_per_answer"] for lab in labels}
+    parts = list(dict.fromkeys(n for lab in labels for n in per[lab]))
+    for i, name in enumerate(parts):
         vals = [runs[lab]["summary"]["cpu_ms_per_answer"].get(name) or 0.0 for lab in labels]
         bottoms = [sum(runs[lab]["summary"]["cpu_ms_per_answer"].get(n) or 0.0
-                       for n in SERVICES[:i]) for lab in labels]  # fmt: skip
+                       for n in parts[:i]) for lab in labels]  # fmt: skip
         ax.bar(x[1:], vals, bottom=bottoms, color=f"C{i}", label=name)
     ax.axhline(GOAL_RATIO * floor, color="tab:red", ls=":", lw=1,
                label=f"goal: {GOAL_RATIO:g}x the floor")  # fmt: skip
@@ -288,7 +310,7 @@ def plot_computed(report: dict[str, Any], path: Path) -> Path:
     ax.set_ylim(0, 1.6 * max(tops))  # room for the legend above the bars
     ax.set_xticks(x, ["floor", *labels])
     ax.set_ylabel("CPU ms per computed answer")
-    ax.set_title("CPU per computed answer (sum over services)")
+    ax.set_title("CPU per computed answer (sum over processes)")
     ax.legend(fontsize=8)
     p99 = [runs[lab]["summary"].get("goal_p99_ms") or 0.0 for lab in labels]
     bx.bar(range(len(labels)), p99, color="C3")
@@ -318,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--cpu-rate", type=float, default=CPU_RATE,
                     help="req/s of the cpu phase (low enough that nothing is shed)")
+    ap.add_argument("--combined", action="store_true",
+                    help="also run this checkout as one process (hybridrec serve combined)")
     ap.add_argument("--tag", default="")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
@@ -330,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     artifacts = args.artifacts.resolve() if args.artifacts else None
     report = run_computed(artifacts, code_roots=roots, duration_s=args.duration, out_dir=args.out,
                           tag=args.tag, floor_root=args.floor_root and args.floor_root.resolve(),
-                          cpu_rate=args.cpu_rate)
+                          cpu_rate=args.cpu_rate, combined=args.combined)
     for label, run in report["runs"].items():
         print(label, json.dumps(run["summary"]))
     return 0

@@ -215,20 +215,28 @@ def summarise(res: dict[str, Any]) -> list[tuple[str, str, str]]:
                      f"(x{_fmt(fr['50pct']['ratio_to_none'])}) / "
                      f"{_fmt(fr['1pct']['total']['median_ms'])} "
                      f"(x{_fmt(fr['1pct']['ratio_to_none'])})"))
-    cp = res.get("computed")
+    for section in ("computed", "computed_combined"):
+        rows += _computed_rows(section, res.get(section))
+    return rows
+
+
+def _computed_rows(section: str, cp: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+    """The ``computed`` rows of one deployment: the split, or all three in one process."""
+    rows: list[tuple[str, str, str]] = []
     if cp:
         per = cp["cpu_ms_per_answer"]
-        rows.append(("computed", "CPU ms per computed answer: floor (model work, one process) "
-                     "vs gateway + retrieval + ranking",
-                     f"{_fmt(cp['floor_cpu_ms'])} vs {_fmt(per['gateway'])} + "
-                     f"{_fmt(per['retrieval'])} + {_fmt(per['ranking'])} = "
+        what = " + ".join(per) if section == "computed" else "one process (all workers)"
+        rows.append((section, f"CPU ms per computed answer: floor (model work, one process) "
+                     f"vs {what}",
+                     f"{_fmt(cp['floor_cpu_ms'])} vs "
+                     f"{' + '.join(_fmt(v) for v in per.values())} = "
                      f"{_fmt(cp['cpu_ms_per_answer_total'])} (x{_fmt(cp['ratio_to_floor'])}; "
                      f"goal met: {cp['ratio_goal_met']})"))
-        rows.append(("computed", "computed answers/s at saturation vs what the CPU allows",
+        rows.append((section, "computed answers/s at saturation vs what the CPU allows",
                      f"{_fmt(cp.get('computed_rps'))} vs {_fmt(cp.get('allowed_rps'))} "
                      f"(share {_fmt(cp.get('throughput_share'))}; goal met: "
                      f"{cp.get('throughput_goal_met')})"))
-        rows.append(("computed", f"full mix, every answer computed, {_fmt(cp.get('goal_rate'))} "
+        rows.append((section, f"full mix, every answer computed, {_fmt(cp.get('goal_rate'))} "
                      "req/s: p99, errors",
                      f"{_fmt(cp.get('goal_p99_ms'))} ms, {cp.get('goal_errors')} "
                      f"(goal met: {cp.get('p99_goal_met')})"))
@@ -455,8 +463,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.computed import run_computed
 
         # Every answer computed: the split's CPU against the floor (the model work alone).
-        rep = run_computed(base.parent if not args.base_bundle else base, out_dir=out)
+        rep = run_computed(base.parent if not args.base_bundle else base, out_dir=out,
+                           combined=True)  # fmt: skip
         res["computed"] = rep["runs"]["current"]["summary"]
+        res["computed_combined"] = rep["runs"]["combined"]["summary"]
         done("computed", t0)
 
     section_s["total"] = round(time.perf_counter() - t_all, 1)

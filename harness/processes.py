@@ -3,8 +3,8 @@
 A :class:`ServiceProcess` runs one command (by default uvicorn on a service's app factory;
 :func:`serve_cmd` gives ``hybridrec serve <name>``, which execs uvicorn, so the child's pid
 is the server's own and its RSS and CPU can be read from ``/proc``). :func:`running_stack`
-starts retrieval, ranking and gateway on free ports, waits until each is ready, and on
-exit stops them and deletes the run's Redis keys.
+starts retrieval, ranking and gateway on free ports (or the one-process ``combined``),
+waits until each is ready, and on exit stops them and deletes the run's Redis keys.
 """
 
 from __future__ import annotations
@@ -46,10 +46,11 @@ def uvicorn_cmd(factory: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def serve_cmd(name: str, port: int) -> list[str]:
+def serve_cmd(name: str, port: int, workers: int = 1) -> list[str]:
     """``hybridrec serve <name>`` with this interpreter (what operators run)."""
     cli = "import sys; from hybridrec.cli import main; sys.exit(main())"
-    return [sys.executable, "-c", cli, "serve", name, "--port", str(port)]
+    extra = ["--workers", str(workers)] if workers > 1 else []
+    return [sys.executable, "-c", cli, "serve", name, "--port", str(port), *extra]
 
 
 @dataclass
@@ -120,6 +121,26 @@ class ServiceProcess:
             self._log = None
 
 
+def server_pids(pid: int) -> list[int]:
+    """The processes that serve requests: ``pid`` itself, or its worker children when it
+    supervises them (uvicorn ``--workers``; multiprocessing's resource tracker left out)."""
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids += [int(k) for k in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    workers = []
+    for kid in sorted(kids):
+        try:
+            cmdline = Path(f"/proc/{kid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"resource_tracker" not in cmdline:
+            workers.append(kid)
+    return workers or [pid]
+
+
 def base_env(**extra: str) -> dict[str, str]:
     """This environment without ``HYBRIDREC_*``, with offline model loading, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HYBRIDREC_")}
@@ -159,15 +180,20 @@ def start_stack(
     names: Sequence[str] = SERVICES,
     serve: bool = False,
     code_root: Path | None = None,
+    combined: bool = False,
+    workers: int = 1,
     **extra: str,
 ) -> dict[str, ServiceProcess]:
     """``names`` (of retrieval, ranking, gateway) on free ports, all ready.
 
     ``serve`` starts them through ``hybridrec serve`` instead of uvicorn directly;
     ``code_root`` runs them from another checkout of the project (before/after runs).
+    ``combined`` starts one process instead, ``combined`` (all three in one,
+    ``hybridrec serve combined``, ``workers`` copies sharing its port), whatever ``names``.
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    ports = {name: free_port() for name in SERVICES}
+    order = ("combined",) if combined else tuple(n for n in SERVICES if n in names)
+    ports = {name: free_port() for name in (*SERVICES, "combined")}
     base = service_env(artifacts, workdir / "state", redis_url=redis_url, prefix=prefix)
     base["HYBRIDREC_RETRIEVAL_URL"] = f"http://127.0.0.1:{ports['retrieval']}"
     base["HYBRIDREC_RANKING_URL"] = f"http://127.0.0.1:{ports['ranking']}"
@@ -176,16 +202,14 @@ def start_stack(
         base["PYTHONPATH"] = str(code_root)
     procs: dict[str, ServiceProcess] = {}
     try:
-        for name in SERVICES:
-            if name not in names:
-                continue
+        for name in order:
             port = ports[name]
             procs[name] = ServiceProcess(
                 name,
                 port,
                 {**base, "HYBRIDREC_PORT": str(port)},
                 workdir / f"{name}.log",
-                cmd=serve_cmd(name, port) if serve else None,
+                cmd=serve_cmd(name, port, workers) if serve or workers > 1 else None,
                 cwd=code_root or ROOT,
             ).start()
         for p in procs.values():

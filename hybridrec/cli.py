@@ -274,7 +274,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     sv = sub.add_parser("serve", help="run the services (each flag also HYBRIDREC_<NAME>)")
     sv.add_argument(
-        "service", nargs="?", default="all", choices=["all", "gateway", "retrieval", "ranking"]
+        "service",
+        nargs="?",
+        default="all",
+        choices=["all", "combined", "gateway", "retrieval", "ranking"],
+        help="all: the three services as separate processes (default); combined: all three "
+        "in one process serving the gateway's API (no internal HTTP hops); or one service",
+    )
+    sv.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes of a single service or of combined, sharing its port (uvicorn's "
+        "workers; each loads the bundle)",
     )
     sv.add_argument("--host", default=None, help="bind address (HYBRIDREC_HOST)")
     sv.add_argument("--port", type=int, default=None, help="port (HYBRIDREC_PORT)")

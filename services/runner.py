@@ -1,10 +1,12 @@
-"""``hybridrec serve``: run one service, or all three as separate processes.
+"""``hybridrec serve``: run one service, all three as separate processes, or all in one.
 
 Flags map onto the services' settings through ``HYBRIDREC_<NAME>`` environment
 variables, so a flag and its variable are the same setting. ``all`` starts
 retrieval and ranking first, then the gateway, prints the URLs (the dashboard's
 first) and a sample curl once the gateway is ready, and stops every child on
-Ctrl-C or SIGTERM.
+Ctrl-C or SIGTERM. ``combined`` runs all three in one process (:mod:`services.combined`)
+on the gateway's port; ``--workers N`` runs N such processes sharing it
+(:mod:`services.worker`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ APPS = {
     "gateway": "services.gateway.app:create_app",
     "retrieval": "services.retrieval.app:create_app",
     "ranking": "services.ranking.app:create_app",
+    "combined": "services.combined.app:create_app",
 }
 
 
@@ -41,6 +44,7 @@ DEFAULT_PORTS = {
     "gateway": _default(GatewaySettings, "port"),
     "retrieval": _default(RetrievalSettings, "port"),
     "ranking": _default(RankingSettings, "port"),
+    "combined": _default(GatewaySettings, "port"),
 }
 FLAG_ENV = {
     "host": "HYBRIDREC_HOST",
@@ -89,6 +93,11 @@ def _uvicorn_cmd(service: str, host: str, port: int) -> list[str]:
     ]
 
 
+def _worker_cmd(service: str, host: str, port: int) -> list[str]:
+    """One of several processes serving ``service`` on one port (:mod:`services.worker`)."""
+    return [sys.executable, "-m", "services.worker", APPS[service], host, str(port)]
+
+
 def _wait_ready(url: str, timeout_s: float, procs: list[subprocess.Popen[bytes]]) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -105,13 +114,24 @@ def _wait_ready(url: str, timeout_s: float, procs: list[subprocess.Popen[bytes]]
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Run ``args.service`` (one of gateway, retrieval, ranking, all); returns an exit code."""
+    """Run ``args.service`` (all, combined, gateway, retrieval or ranking); an exit code.
+
+    One process of one service execs uvicorn (the pid stays the server's); ``--workers N``
+    starts N processes that each bind the port with ``SO_REUSEPORT`` (:mod:`services.worker`)
+    and supervises them; ``all`` starts and supervises the three services.
+    """
     env = _env_from_flags(args)
     host = env.get("HYBRIDREC_HOST", "127.0.0.1")
     if args.service != "all":
         port = args.port or int(env.get("HYBRIDREC_PORT", DEFAULT_PORTS[args.service]))
         env["HYBRIDREC_PORT"] = str(port)
-        os.execvpe(sys.executable, _uvicorn_cmd(args.service, host, port), env)
+        workers = getattr(args, "workers", None) or 1
+        if workers <= 1:
+            os.execvpe(sys.executable, _uvicorn_cmd(args.service, host, port), env)
+        cmds = [(_worker_cmd(args.service, host, port), env)] * workers
+        base = f"http://{_client_host(host)}:{port}"
+        banner = f"\nhybridrec {args.service} is up: {base} ({workers} processes)\n"
+        return _supervise(cmds, f"{base}/health/ready", banner)
 
     retrieval_url = env.setdefault(
         "HYBRIDREC_RETRIEVAL_URL", _default(GatewaySettings, "retrieval_url")
@@ -124,6 +144,28 @@ def serve(args: argparse.Namespace) -> int:
         "ranking": urlparse(ranking_url).port or DEFAULT_PORTS["ranking"],
         "gateway": args.port or DEFAULT_PORTS["gateway"],
     }
+    cmds = [
+        (_uvicorn_cmd(name, host, ports[name]), {**env, "HYBRIDREC_PORT": str(ports[name])})
+        for name in ("retrieval", "ranking", "gateway")
+    ]
+    base = f"http://{_client_host(host)}:{ports['gateway']}"
+    banner = (
+        f"\nhybridrec is up:\n  dashboard {base}/ui/   (open it in a browser)\n"
+        f"  gateway   {base}   (docs: {base}/docs)\n"
+        f"  retrieval {retrieval_url}\n  ranking   {ranking_url}\n\n"
+        f"Try:\n  curl '{base}/v1/users/1/recommendations?k=10'\n"
+        f"Stop with Ctrl-C.\n"
+    )
+    return _supervise(cmds, f"{base}/health/ready", banner)
+
+
+def _client_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::") else host
+
+
+def _supervise(cmds: list[tuple[list[str], dict[str, str]]], ready_url: str, banner: str) -> int:
+    """Start every command, print ``banner`` once ``ready_url`` answers 200, and run until
+    Ctrl-C / SIGTERM (exit 0) or until one child exits (the others are stopped; exit 1)."""
     procs: list[subprocess.Popen[bytes]] = []
     stopping = False
 
@@ -134,19 +176,10 @@ def serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     try:
-        for name in ("retrieval", "ranking", "gateway"):
-            child_env = {**env, "HYBRIDREC_PORT": str(ports[name])}
-            procs.append(subprocess.Popen(_uvicorn_cmd(name, host, ports[name]), env=child_env))
-        base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{ports['gateway']}"
-        if _wait_ready(f"{base}/health/ready", 180, procs):
-            print(
-                f"\nhybridrec is up:\n  dashboard {base}/ui/   (open it in a browser)\n"
-                f"  gateway   {base}   (docs: {base}/docs)\n"
-                f"  retrieval {retrieval_url}\n  ranking   {ranking_url}\n\n"
-                f"Try:\n  curl '{base}/v1/users/1/recommendations?k=10'\n"
-                f"Stop with Ctrl-C.\n",
-                flush=True,
-            )
+        for cmd, env in cmds:
+            procs.append(subprocess.Popen(cmd, env=env))
+        if _wait_ready(ready_url, 180, procs):
+            print(banner, flush=True)
         elif not stopping:
             print("hybridrec: a service failed to become ready; see the log above", file=sys.stderr)
             return 1

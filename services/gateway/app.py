@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -54,8 +54,28 @@ TAGS = [
 ]
 
 
-def create_app(settings: GatewaySettings | None = None) -> FastAPI:
-    """The gateway app; models and clients are created in its lifespan."""
+#: Makes the gateway's retrieval and ranking clients from its settings.
+ClientFactory = Callable[[GatewaySettings], tuple[RetrievalClient, RankingClient]]
+
+
+def http_clients(settings: GatewaySettings) -> tuple[RetrievalClient, RankingClient]:
+    """The HTTP clients of retrieval and ranking at their configured URLs (the split)."""
+    return (
+        RetrievalClient(
+            "retrieval", settings.retrieval_url, timeout_s=settings.retrieval_timeout_s
+        ),
+        RankingClient("ranking", settings.ranking_url, timeout_s=settings.ranking_timeout_s),
+    )
+
+
+def create_app(
+    settings: GatewaySettings | None = None, clients: ClientFactory = http_clients
+) -> FastAPI:
+    """The gateway app; models and clients are created in its lifespan.
+
+    ``clients`` makes the retrieval and ranking clients: over HTTP by default; the
+    one-process mode (:mod:`services.combined`) passes in-process ones.
+    """
     settings = settings or get_settings()
 
     @contextlib.asynccontextmanager
@@ -71,13 +91,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             popular, popular_dir = load_popular(settings.artifacts)
         except HybridrecError as exc:
             log.error("no popular fallback: %s", exc)
+        retrieval, ranking = clients(settings)
         core = GatewayCore(
-            retrieval=RetrievalClient(
-                "retrieval", settings.retrieval_url, timeout_s=settings.retrieval_timeout_s
-            ),
-            ranking=RankingClient(
-                "ranking", settings.ranking_url, timeout_s=settings.ranking_timeout_s
-            ),
+            retrieval=retrieval,
+            ranking=ranking,
             events=EventLog(guard, settings.state_dir, prefix=settings.redis_prefix),
             redis=guard,
             popular=popular,

@@ -236,7 +236,7 @@ class ServiceClient:
             self._http().request(
                 method,
                 instance.url + path,
-                params=_query(params),
+                params=query_params(params),
                 data=body,
                 headers=headers,
                 timeout=timeout,
@@ -472,7 +472,8 @@ def _admin(key: str | None) -> dict[str, str]:
     return {"X-API-Key": key} if key else {}
 
 
-def _query(params: dict[str, Any] | None) -> dict[str, str] | None:
+def query_params(params: dict[str, Any] | None) -> dict[str, str] | None:
+    """Query parameters as strings (booleans as ``true``/``false``), ``None`` values dropped."""
     if not params:
         return None
     return {

@@ -111,3 +111,19 @@ def test_summary_rows_state_the_figures_and_goals() -> None:
     assert len(rows) == 3
     assert "5 vs 2 + 4 + 1 = 7 (x1.4; goal met: True)" in rows[0][2]
     assert "goal met: True" in rows[2][2] and "21" in rows[2][2]
+
+
+def test_a_combined_stack_sums_its_workers() -> None:
+    # One process per core, all three services inside: its workers' CPU is the answer's.
+    workers = {"combined": {"cpu_ms_per_request": 3.0}, "combined-2": {"cpu_ms_per_request": 4.5}}
+    phases = {"cpu": _load(completed=2000, ok=2000, degraded=0, rps=100.0, cpu=workers),
+              "idle": {"cores": {"combined": 0.0, "combined-2": 0.05}}}  # fmt: skip
+    got = summarise({"cpu_ms_per_answer": 5.0}, phases, cores=2)
+    assert got["cpu_ms_per_answer"] == {"combined": 3.0, "combined-2": 4.0}
+    assert got["cpu_ms_per_answer_total"] == pytest.approx(7.0)
+    assert got["ratio_to_floor"] == pytest.approx(1.4)
+    missing = {"cpu": _load(completed=100, ok=100, degraded=0, rps=100.0, cpu={})}
+    assert summarise({"cpu_ms_per_answer": 5.0}, missing, cores=2)["ratio_to_floor"] is None
+    rows = [r for r in run.summarise({"computed_combined": got}) if r[0] == "computed_combined"]
+    assert len(rows) == 3 and "one process" in rows[0][1]
+    assert "5 vs 3 + 4 = 7 (x1.4; goal met: True)" in rows[0][2]
