@@ -63,7 +63,7 @@ bench-train-scale: install
 
 # The gateway under load from a separate process (needs Redis at 127.0.0.1:6379; loopback only).
 # bench-load: 50, 100, 200, 400 req/s for 20 s each, with the result cache (Zipf-skewed users)
-# and without it (the baseline); bench-soak: 10 min at 100 req/s with every recommendation
+# and without it (the baseline), for the split and then for one process per core (combined); bench-soak: 10 min at 100 req/s with every recommendation
 # computed (SOAK_ARGS= to soak with the cache), with a verdict.
 LOAD_RATES ?= 50,100,200,400
 LOAD_DURATION ?= 20
@@ -71,6 +71,7 @@ SOAK_ARGS ?= --no-cache
 
 bench-load: install
 	$(BIN)/python -m bench.load load --rates $(LOAD_RATES) --duration $(LOAD_DURATION)
+	$(BIN)/python -m bench.load load --rates $(LOAD_RATES) --duration $(LOAD_DURATION) --combined
 
 bench-soak: install
 	$(BIN)/python -m bench.load soak --rate 100 --duration 600 --warmup 60 $(SOAK_ARGS)

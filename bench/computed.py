@@ -48,7 +48,7 @@ from typing import Any
 from bench.e2e import GOAL_P99_MS, GOAL_RATE, RECS_MIX, RESULTS, ensure_small_bundle
 from bench.loadgen import DEFAULT_MIX, LoadSpec, ids_from_bundle, run_load
 from bench.procstats import cpu_s
-from harness.processes import DEFAULT_REDIS_URL, ROOT, running_stack, server_pids
+from harness.processes import DEFAULT_REDIS_URL, ROOT, public_endpoint, running_stack
 
 SERVICES = ("gateway", "retrieval", "ranking")
 CPU_RATE = 100.0
@@ -60,12 +60,6 @@ GOAL_THROUGHPUT_SHARE = 0.8
 OVERLOAD = 1.3
 CURRENT = "current"
 COMBINED = "combined"
-
-
-def worker_pids(pid: int) -> dict[str, int]:
-    """The serving processes of a combined stack by name: ``combined``, ``combined-2``, ..."""
-    return {COMBINED if i == 0 else f"{COMBINED}-{i + 1}": p
-            for i, p in enumerate(server_pids(pid))}  # fmt: skip
 
 
 def floor_in_child(
@@ -217,12 +211,7 @@ def run_stack_phases(
     with running_stack(artifacts, workdir, redis_url=redis_url, serve=True, code_root=code_root,
                        combined=combined, workers=cores if combined else 1,
                        HYBRIDREC_LOG_LEVEL="warning") as svcs:  # fmt: skip
-        if combined:
-            pids = worker_pids(svcs[COMBINED].pid)
-            gw = svcs[COMBINED].url
-        else:
-            pids = {name: svc.pid for name, svc in svcs.items()}
-            gw = svcs["gateway"].url
+        gw, pids = public_endpoint(svcs)
         log = workdir / "loadgen.log"
         warm_s = warm_users(gw, users)
         phases["idle"] = {"cores": idle_cores(pids)}

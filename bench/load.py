@@ -22,7 +22,7 @@ of the next 100 (:func:`first_vs_next`).
 after the warm-up for every service (``bench/results/soak.json`` + ``.png``).
 
     python -m bench.load load [--rates 50,100,200,400] [--duration 20]
-                              [--cold-rate 200] [--cold-duration 10]
+                              [--cold-rate 200] [--cold-duration 10] [--combined]
     python -m bench.load soak [--rate 100] [--duration 600] [--warmup 60]
 
 Loopback only; every run is bounded in count and time and stops by itself.
@@ -41,7 +41,7 @@ from typing import Any
 
 from bench.e2e import RESULTS, ensure_small_bundle
 from bench.loadgen import DEFAULT_MIX, LoadSpec, ids_from_bundle, parse_mix, run_load
-from harness.processes import DEFAULT_REDIS_URL, running_stack
+from harness.processes import DEFAULT_REDIS_URL, public_endpoint, running_stack
 
 MAX_GROWTH_PCT = 10.0
 DEFAULT_SKEW = 1.0
@@ -54,6 +54,11 @@ def _spec(url: str, artifacts: Path, pids: dict[str, int], **kw: Any) -> LoadSpe
 
 
 FIRST_PROBES = 101
+
+
+def _deployment(combined: bool) -> dict[str, Any]:
+    """``running_stack`` arguments of the split (default) or of one process per core."""
+    return {"combined": True, "workers": os.cpu_count() or 1} if combined else {}
 
 
 def first_vs_next(url: str, item_ids: list[str], n: int = FIRST_PROBES) -> dict[str, Any]:
@@ -91,6 +96,7 @@ def run_cold_start(
     duration_s: float = 10.0,
     mix: dict[str, float] | None = None,
     redis_url: str = DEFAULT_REDIS_URL,
+    combined: bool = False,
 ) -> dict[str, Any]:
     """Fresh services, an empty result cache, uniform users, at ``rate`` from the start.
 
@@ -100,14 +106,15 @@ def run_cold_start(
     workdir = Path(tempfile.mkdtemp(prefix="hr-cold-"))
     started = time.perf_counter()
     with running_stack(
-        artifacts, workdir, redis_url=redis_url, serve=True, HYBRIDREC_LOG_LEVEL="warning"
+        artifacts, workdir, redis_url=redis_url, serve=True, HYBRIDREC_LOG_LEVEL="warning",
+        **_deployment(combined),
     ) as svcs:
         ready_s = time.perf_counter() - started
-        pids = {name: svc.pid for name, svc in svcs.items()}
+        url, pids = public_endpoint(svcs)
         _, items = ids_from_bundle(artifacts)
-        first = first_vs_next(svcs["gateway"].url, items[::-1])  # least popular first
+        first = first_vs_next(url, items[::-1])  # least popular first
         rep = run_load(
-            _spec(svcs["gateway"].url, artifacts, pids, rate=rate, duration_s=duration_s,
+            _spec(url, artifacts, pids, rate=rate, duration_s=duration_s,
                   warmup_s=0.0, mix=mix or dict(DEFAULT_MIX), seed=int(rate) + 1, skew=0.0,
                   no_cache=False),
             log_path=workdir / "loadgen.log",
@@ -142,15 +149,18 @@ def run_rates(
     modes: tuple[str, ...] = MODES,
     cold_rate: float = 200.0,
     cold_duration_s: float = 10.0,
+    combined: bool = False,
 ) -> dict[str, Any]:
     """The cold-start phase (``cold_duration_s`` > 0), then each mode and each rate in turn
-    against one stack; returns (and writes) ``load.json``."""
+    against one stack; returns (and writes) ``load.json`` (``combined``: the one-process
+    deployment, one worker per core, written as ``load_combined.json``)."""
     if not modes or set(modes) - set(MODES):
         raise ValueError(f"modes must be some of {MODES}, got {modes}")
     artifacts = artifacts or ensure_small_bundle()
     cold = (
         run_cold_start(
-            artifacts, rate=cold_rate, duration_s=cold_duration_s, mix=mix, redis_url=redis_url
+            artifacts, rate=cold_rate, duration_s=cold_duration_s, mix=mix, redis_url=redis_url,
+            combined=combined,
         )
         if cold_duration_s > 0
         else None
@@ -158,13 +168,14 @@ def run_rates(
     workdir = Path(tempfile.mkdtemp(prefix="hr-load-"))
     runs = []
     with running_stack(
-        artifacts, workdir, redis_url=redis_url, serve=True, HYBRIDREC_LOG_LEVEL="warning"
+        artifacts, workdir, redis_url=redis_url, serve=True, HYBRIDREC_LOG_LEVEL="warning",
+        **_deployment(combined),
     ) as svcs:
-        pids = {name: svc.pid for name, svc in svcs.items()}
+        url, pids = public_endpoint(svcs)
         for mode in modes:
             for rate in rates:
                 rep = run_load(
-                    _spec(svcs["gateway"].url, artifacts, pids, rate=rate, duration_s=duration_s,
+                    _spec(url, artifacts, pids, rate=rate, duration_s=duration_s,
                           warmup_s=warmup_s, mix=mix or dict(DEFAULT_MIX), seed=int(rate),
                           skew=skew, no_cache=mode == "uncached"),
                     log_path=workdir / "loadgen.log",
@@ -183,6 +194,7 @@ def run_rates(
                 )
     report = {
         "benchmark": "load",
+        "deployment": "combined" if combined else "split",
         "artifacts": str(artifacts),
         "skew": skew,
         "modes": list(modes),
@@ -193,8 +205,9 @@ def run_rates(
     }
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "load.json").write_text(json.dumps(report, indent=2))
-        plot_load(report, out_dir / "load.png")
+        stem = "load_combined" if combined else "load"
+        (out_dir / f"{stem}.json").write_text(json.dumps(report, indent=2))
+        plot_load(report, out_dir / f"{stem}.png")
     return report
 
 
@@ -355,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="req/s of the cold-start phase (fresh stack, empty cache)")  # fmt: skip
     lo.add_argument("--cold-duration", type=float, default=10.0,
                     help="seconds of the cold-start phase; 0 skips it")  # fmt: skip
+    lo.add_argument("--combined", action="store_true",
+                    help="serve all three in one process per core (hybridrec serve combined)")
     so = sub.add_parser("soak", help="one rate for a long time, with a verdict")
     so.add_argument("--rate", type=float, default=100.0)
     so.add_argument("--duration", type=float, default=600.0)
@@ -380,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
             modes=tuple(m.strip() for m in args.modes.split(",") if m.strip()),
             cold_rate=args.cold_rate,
             cold_duration_s=args.cold_duration,
+            combined=args.combined,
         )
         return 0
     report = run_soak(

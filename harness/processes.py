@@ -141,6 +141,16 @@ def server_pids(pid: int) -> list[int]:
     return workers or [pid]
 
 
+def public_endpoint(svcs: dict[str, ServiceProcess]) -> tuple[str, dict[str, int]]:
+    """A running stack's public URL and its serving processes by name: the split's three
+    services, or a combined stack's workers (``combined``, ``combined-2``, ...)."""
+    if "combined" in svcs:
+        pids = server_pids(svcs["combined"].pid)
+        names = ["combined", *(f"combined-{i}" for i in range(2, len(pids) + 1))]
+        return svcs["combined"].url, dict(zip(names, pids, strict=True))
+    return svcs["gateway"].url, {name: svc.pid for name, svc in svcs.items()}
+
+
 def base_env(**extra: str) -> dict[str, str]:
     """This environment without ``HYBRIDREC_*``, with offline model loading, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HYBRIDREC_")}
