@@ -30,7 +30,7 @@ from fastapi import FastAPI
 
 from services.ranking.engine import RankingEngine
 from services.retrieval import items, pipeline
-from shared.contracts.errors import DependencyUnavailableError, HybridrecError, NotReadyError
+from shared.contracts.errors import DependencyUnavailableError, HybridrecError
 from shared.contracts.filters import ItemFilter
 from shared.contracts.internal_v1 import (
     CandidatesRequest,
@@ -44,6 +44,7 @@ from shared.contracts.internal_v1 import (
 from shared.contracts.items_v1 import ItemPatch
 from shared.contracts.public_v1 import ItemDetail, ItemList, NewItem, SimilarItems
 from shared.serving import timing
+from shared.serving.app_factory import loaded_engine
 from shared.serving.clients import Instance, RankingClient, Response, RetrievalClient, query_params
 
 log = logging.getLogger("hybridrec.combined")
@@ -61,15 +62,7 @@ class _InProcess:
     _asgi: httpx.AsyncClient | None
 
     def _engine(self) -> Any:
-        engine = getattr(self.app.state, "engine", None)
-        if engine is None:
-            error = getattr(self.app.state, "load_error", None)
-            raise NotReadyError(
-                f"{self.name} has no bundle loaded ({error})"
-                if error
-                else f"{self.name} is still loading its bundle; retry in a moment"
-            )
-        return engine
+        return loaded_engine(self.app, self.name)
 
     async def _call(self, fn: Callable[[Any], Awaitable[T]]) -> T:
         """Run ``fn(engine)`` timed as the service's stage, its failures mapped as over HTTP."""

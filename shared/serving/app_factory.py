@@ -28,7 +28,7 @@ from prometheus_client import (
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.contracts.errors import HybridrecError
+from shared.contracts.errors import HybridrecError, NotReadyError
 from shared.contracts.public_v1 import ErrorResponse, Health
 from shared.serving import middleware
 
@@ -263,6 +263,23 @@ async def load_engine(app: FastAPI, loader: Callable[[], T]) -> T | None:
         app.state.load_error = f"{type(exc).__name__}: {exc}"
         log.exception("cannot load the bundle")
     return None
+
+
+def loaded_engine(app: FastAPI, service: str) -> Any:
+    """``app.state.engine`` once the bundle is loaded (a route's or an in-process caller's).
+
+    Raises:
+        NotReadyError: Still loading, or the load failed (the message says which and why).
+    """
+    engine = getattr(app.state, "engine", None)
+    if engine is None:
+        error = getattr(app.state, "load_error", None)
+        raise NotReadyError(
+            f"{service} has no bundle loaded ({error})"
+            if error
+            else f"{service} is still loading its bundle; retry in a moment"
+        )
+    return engine
 
 
 def bundle_check(app: FastAPI) -> dict[str, str]:
