@@ -46,6 +46,8 @@ DEFAULT_PORTS = {
     "ranking": _default(RankingSettings, "port"),
     "combined": _default(GatewaySettings, "port"),
 }
+#: How often each of several worker processes polls `latest` (s), unless set.
+WORKERS_WATCH_LATEST_S = 5.0
 FLAG_ENV = {
     "host": "HYBRIDREC_HOST",
     "artifacts": "HYBRIDREC_ARTIFACTS",
@@ -128,6 +130,9 @@ def serve(args: argparse.Namespace) -> int:
         workers = getattr(args, "workers", None) or 1
         if workers <= 1:
             os.execvpe(sys.executable, _uvicorn_cmd(args.service, host, port), env)
+        # Each process holds its own engines and a reload call reaches the one that answers
+        # it: every process follows the artifacts root's `latest` instead (unless set).
+        env.setdefault("HYBRIDREC_WATCH_LATEST_S", str(WORKERS_WATCH_LATEST_S))
         cmds = [(_worker_cmd(args.service, host, port), env)] * workers
         base = f"http://{_client_host(host)}:{port}"
         banner = f"\nhybridrec {args.service} is up: {base} ({workers} processes)\n"
