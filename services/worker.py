@@ -10,6 +10,7 @@ with ``python -m bench.computed --combined``: one of two workers served every an
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 
@@ -38,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         factory, factory=True, host=host, port=port, access_log=False,
         timeout_graceful_shutdown=5,
     )  # fmt: skip
-    uvicorn.Server(config).run(sockets=[listening_socket(host, port)])
+    # Ctrl-C reaches every worker; uvicorn shuts down gracefully, then re-raises it.
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run(sockets=[listening_socket(host, port)])
     return 0
 
 
