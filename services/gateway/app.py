@@ -122,7 +122,7 @@ def create_app(
             settings, reloader, {"retrieval": core.retrieval, "ranking": core.ranking}
         )
         watcher = reloader.start_watching(settings.watch_latest_s)
-        flusher = asyncio.create_task(core.flush_spool_forever())
+        flusher = asyncio.create_task(core.feedback.flush_spool_forever())
         app.state.warmth = Warmth()
         warmer = asyncio.create_task(keep_warm(core, app.state.warmth))
         freeze_heap()

@@ -138,7 +138,7 @@ async def events_batch(core: GatewayCore, raw: bytes, request_id: str | None) ->
             out.append(_invalid(j, exc))
             continue
         try:
-            accepted = await core.record_event(user_id, event, request_id)
+            accepted = await core.feedback.record_event(user_id, event, request_id)
         except HybridrecError as exc:
             out.append(_failed(j, exc, item_id=event.item_id))
             continue

@@ -3,8 +3,7 @@
 The gateway holds no model. It calls retrieval for candidates, ranking to order
 them, and falls back gracefully: ranking down -> retrieval order with
 ``degraded: ["ranking"]``; retrieval down -> the bundle's popular items with
-``degraded: ["retrieval"]``. Feedback events are stored durably here (Redis
-Stream or fsync'd spool) before the 202.
+``degraded: ["retrieval"]``. Feedback events are :mod:`services.gateway.feedback`'s.
 """
 
 from __future__ import annotations
@@ -12,21 +11,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
+from services.gateway.feedback import POSITIVE_RATING, FeedbackOps
 from services.gateway.history import PendingHistory
 from services.gateway.items import ItemOps
 from services.gateway.popular import PopularFallback as PopularFallback  # re-exported
 from services.gateway.result_cache import CacheStatus, ResultCache, with_request_id
-from shared.contracts.errors import DependencyUnavailableError, NotFoundError
-from shared.contracts.events_v1 import NEGATIVE_EVENT_TYPES, EventAccepted, EventIn
+from shared.contracts.errors import DependencyUnavailableError
 from shared.contracts.filters import fewer_than_k
-from shared.contracts.ids import is_valid_id
 from shared.contracts.internal_v1 import (
     CandidateColumns,
     CandidatesRequest,
     ExplainRequest,
-    HistoryUpdate,
     RankRequest,
     dedupe_keep_last,
 )
@@ -45,7 +41,6 @@ from shared.stores.user_state import UserStateStore
 
 log = logging.getLogger("hybridrec.gateway")
 
-POSITIVE_RATING = 3.5
 DEFAULT_CANDIDATES = 200  # training's default max_candidates
 
 
@@ -93,6 +88,14 @@ class GatewayCore:
         self.in_flight = 0  # recommendations being computed now
         self.cache_writes: set[asyncio.Task[None]] = set()  # answers being stored
         self.items = ItemOps(retrieval, retrieval_timeout_s, self.catalogue_changed)
+        self.feedback = FeedbackOps(
+            retrieval=retrieval,
+            events=events,
+            items=self.items,
+            pending_history=self.pending_history,
+            result_cache=result_cache,
+            retrieval_timeout_s=retrieval_timeout_s,
+        )
 
     async def close(self) -> None:
         """Finish storing answers, then close pools."""
@@ -292,118 +295,6 @@ class GatewayCore:
         reasons = {e.item_id: list(e.reasons) for e in found.items}
         for it in items:
             it.reasons = reasons.get(it.item_id, [])
-
-    async def record_event(
-        self, user_id: str, event: EventIn, request_id: str | None
-    ) -> EventAccepted:
-        """Validate the item, store the event durably, then update the user's history."""
-        degraded: list[Degraded] = []
-        payload = {
-            "user_id": user_id,
-            "item_id": event.item_id,
-            "type": event.type,
-            "rating": event.rating,
-            "timestamp": event.timestamp if event.timestamp is not None else int(time.time()),
-        }
-        update_ok = True
-        try:
-            await self.items.item(event.item_id, request_id=request_id)
-        except NotFoundError:
-            raise
-        except DependencyUnavailableError:
-            update_ok = False
-            degraded.append("retrieval")
-        event_id, spooled = await self.events.append(payload)
-        if spooled:
-            degraded.append("cache")
-        negative = event.type in NEGATIVE_EVENT_TYPES
-        positive = not negative and (
-            event.type != "rating" or (event.rating or 0) >= POSITIVE_RATING
-        )
-        # A spooled event reaches the history when the spool is flushed (flush_once).
-        if positive and not spooled:
-            # Queued behind any earlier update of this user still waiting, then sent now.
-            self.pending_history.add(user_id, [event.item_id])
-            delivered = update_ok and await self.pending_history.deliver_user(
-                self.retrieval, user_id, self.retrieval_timeout_s, request_id
-            )
-            if not delivered and "retrieval" not in degraded:
-                degraded.append("retrieval")
-        elif (
-            update_ok
-            and not spooled
-            and not await self._mark_seen(user_id, event.item_id, negative, request_id)
-        ):
-            degraded.append("retrieval")
-        # After the history changed: the next recommendation is computed afresh.
-        if self.result_cache is not None and not spooled:
-            await self.result_cache.invalidate(user_id)
-        return EventAccepted(
-            event_id=event_id,
-            user_id=user_id,
-            item_id=event.item_id,
-            degraded=degraded,
-            request_id=request_id,
-        )
-
-    async def _mark_seen(
-        self, user_id: str, item_id: str, hidden: bool, request_id: str | None
-    ) -> bool:
-        """A low rating: never recommend the item again (exclude_seen); a dislike or hide
-        (``hidden``): never again, whatever exclude_seen. Best effort; the event itself is
-        stored already and reaches the next training run either way."""
-        try:
-            await self.retrieval.push_history(
-                user_id,
-                HistoryUpdate(item_ids=[item_id], seen_only=True, hidden=hidden),
-                timeout_s=self.retrieval_timeout_s,
-                request_id=request_id,
-            )
-        except DependencyUnavailableError:
-            return False
-        return True
-
-    async def _hide_spooled(self, moved: list[dict[str, Any]]) -> None:
-        """Spooled dislikes and hides reach retrieval's hidden sets once Redis is back (best
-        effort: an item gone from the catalogue, or retrieval down, is logged and skipped)."""
-        for ev in moved:
-            user, item = str(ev.get("user_id", "")), str(ev.get("item_id", ""))
-            if ev.get("type") not in NEGATIVE_EVENT_TYPES or not (
-                is_valid_id(user) and is_valid_id(item)
-            ):
-                continue
-            try:
-                hidden = await self._mark_seen(user, item, True, None)
-            except NotFoundError as exc:
-                log.warning("hidden item of user %r not stored: %s", user, exc)
-                continue
-            if not hidden:
-                log.warning("hidden item %r of user %r not stored: retrieval is down", item, user)
-            elif self.result_cache is not None:
-                await self.result_cache.invalidate(user)
-
-    async def flush_spool_forever(self, every_s: float = 2.0) -> None:
-        """Background task: move spooled events into Redis, then retry waiting history updates."""
-        while True:
-            await asyncio.sleep(every_s)
-            try:
-                await self.flush_once()
-            except Exception:  # a background loop must not die
-                log.exception("flushing the event spool failed")
-
-    async def flush_once(self) -> int:
-        """Move the spool into the stream and deliver waiting history; returns users updated."""
-        moved = await self.events.drain_spool()
-        if moved:
-            log.info("moved %d spooled events into the Redis stream", len(moved))
-            self.pending_history.add_events(moved, POSITIVE_RATING)
-            await self._hide_spooled(moved)
-        users = await self.pending_history.deliver(self.retrieval, self.retrieval_timeout_s)
-        if self.result_cache is not None:
-            for user in users:
-                await self.result_cache.invalidate(user)
-        return len(users)
-
 
 
 def _scored(cols: CandidateColumns, j: int, score: float, rank: int) -> ScoredItem:

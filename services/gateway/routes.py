@@ -305,5 +305,5 @@ async def post_event(
     request: Request, core: CoreDep, user_id: UserIdPath, body: EventIn
 ) -> JSONResponse:
     """Store a rating, view or click durably (202), update recent history and the cached vector."""
-    accepted = await core.record_event(user_id, body, request_id_of(request))
+    accepted = await core.feedback.record_event(user_id, body, request_id_of(request))
     return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
