@@ -14,6 +14,10 @@ failure of the service (not loaded yet, Redis down, a bug) becomes
 :class:`~shared.contracts.errors.DependencyUnavailableError`, so the gateway degrades
 exactly as it does when a remote service fails.
 
+The per-call timeouts the gateway passes have nothing to cut here: the work runs on this
+process's event loop, as it would inside the service behind an HTTP hop; the gateway's
+overall deadline and its in-flight limit still apply.
+
 Operations calls (readiness, bundle status, hot reload) are rare and go through the
 service's own ASGI app with httpx's in-process transport, so they run the very same
 routes (admin key, checks, reload) as over the network.
