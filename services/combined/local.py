@@ -16,7 +16,8 @@ exactly as it does when a remote service fails.
 
 The per-call timeouts the gateway passes have nothing to cut here: the work runs on this
 process's event loop, as it would inside the service behind an HTTP hop; the gateway's
-overall deadline and its in-flight limit still apply.
+deadline still keeps a call from starting once it has passed, and its in-flight limit
+still sheds the excess.
 
 Operations calls (readiness, bundle status, hot reload) are rare and go through the
 service's own ASGI app with httpx's in-process transport, so they run the very same
