@@ -46,6 +46,11 @@ def combined(
         assert list(procs) == ["combined"]
         workers = server_pids(procs["combined"].pid)
         assert len(workers) == 2, f"expected two uvicorn workers, found {workers}"
+        # Ready as soon as one worker says so: a worker listens only once it is ready, so
+        # fresh connections (either worker) all find a ready one.
+        for _ in range(8):
+            ready = httpx.get(f"{procs['combined'].url}/health/ready", timeout=10)
+            assert ready.status_code == 200, ready.text
         yield client
 
 
