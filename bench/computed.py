@@ -4,7 +4,10 @@ One run measures, on one bundle:
 
 1. the **floor** (:mod:`bench.floor`, in a child process): the query tower, searches,
    sources, merge, ranker features and forward pass for the load generator's
-   recommendation requests, called in one process with no HTTP, JSON or Redis;
+   recommendation requests, called in one process with no HTTP, JSON or Redis; back to
+   back (caches hot), and again spaced at the ``cpu`` phase's rate (``paced``: each of
+   the stack's processes is woken that often, and the same work costs more when a
+   process starts it with cold CPU caches, so this is the like-for-like floor);
 2. for each code root (this checkout, and optionally older ones for a before/after in
    the same run), and for the one-process deployment (``hybridrec serve combined`` with
    one worker per core, run ``combined``), the whole stack with every answer computed
@@ -14,20 +17,22 @@ One run measures, on one bundle:
 
    - ``cpu``: recommendations only (80 % known users, 20 % anonymous sessions) at
      :data:`CPU_RATE` req/s; the gateway's, retrieval's and ranking's CPU time (from
-     ``/proc``) per answer, and their sum;
+     ``/proc``) per answer, and their sum (a combined stack runs this phase on one
+     worker: see :func:`run_stack_phases`);
    - ``goal``: the full request mix of ``make bench-load`` at :data:`GOAL_RATE` req/s;
      p99 and errors (the goal: p99 <= 25 ms, 0 errors);
    - ``saturation``: recommendations offered at 1.3x what the CPU cost allows on this
      machine's cores; the undegraded (computed) answers per second actually served.
 
 :func:`summarise` turns that into the figures the issue asks for: CPU per computed answer
-against the floor (goal <= :data:`GOAL_RATIO`), computed throughput against what that CPU
-cost allows (goal >= :data:`GOAL_THROUGHPUT_SHARE`), the computed p99 at 200 req/s.
+against the floor, back to back and paced (goal <= :data:`GOAL_RATIO`), computed
+throughput against what that CPU cost allows (goal >= :data:`GOAL_THROUGHPUT_SHARE`),
+the computed p99 at 200 req/s.
 
 CLI (``make bench`` runs :func:`run_computed` as its ``computed`` section)::
 
     python -m bench.computed [--artifacts BUNDLE_ROOT] [--code-root before=/tmp/floor/old]
-        [--combined] [--duration 20] [--tag ab]
+        [--combined-root before=/tmp/old] [--combined] [--duration 20] [--tag ab]
 
 Writes ``bench/results/computed[_<tag>].json`` and ``.png``.
 """
@@ -63,14 +68,18 @@ COMBINED = "combined"
 
 
 def floor_in_child(
-    artifacts: Path, *, requests: int = 600, seed: int = 7, code_root: Path | None = None
+    artifacts: Path, *, requests: int = 600, seed: int = 7, code_root: Path | None = None,
+    paced_rates: tuple[float, ...] = (),
 ) -> dict[str, Any]:
     """:func:`bench.floor.run_floor` in a child process (its own threads, imports, memory).
 
-    ``code_root`` runs another checkout's engines (it needs its own ``bench/floor.py``).
+    ``code_root`` runs another checkout's engines (it needs its own ``bench/floor.py``);
+    ``paced_rates``: also measured with the answers spaced at these rates (per second).
     """
     cmd = [sys.executable, "-m", "bench.floor", "--artifacts", str(artifacts),
            "--requests", str(requests), "--seed", str(seed)]  # fmt: skip
+    for rate in paced_rates:
+        cmd += ["--paced", f"{rate:g}"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}  # fmt: skip
     if code_root is not None:
@@ -116,15 +125,20 @@ def computed_rps(load: dict[str, Any]) -> float:
 
 
 def summarise(
-    floor: dict[str, Any], phases: dict[str, dict[str, Any]], cores: int
+    floor: dict[str, Any], phases: dict[str, dict[str, Any]], cores: int,
+    process_rate: float | None = None,
 ) -> dict[str, Any]:
     """The headline figures of one code root's phases against the floor.
 
     Args:
-        floor: :func:`bench.floor.run_floor`'s report (``cpu_ms_per_answer``).
+        floor: :func:`bench.floor.run_floor`'s report (``cpu_ms_per_answer``, and
+            ``paced`` figures by rate when measured).
         phases: Loadgen reports by phase: ``cpu`` (its ``cpu`` per service), ``goal``
             and ``saturation`` (either may be missing).
         cores: CPU cores the stack shares.
+        process_rate: Requests per second each serving process got in the ``cpu`` phase
+            (the split's services each see every request; a combined stack's workers
+            share them): the floor paced at that rate gives ``ratio_to_paced_floor``.
     """
     cpu_phase = phases["cpu"]
     cpu = cpu_phase["cpu"]
@@ -165,6 +179,12 @@ def summarise(
         "cpu_phase_computed_share": round(computed / completed, 4) if completed else None,
         "idle_cores": idle or None,
     }
+    paced = (floor.get("paced") or {}).get(f"{process_rate:g}") if process_rate else None
+    if paced is not None and total:
+        # The same work at the same wake-up rate per process: what the split adds, alone.
+        out["floor_paced_rate"] = paced["rate"]
+        out["floor_paced_cpu_ms"] = paced["cpu_ms_per_answer"]
+        out["ratio_to_paced_floor"] = round(total / float(paced["cpu_ms_per_answer"]), 3)
     sat = phases.get("saturation")
     if sat is not None and allowed:
         rps = computed_rps(sat)
@@ -203,59 +223,88 @@ def run_stack_phases(
 
     ``cpu_rate`` should leave the stack unsaturated (nothing shed), so that every answer
     of the ``cpu`` phase is computed; on a machine shared with other work, lower it.
-    ``combined``: the one-process deployment, one worker per core.
+    ``combined``: the one-process deployment. Its ``cpu`` phase runs on one worker, which
+    then gets every request, as each of the split's services does (with one worker per
+    core the kernel hashes the generator's few keep-alive connections to the workers, so
+    one worker may get all of them or a share that changes from run to run, and a
+    process's CPU per answer depends on how often it is woken); the ``goal`` and
+    ``saturation`` phases then run on one worker per core.
     """
     users, items = ids_from_bundle(artifacts)
     workdir = Path(tempfile.mkdtemp(prefix="hr-computed-"))
+    log = workdir / "loadgen.log"
     phases: dict[str, dict[str, Any]] = {}
-    with running_stack(artifacts, workdir, redis_url=redis_url, serve=True, code_root=code_root,
-                       combined=combined, workers=cores if combined else 1,
-                       HYBRIDREC_LOG_LEVEL="warning") as svcs:  # fmt: skip
+
+    def stack(workers: int) -> Any:
+        return running_stack(artifacts, workdir / f"workers-{workers}", redis_url=redis_url,
+                             serve=True, code_root=code_root, combined=combined,
+                             workers=workers, HYBRIDREC_LOG_LEVEL="warning")  # fmt: skip
+
+    with stack(1) as svcs:
         gw, pids = public_endpoint(svcs)
-        log = workdir / "loadgen.log"
         warm_s = warm_users(gw, users)
         phases["idle"] = {"cores": idle_cores(pids)}
         phases["cpu"] = _phase(gw, pids, users, items, rate=cpu_rate, duration_s=duration_s,
                                mix=dict(RECS_MIX), seed=seed, log=log)  # fmt: skip
         phases["cpu"]["warm_users_s"] = round(warm_s, 1)
-        phases["goal"] = _phase(gw, pids, users, items, rate=GOAL_RATE, duration_s=duration_s,
-                                mix=dict(DEFAULT_MIX), seed=seed + 1, log=log)  # fmt: skip
-        total = sum(phases["cpu"]["cpu"].get(s, {}).get("cpu_ms_per_request") or 0.0
-                    for s in pids)  # fmt: skip
-        sat_rate = min(1000.0, OVERLOAD * cores * 1000.0 / total) if total else 400.0
-        phases["saturation"] = _phase(gw, pids, users, items, rate=round(sat_rate),
-                                      duration_s=duration_s / 2, mix=dict(RECS_MIX),
-                                      seed=seed + 2, log=log)  # fmt: skip
+        if not combined or cores == 1:
+            _load_phases(phases, gw, pids, users, items, cores=cores, duration_s=duration_s,
+                         seed=seed, log=log)  # fmt: skip
+            return phases
+    with stack(cores) as svcs:
+        gw, pids = public_endpoint(svcs)
+        warm_users(gw, users)
+        _load_phases(phases, gw, pids, users, items, cores=cores, duration_s=duration_s,
+                     seed=seed, log=log)  # fmt: skip
     return phases
+
+
+def _load_phases(phases: dict[str, dict[str, Any]], gw: str, pids: dict[str, int],
+                 users: list[str], items: list[str], *, cores: int, duration_s: float,
+                 seed: int, log: Path) -> None:  # fmt: skip
+    """The ``goal`` phase, then ``saturation`` at 1.3x what the ``cpu`` phase's cost allows."""
+    phases["goal"] = _phase(gw, pids, users, items, rate=GOAL_RATE, duration_s=duration_s,
+                            mix=dict(DEFAULT_MIX), seed=seed + 1, log=log)  # fmt: skip
+    total = sum(v.get("cpu_ms_per_request") or 0.0 for v in phases["cpu"]["cpu"].values())
+    sat_rate = min(1000.0, OVERLOAD * cores * 1000.0 / total) if total else 400.0
+    phases["saturation"] = _phase(gw, pids, users, items, rate=round(sat_rate),
+                                  duration_s=duration_s / 2, mix=dict(RECS_MIX),
+                                  seed=seed + 2, log=log)  # fmt: skip
 
 
 def run_computed(
     artifacts: Path | None = None, *, code_roots: dict[str, Path | None] | None = None,
     duration_s: float = 20.0, out_dir: Path | None = RESULTS, tag: str = "",
     floor_root: Path | None = None, cpu_rate: float = CPU_RATE, combined: bool = False,
+    combined_roots: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
     """Floor + every code root's phases, summarised; writes JSON and a plot.
 
     ``code_roots``: label -> checkout (None: this one), run one after the other in that
     order; ``floor_root``: the checkout whose engines the floor calls (None: this one);
-    ``combined``: then this checkout as one process (:data:`COMBINED`), one worker per core.
+    ``combined_roots``: label -> checkout run as one process (an older combined, for a
+    before/after in one run); ``combined``: then this checkout as one process
+    (:data:`COMBINED`). Combined stacks run one worker per core.
     """
     artifacts = artifacts or ensure_small_bundle()
-    code_roots = code_roots or {CURRENT: None}
+    code_roots = {CURRENT: None} if code_roots is None else code_roots
     cores = os.cpu_count() or 1
     t0 = time.time()
     load_at_start = os.getloadavg()
-    floor = floor_in_child(artifacts, code_root=floor_root)
+    stacks = [(label, root, False) for label, root in code_roots.items()]
+    stacks += [(label, root, True) for label, root in (combined_roots or {}).items()]
+    stacks += [(COMBINED, None, True)] if combined else []
+    # Every serving process of a cpu phase gets every request (a combined stack runs it on
+    # one worker): the floor is also measured with its answers spaced at that rate.
+    floor = floor_in_child(artifacts, code_root=floor_root, paced_rates=(cpu_rate,))
     print(f"[computed] floor: {floor['cpu_ms_per_answer']:.2f} ms CPU per answer "
           f"(parts, mean ms: {floor['parts_mean_ms']})", file=sys.stderr, flush=True)  # fmt: skip
     runs: dict[str, Any] = {}
-    stacks = [(label, root, False) for label, root in code_roots.items()]
-    stacks += [(COMBINED, None, True)] if combined else []
     for label, root, one_process in stacks:
         phases = run_stack_phases(artifacts, code_root=root, duration_s=duration_s, cores=cores,
                                   cpu_rate=cpu_rate, combined=one_process)  # fmt: skip
         runs[label] = {"code_root": str(root or ROOT), "phases": phases, "combined": one_process,
-                       "summary": summarise(floor, phases, cores)}  # fmt: skip
+                       "summary": summarise(floor, phases, cores, cpu_rate)}  # fmt: skip
         print(f"[computed] {label}: {json.dumps(runs[label]['summary'])}", file=sys.stderr,
               flush=True)  # fmt: skip
     report = {
@@ -331,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="req/s of the cpu phase (low enough that nothing is shed)")
     ap.add_argument("--combined", action="store_true",
                     help="also run this checkout as one process (hybridrec serve combined)")
+    ap.add_argument("--combined-root", action="append", default=[],
+                    help="LABEL=PATH: also run that checkout as one process (before this one)")
     ap.add_argument("--tag", default="")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
@@ -340,10 +391,15 @@ def main(argv: list[str] | None = None) -> int:
         roots[label] = Path(path).resolve()
     if not args.skip_current:
         roots[CURRENT] = None
+    combined_roots = {}
+    for item in args.combined_root:
+        label, _, path = item.partition("=")
+        combined_roots[label] = Path(path).resolve()
     artifacts = args.artifacts.resolve() if args.artifacts else None
     report = run_computed(artifacts, code_roots=roots, duration_s=args.duration, out_dir=args.out,
                           tag=args.tag, floor_root=args.floor_root and args.floor_root.resolve(),
-                          cpu_rate=args.cpu_rate, combined=args.combined)
+                          cpu_rate=args.cpu_rate, combined=args.combined,
+                          combined_roots=combined_roots)
     for label, run in report["runs"].items():
         print(label, json.dumps(run["summary"]))
     return 0

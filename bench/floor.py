@@ -17,7 +17,7 @@ services' CPU per computed answer (:mod:`bench.computed`) describe the same work
 CLI (prints one JSON line; ``bench.computed`` runs it in a child process so that its thread
 limits, imports and memory are its own)::
 
-    python -m bench.floor --artifacts BUNDLE_ROOT [--requests 600] [--seed 7]
+    python -m bench.floor --artifacts BUNDLE_ROOT [--requests 600] [--seed 7] [--paced 100]
 """
 
 from __future__ import annotations
@@ -157,13 +157,19 @@ class _Clock:
             self.t = now
 
 
-async def measure(floor: Floor, reqs: list[FloorRequest], warmup: int) -> dict[str, Any]:
+async def measure(
+    floor: Floor, reqs: list[FloorRequest], warmup: int, paced_rates: tuple[float, ...] = ()
+) -> dict[str, Any]:
     """CPU and wall time per answer over ``reqs`` after ``warmup`` unmeasured ones.
 
     Before measuring, every known user of ``reqs`` is answered once, so their query vectors
     are cached (the services' Redis cache is warm after their warm-up traffic too).
 
     CPU is the process's (every thread's) CPU time, as the services' is read from /proc.
+    The answers run back to back (``cpu_ms_per_answer``, caches hot), then once more for
+    each of ``paced_rates``, spaced at that many answers per second as the load generator
+    spaces requests (``paced``: a process woken 100 times a second starts each answer with
+    colder CPU caches, so the same work costs more; the services are measured that way).
     """
     for req in reqs[:warmup]:
         await floor.answer(req)
@@ -185,6 +191,7 @@ async def measure(floor: Floor, reqs: list[FloorRequest], warmup: int) -> dict[s
             parts[p].append(got.get(p, 0.0))
     cpu_total = (time.process_time() - c_all) * 1000.0
     wall_total = (time.perf_counter() - w_all) * 1000.0
+    paced = {f"{rate:g}": await _paced(floor, reqs, rate) for rate in paced_rates}
     return {
         "requests": len(reqs),
         "anonymous": sum(1 for r in reqs if r.user_id is None),
@@ -195,14 +202,26 @@ async def measure(floor: Floor, reqs: list[FloorRequest], warmup: int) -> dict[s
         "wall_ms_p99": round(float(np.percentile(wall, 99)), 4),
         "parts_mean_ms": {p: round(float(np.mean(v)), 4) for p, v in parts.items()},
         "parts_median_ms": {p: round(float(np.median(v)), 4) for p, v in parts.items()},
+        **({"paced": paced} if paced else {}),
     }
+
+
+async def _paced(floor: Floor, reqs: list[FloorRequest], rate: float) -> dict[str, Any]:
+    """CPU per answer with the answers spaced at ``rate`` per second (sleeping between)."""
+    c0, t0 = time.process_time(), time.monotonic()
+    for i, req in enumerate(reqs):
+        await asyncio.sleep(max(0.0, t0 + i / rate - time.monotonic()))
+        await floor.answer(req)
+    return {"rate": rate, "cpu_ms_per_answer": round(
+        (time.process_time() - c0) * 1000.0 / len(reqs), 4)}  # fmt: skip
 
 
 def run_floor(
     artifacts: Path, *, n: int = 600, warmup: int = 100, seed: int = 7,
-    mix: dict[str, float] | None = None,
+    mix: dict[str, float] | None = None, paced_rates: tuple[float, ...] = (),
 ) -> dict[str, Any]:
-    """Load the engines and measure ``n`` answers of the load generator's mix (report dict)."""
+    """Load the engines and measure ``n`` answers of the load generator's mix (report dict),
+    back to back and at each of ``paced_rates`` answers per second."""
     from bench.e2e import RECS_MIX
     from bench.loadgen import ids_from_bundle
 
@@ -212,7 +231,7 @@ def run_floor(
     floor = Floor.load(artifacts)
     load_s = time.perf_counter() - t0
     reqs = floor_requests(users, items, n + warmup, mix, seed)
-    report = asyncio.run(measure(floor, reqs, warmup))
+    report = asyncio.run(measure(floor, reqs, warmup, paced_rates))
     return {"benchmark": "floor", "artifacts": str(artifacts), "mix": mix, "seed": seed,
             "load_s": round(load_s, 1), **report}  # fmt: skip
 
@@ -224,8 +243,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--requests", type=int, default=600)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--paced", type=float, action="append", default=[],
+                    help="also measure with the answers spaced at this many per second")
     args = ap.parse_args(argv)
-    rep = run_floor(args.artifacts.resolve(), n=args.requests, warmup=args.warmup, seed=args.seed)
+    rep = run_floor(args.artifacts.resolve(), n=args.requests, warmup=args.warmup, seed=args.seed,
+                    paced_rates=tuple(args.paced))  # fmt: skip
     print(json.dumps(rep))
     return 0
 

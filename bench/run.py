@@ -232,6 +232,12 @@ def _computed_rows(section: str, cp: dict[str, Any] | None) -> list[tuple[str, s
                      f"{' + '.join(_fmt(v) for v in per.values())} = "
                      f"{_fmt(cp['cpu_ms_per_answer_total'])} (x{_fmt(cp['ratio_to_floor'])}; "
                      f"goal met: {cp['ratio_goal_met']})"))
+        if cp.get("ratio_to_paced_floor") is not None:
+            rows.append((section, "the same against the floor paced at each process's "
+                         f"request rate ({_fmt(cp['floor_paced_rate'])}/s)",
+                         f"{_fmt(cp['floor_paced_cpu_ms'])} vs "
+                         f"{_fmt(cp['cpu_ms_per_answer_total'])} "
+                         f"(x{_fmt(cp['ratio_to_paced_floor'])})"))
         rows.append((section, "computed answers/s at saturation vs what the CPU allows",
                      f"{_fmt(cp.get('computed_rps'))} vs {_fmt(cp.get('allowed_rps'))} "
                      f"(share {_fmt(cp.get('throughput_share'))}; goal met: "

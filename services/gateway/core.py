@@ -192,7 +192,7 @@ class GatewayCore:
         cols = cands.columns
         version = cands.model_version
         # (position in cols, score) best first: retrieval's order unless ranking answers.
-        order = [(j, s) for j, s in enumerate(cols.scores)]
+        order: list[tuple[int, float]] | None = None
         if len(cols):
             try:
                 ranked = await self.ranking.rank(
@@ -210,6 +210,8 @@ class GatewayCore:
                 order = [(at[r.item_id], r.score) for r in ranked.items if r.item_id in at]
             except DependencyUnavailableError:
                 degraded.append("ranking")
+        if order is None:
+            order = list(enumerate(cols.scores[: req.k]))
         items = [_scored(cols, j, score, i + 1) for i, (j, score) in enumerate(order[: req.k])]
         if req.explain and items:
             await self._explain(items, cands.history, start, request_id)

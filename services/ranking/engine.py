@@ -79,15 +79,31 @@ class RankingEngine:
         return CandidateSet(pos[keep], scores, ranks, mask, cols.fused[keep], names,
                             self.missing_rank)  # fmt: skip
 
+    def arrays_in_process(self, req: RankRequest) -> CandidateSet | None:
+        """The candidates' arrays as retrieval built them, when it ran in this process on
+        this bundle version with this ranker's sources (``hybridrec serve combined``)."""
+        cs = req.columns.arrays(self.version)
+        if (
+            cs is None
+            or cs.source_names != self.source_names
+            or cs.missing_rank != self.missing_rank
+            or len(cs) != len(req.columns)
+        ):
+            return None
+        return cs
+
     def rank(self, req: RankRequest) -> RankResponse:
         """Score and sort the candidates; fresh items keep their retrieval position."""
         with stage("features"):
-            cols = _Columns.of(req)
-            ids = cols.item_ids
-            pos = self.catalogue.positions(ids)
+            ids = req.columns.item_ids
+            cs = self.arrays_in_process(req)
+            if cs is not None:
+                pos = cs.item_idx
+            else:
+                pos = self.catalogue.positions(ids)
+                cs = self.candidate_set(_Columns.of(req), pos)
             hist = self.catalogue.positions(req.history)
             hist = hist[hist >= 0]
-            cs = self.candidate_set(cols, pos)
             upos = self.user_position(req.user_id)
             given = req.user_features.model_dump(exclude_none=True) if req.user_features else None
             feats = self.scorer.features(upos, hist, cs, given) if len(cs) else None

@@ -123,9 +123,9 @@ async def candidates(engine: RetrievalEngine, req: CandidatesRequest) -> Candida
                                   "matched": matched}  # fmt: skip
         if not fresh and columns_in_range(cs):
             # Our own numbers, checked above: no second validation of every entry.
-            return CandidatesResponse.model_construct(
-                columns=CandidateColumns.model_construct(**build_columns(engine, cs)), **fields
-            )
+            built = CandidateColumns.model_construct(**build_columns(engine, cs))
+            built.attach_arrays(engine.version, cs)  # for a ranker in this process
+            return CandidatesResponse.model_construct(columns=built, **fields)
         columns = (
             build_columns(engine, cs)
             if not fresh

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, model_validator
 
 from shared.contracts.filters import ItemFilter
 from shared.contracts.ids import ColumnItemId
@@ -18,6 +18,9 @@ from shared.contracts.public_v1 import (
     UserFeatures,
     UserId,
 )
+
+if TYPE_CHECKING:
+    from shared.model.candidates import CandidateSet
 
 MAX_CANDIDATES = 2000
 
@@ -62,7 +65,13 @@ class CandidateColumns(BaseModel):
     ``titles``, ``years`` and ``genres`` are either empty (not sent: ranking needs none)
     or as long as ``item_ids``; each per-source array is as long as ``item_ids``, with
     null where that source did not propose the candidate.
+
+    Columns built in the process that ranks them (``hybridrec serve combined``) also
+    carry the arrays they were built from (:meth:`attach_arrays`), so ranking need not
+    rebuild them from these lists; that is never serialised, so over HTTP it rebuilds.
     """
+
+    _arrays: tuple[str, CandidateSet] | None = PrivateAttr(default=None)
 
     item_ids: Annotated[list[ColumnItemId], Field(max_length=MAX_CANDIDATES)]
     scores: Annotated[list[Score], Field(max_length=MAX_CANDIDATES)]
@@ -98,6 +107,17 @@ class CandidateColumns(BaseModel):
 
     def __len__(self) -> int:
         return len(self.item_ids)
+
+    def attach_arrays(self, version: str, cs: CandidateSet) -> None:
+        """Keep ``cs`` (whose item positions are bundle ``version``'s), the candidates
+        these columns hold in the same order, for a ranker in this process."""
+        self._arrays = (version, cs)
+
+    def arrays(self, version: str) -> CandidateSet | None:
+        """The attached arrays if their positions are bundle ``version``'s, else None."""
+        if self._arrays is None or self._arrays[0] != version:
+            return None
+        return self._arrays[1]
 
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from bench import run
 from bench.computed import computed_rps, summarise
-from bench.floor import FloorRequest, floor_requests
+from bench.floor import FloorRequest, floor_requests, measure
 
 
 def _load(*, completed: int, ok: int, degraded: int, rps: float, p99: float = 10.0,
@@ -127,3 +128,44 @@ def test_a_combined_stack_sums_its_workers() -> None:
     rows = [r for r in run.summarise({"computed_combined": got}) if r[0] == "computed_combined"]
     assert len(rows) == 3 and "one process" in rows[0][1]
     assert "5 vs 3 + 4 = 7 (x1.4; goal met: True)" in rows[0][2]
+
+
+def test_the_paced_floor_is_the_one_at_each_process_rate() -> None:
+    # Split: every service process sees all 100 req/s; combined: 2 workers share them.
+    floor = {"cpu_ms_per_answer": 4.0,
+             "paced": {"50": {"rate": 50.0, "cpu_ms_per_answer": 5.0},
+                       "100": {"rate": 100.0, "cpu_ms_per_answer": 4.5}}}  # fmt: skip
+    phases = {"cpu": _load(completed=2000, ok=2000, degraded=0, rps=100.0, cpu=CPU)}
+    split = summarise(floor, phases, cores=2, process_rate=100.0)
+    assert split["ratio_to_floor"] == pytest.approx(1.75)  # 7 ms against 4
+    assert split["floor_paced_cpu_ms"] == 4.5 and split["floor_paced_rate"] == 100.0
+    assert split["ratio_to_paced_floor"] == pytest.approx(7.0 / 4.5, abs=1e-3)
+    combined = summarise(floor, phases, cores=2, process_rate=50.0)
+    assert combined["ratio_to_paced_floor"] == pytest.approx(1.4)
+    assert "ratio_to_paced_floor" not in summarise(floor, phases, cores=2, process_rate=200.0)
+    rows = [r for r in run.summarise({"computed": split}) if r[0] == "computed"]
+    assert any("paced" in r[1] and "4.5 vs 7 (x1.56)" in r[2] for r in rows)
+
+
+class _CountingFloor:
+    """Stands in for :class:`bench.floor.Floor`: counts the answers asked of it."""
+
+    def __init__(self) -> None:
+        self.asked: list[FloorRequest] = []
+
+    async def answer(self, req: FloorRequest, parts: dict[str, float] | None = None) -> None:
+        self.asked.append(req)
+        if parts is not None:
+            parts["sources"] = 0.1
+
+
+def test_the_floor_measures_back_to_back_then_paced() -> None:
+    reqs = [FloorRequest(str(u % 3)) for u in range(30)]
+    fake = _CountingFloor()
+    got = asyncio.run(measure(fake, reqs, warmup=5, paced_rates=(2000.0, 1000.0)))  # type: ignore[arg-type]
+    # 5 warm-up + 3 users' vectors cached + 25 measured back to back + 25 per paced rate
+    assert len(fake.asked) == 5 + 3 + 25 + 2 * 25
+    assert got["requests"] == 25 and set(got["paced"]) == {"2000", "1000"}
+    assert got["paced"]["1000"]["rate"] == 1000.0
+    assert got["paced"]["1000"]["cpu_ms_per_answer"] >= 0.0
+    assert "paced" not in asyncio.run(measure(_CountingFloor(), reqs, warmup=5))  # type: ignore[arg-type]
