@@ -223,12 +223,14 @@ def run_stack_phases(
 
     ``cpu_rate`` should leave the stack unsaturated (nothing shed), so that every answer
     of the ``cpu`` phase is computed; on a machine shared with other work, lower it.
-    ``combined``: the one-process deployment. Its ``cpu`` phase runs on one worker, which
-    then gets every request, as each of the split's services does (with one worker per
-    core the kernel hashes the generator's few keep-alive connections to the workers, so
-    one worker may get all of them or a share that changes from run to run, and a
-    process's CPU per answer depends on how often it is woken); the ``goal`` and
-    ``saturation`` phases then run on one worker per core.
+    ``combined``: the one-process deployment. Its ``cpu`` phase runs on one worker at
+    ``cpu_rate / cores`` (the share of the rate each of its ``cores`` workers is meant to
+    get; one process at the full rate would be near saturation and shed), because with
+    one worker per core the kernel hashes the generator's few keep-alive connections to
+    the workers, so one worker may get all of them or a share that changes from run to
+    run, and a process's CPU per answer depends on how often it is woken
+    (:func:`process_rate`); the ``goal`` and ``saturation`` phases then run on one worker
+    per core.
     """
     users, items = ids_from_bundle(artifacts)
     workdir = Path(tempfile.mkdtemp(prefix="hr-computed-"))
@@ -244,7 +246,8 @@ def run_stack_phases(
         gw, pids = public_endpoint(svcs)
         warm_s = warm_users(gw, users)
         phases["idle"] = {"cores": idle_cores(pids)}
-        phases["cpu"] = _phase(gw, pids, users, items, rate=cpu_rate, duration_s=duration_s,
+        phases["cpu"] = _phase(gw, pids, users, items, duration_s=duration_s,
+                               rate=process_rate(cpu_rate, cores, combined),
                                mix=dict(RECS_MIX), seed=seed, log=log)  # fmt: skip
         phases["cpu"]["warm_users_s"] = round(warm_s, 1)
         if not combined or cores == 1:
@@ -257,6 +260,12 @@ def run_stack_phases(
         _load_phases(phases, gw, pids, users, items, cores=cores, duration_s=duration_s,
                      seed=seed, log=log)  # fmt: skip
     return phases
+
+
+def process_rate(cpu_rate: float, cores: int, combined: bool) -> float:
+    """Requests per second each serving process gets in the ``cpu`` phase: every one of
+    them for the split's services, one core's share for a combined stack's one worker."""
+    return cpu_rate / cores if combined else cpu_rate
 
 
 def _load_phases(phases: dict[str, dict[str, Any]], gw: str, pids: dict[str, int],
@@ -294,9 +303,10 @@ def run_computed(
     stacks = [(label, root, False) for label, root in code_roots.items()]
     stacks += [(label, root, True) for label, root in (combined_roots or {}).items()]
     stacks += [(COMBINED, None, True)] if combined else []
-    # Every serving process of a cpu phase gets every request (a combined stack runs it on
-    # one worker): the floor is also measured with its answers spaced at that rate.
-    floor = floor_in_child(artifacts, code_root=floor_root, paced_rates=(cpu_rate,))
+    # The floor is also measured with its answers spaced at each process's cpu-phase rate.
+    rates = {label: process_rate(cpu_rate, cores, one) for label, _, one in stacks}
+    floor = floor_in_child(artifacts, code_root=floor_root,
+                           paced_rates=tuple(sorted(set(rates.values()))))  # fmt: skip
     print(f"[computed] floor: {floor['cpu_ms_per_answer']:.2f} ms CPU per answer "
           f"(parts, mean ms: {floor['parts_mean_ms']})", file=sys.stderr, flush=True)  # fmt: skip
     runs: dict[str, Any] = {}
@@ -304,7 +314,7 @@ def run_computed(
         phases = run_stack_phases(artifacts, code_root=root, duration_s=duration_s, cores=cores,
                                   cpu_rate=cpu_rate, combined=one_process)  # fmt: skip
         runs[label] = {"code_root": str(root or ROOT), "phases": phases, "combined": one_process,
-                       "summary": summarise(floor, phases, cores, cpu_rate)}  # fmt: skip
+                       "summary": summarise(floor, phases, cores, rates[label])}  # fmt: skip
         print(f"[computed] {label}: {json.dumps(runs[label]['summary'])}", file=sys.stderr,
               flush=True)  # fmt: skip
     report = {

@@ -55,6 +55,7 @@ SOURCES_DIR = "sources"
 NEIGHBOR_TABLES = {
     "ease": ("sources/ease_neighbors.npy", "sources/ease_weights.npy"),
     "item_knn": ("sources/item_knn_neighbors.npy", "sources/item_knn_weights.npy"),
+    "rp3beta": ("sources/rp3beta_neighbors.npy", "sources/rp3beta_weights.npy"),
 }
 
 RANKER_DIR = "ranker"

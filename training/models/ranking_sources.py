@@ -177,10 +177,12 @@ def default_sources(
         names: Keep only these sources, in this order.
 
     Returns:
-        ``[SourceSpec, ...]`` in order two_tower, ease, item_knn, content, popularity.
+        ``[SourceSpec, ...]`` in order two_tower, ease, item_knn, content, popularity
+        (``rp3beta`` only when named).
     """
     from training.evaluation.baselines import Popularity
     from training.models.retrieval_recommenders import ItemKNNRecommender, TwoTowerRecommender
+    from training.models.rp3beta import RP3betaRecommender
     from training.models.two_stage import SourceSpec
 
     def make_two_tower() -> Any:
@@ -194,9 +196,11 @@ def default_sources(
         "ease": SourceSpec("ease", lambda: SparseEASERecommender(
             lam=ease_lambda, max_items=ease_max_items)),
         "item_knn": SourceSpec("item_knn", ItemKNNRecommender),
+        # Not in the default order: a variant tried on validation (evaluate_models.py).
+        "rp3beta": SourceSpec("rp3beta", RP3betaRecommender),
         "content": SourceSpec("content", lambda: ContentRecommender(content, history_window)),
         "popularity": SourceSpec("popularity", Popularity),
     }
     order = list(names) if names is not None else [
-        n for n in specs if two_tower or n != "two_tower"]
+        n for n in specs if (two_tower or n != "two_tower") and n != "rp3beta"]
     return [specs[n] for n in order]
