@@ -19,7 +19,9 @@ Sections (each logs progress and writes ``<section>.json``; plots ``*.png``):
 7. filters - attribute filters on the retrieval search (:mod:`bench.filter_bench`): mask +
    exact scan or widened ANN for a 50% and a 1% passing filter, against the unfiltered
    search with the same queries, at ml-latest-small's size and at ``--items``;
-8. computed - every answer computed (:func:`bench.computed.run_computed`): the floor (the
+8. redis_parser - redis-py's pure-Python reply parser against hiredis on retrieval's
+   user-state pipeline (:mod:`bench.redis_parser`).
+9. computed - every answer computed (:func:`bench.computed.run_computed`): the floor (the
    model work in one process) against the CPU per computed answer of gateway, retrieval
    and ranking, computed throughput at saturation, and the full mix's p99 at 200 req/s.
 
@@ -217,6 +219,11 @@ def summarise(res: dict[str, Any]) -> list[tuple[str, str, str]]:
                      f"(x{_fmt(fr['1pct']['ratio_to_none'])})"))
     for section in ("computed", "computed_combined"):
         rows += _computed_rows(section, res.get(section))
+    for row in res.get("redis_parser") or []:
+        rows.append(("redis_parser", f"user-state pipeline, {row['history']} history items: "
+                     "CPU ms, pure-Python parser vs hiredis",
+                     f"{_fmt(row['python_ms'])} vs {_fmt(row['hiredis_ms'])} "
+                     f"(x{_fmt(row['ratio'])})"))
     return rows
 
 
@@ -463,6 +470,16 @@ def main(argv: list[str] | None = None) -> int:
         write_json("filters", {"runs": filters}, out)
         plot_filters(filters, out / "filters.png")
         done("filters", t0)
+
+    if "redis_parser" not in skip:
+        t0 = time.perf_counter()
+        from bench.redis_parser import run_parsers
+        from harness.processes import DEFAULT_REDIS_URL
+
+        # redis-py's reply parsers on retrieval's user-state pipeline: why redis[hiredis].
+        rounds = 200 if args.smoke else 2000
+        res["redis_parser"] = run_parsers(DEFAULT_REDIS_URL, rounds, out)["rows"]
+        done("redis_parser", t0)
 
     if "computed" not in skip and not args.smoke:
         t0 = time.perf_counter()

@@ -30,6 +30,7 @@ from training.evaluation.online import fold_in_adapter, online_split, run_online
 from training.evaluation.peers import ALS, PopularityOracle
 from training.evaluation.report import summary_table, write_report
 from training.evaluation.summary import summarize
+from training.models.rp3beta import RP3betaRecommender
 from training.splits import SPLIT_KINDS, make_split
 
 #: Baseline factories by lower-case name (the ``--models`` vocabulary).
@@ -39,6 +40,7 @@ BASELINES: dict[str, Callable[[int], Recommender]] = {
     "itemknn": lambda seed: ItemKNN(),
     "ease": lambda seed: EASE(),
     "als": lambda seed: ALS(seed=seed),
+    "rp3beta": lambda seed: RP3betaRecommender(alpha=None, beta=None),
     "genrepopularity": lambda seed: GenrePopularity(),
     "random": lambda seed: RandomRecommender(seed=seed),
     "oracle": lambda seed: PopularityOracle(),
@@ -47,9 +49,9 @@ BASELINES: dict[str, Callable[[int], Recommender]] = {
 #: Default baselines per split kind. ItemKNN, EASE and ALS score unseen items by
 #: nothing but noise, so cold-items gets the content/popularity peers and the oracle.
 DEFAULT_MODELS: dict[str, tuple[str, ...]] = {
-    "random": ("popularity", "itemknn", "ease", "als"),
-    "temporal": ("popularity", "itemknn", "ease", "als"),
-    "temporal-user": ("popularity", "itemknn", "ease", "als"),
+    "random": ("popularity", "itemknn", "ease", "als", "rp3beta"),
+    "temporal": ("popularity", "itemknn", "ease", "als", "rp3beta"),
+    "temporal-user": ("popularity", "itemknn", "ease", "als", "rp3beta"),
     "cold-items": ("genrepopularity", "contentpopularity", "random", "oracle"),
 }
 

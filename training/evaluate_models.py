@@ -47,6 +47,9 @@ Variant = tuple[Sequence[str] | None, dict[str, Any], dict[str, Any]]
 TWO_STAGE_VARIANTS: dict[str, Variant] = {
     "default": (None, {}, {}),
     "ids": (None, {"use_ids": True}, {}),
+    # RP3beta's neighbour table in place of item-kNN (plus the two-tower source on time
+    # splits, as in the default).
+    "rp3beta": (("ease", "rp3beta", "content", "popularity"), {}, {}),
 }
 #: A quick variant set for ``--quick-choice`` runs and tests.
 QUICK_VARIANTS: dict[str, Variant] = {"default": (None, {}, {})}
@@ -163,24 +166,36 @@ def build_hybrid(names: tuple[str, ...], data: EvalData, seed: int,
             lam, search = ease_lambda_on_valid(data)
             time_split = str(data.split).startswith("temporal")
 
-            def factory(v: Variant, lam: float = lam, time_split: bool = time_split
-                        ) -> TwoStageRecommender:
+            specs = dict(variants or TWO_STAGE_VARIANTS)
+            rp3: tuple[float, float] | None = None
+            rp3_search: dict[str, Any] | None = None
+            if any("rp3beta" in (v[0] or ()) for v in specs.values()):
+                from training.models.rp3beta import tune_on_valid
+
+                a, b, rp3_search = tune_on_valid(data)
+                rp3 = (a, b)
+
+            def factory(v: Variant, lam: float = lam, time_split: bool = time_split,
+                        rp3: tuple[float, float] | None = rp3) -> TwoStageRecommender:
                 sources, ranker_over, cfg_over = v
                 base = TwoStageConfig(seed=seed)
                 cfg = dataclasses.replace(
                     base, ranker=dataclasses.replace(base.ranker, **ranker_over), **cfg_over)
+                if sources is not None and time_split and "two_tower" not in sources:
+                    sources = ("two_tower", *sources)
                 specs = default_sources(content, two_tower=time_split,
                                         two_tower_config=tt_cfg, ease_lambda=lam,
-                                        names=sources)
+                                        names=sources, rp3beta=rp3)
                 return TwoStageRecommender(specs, content, cfg, name="hybridrec two-stage")
 
-            specs = dict(variants or TWO_STAGE_VARIANTS)
             makers: dict[str, Callable[[], Any]] = {
                 label: functools.partial(factory, v) for label, v in specs.items()}
             choice = ValidationChoice(
                 makers,
                 name="hybridrec two-stage",
                 chosen_before={"ease_source_lambda": lam, "ease_source_search": search,
+                               **({"rp3beta_source": rp3, "rp3beta_source_search": rp3_search}
+                                  if rp3 is not None else {}),
                                "variants_tried": list(specs)})
             choice.variant_specs = specs
             out += [choice, ChosenRetrievalOnly(choice, "hybridrec retrieval only")]

@@ -164,6 +164,7 @@ def default_sources(
     ease_max_items: int | None = None,
     history_window: int = 20,
     names: Sequence[str] | None = None,
+    rp3beta: tuple[float, float] | None = None,
 ) -> list[Any]:
     """The pipeline's candidate sources as :class:`~training.models.two_stage.SourceSpec` s.
 
@@ -175,6 +176,7 @@ def default_sources(
         ease_max_items: EASE over at most this many (most popular) items (None = all).
         history_window: Recent items of the content source.
         names: Keep only these sources, in this order.
+        rp3beta: ``(alpha, beta)`` of the RP3beta source (None: its defaults).
 
     Returns:
         ``[SourceSpec, ...]`` in order two_tower, ease, item_knn, content, popularity
@@ -197,7 +199,7 @@ def default_sources(
             lam=ease_lambda, max_items=ease_max_items)),
         "item_knn": SourceSpec("item_knn", ItemKNNRecommender),
         # Not in the default order: a variant tried on validation (evaluate_models.py).
-        "rp3beta": SourceSpec("rp3beta", RP3betaRecommender),
+        "rp3beta": SourceSpec("rp3beta", lambda: RP3betaRecommender(*(rp3beta or ()))),
         "content": SourceSpec("content", lambda: ContentRecommender(content, history_window)),
         "popularity": SourceSpec("popularity", Popularity),
     }

@@ -78,29 +78,49 @@ def build_rp3beta(
     return neighbors, weights
 
 
+#: Validation grid of :class:`RP3betaRecommender` (widened when an end wins).
+ALPHAS = (0.5, 0.75, 1.0)
+BETAS = (0.2, 0.4, 0.6)
+
+
+def _widen_by(step: float, lower: float, upper: float) -> Any:
+    """A grid-search widening rule: one ``step`` past the winning end, within bounds."""
+
+    def widen(values: Any, end: str) -> float | None:
+        nxt = values[0] - step if end == "low" else values[-1] + step
+        return round(nxt, 4) if lower <= nxt <= upper else None
+
+    return widen
+
+
 class RP3betaRecommender:
     """:func:`build_rp3beta` as a Recommender and a servable neighbour table.
 
     Args:
-        alpha: Exponent of the transition probabilities.
+        alpha: Exponent of the transition probabilities; None (with ``beta`` None) tunes
+            both on validation NDCG@10 over :data:`ALPHAS` x :data:`BETAS`.
         beta: Popularity penalty of the target item.
         k: Neighbours kept per item.
         name: Report name.
     """
 
-    def __init__(self, alpha: float = 1.0, beta: float = 0.6, k: int = 200,
+    def __init__(self, alpha: float | None = 0.75, beta: float | None = 0.6, k: int = 200,
                  name: str = "RP3beta") -> None:  # fmt: skip
         self.name = name
-        self.alpha, self.beta, self.k = float(alpha), float(beta), int(k)
-        self.hyperparameters: dict[str, Any] = {"alpha": self.alpha, "beta": self.beta,
-                                                "k": self.k}  # fmt: skip
+        self.alpha, self.beta, self.k = alpha, beta, int(k)
+        self.hyperparameters: dict[str, Any] = {"alpha": alpha, "beta": beta, "k": self.k}
         self.neighbors = np.zeros((0, self.k), dtype=np.int32)
         self.weights = np.zeros((0, self.k), dtype=np.float32)
         self._x = sp.csr_matrix((0, 0), dtype=np.float32)
         self._w = sp.csr_matrix((0, 0), dtype=np.float32)
 
     def fit(self, data: Any) -> None:
-        """Build the table from ``data.train`` (binary: a walk counts interactions)."""
+        """Build the table from ``data.train`` (binary: a walk counts interactions),
+        tuning alpha and beta on validation first when they were not given."""
+        if self.alpha is None or self.beta is None:
+            self.alpha, self.beta, search = tune_on_valid(data, self.k)
+            self.hyperparameters = {"alpha": self.alpha, "beta": self.beta, "k": self.k,
+                                    "search": search}  # fmt: skip
         self._x = sp.csr_matrix(data.train, dtype=np.float32)
         self.neighbors, self.weights = build_rp3beta(
             self._x, alpha=self.alpha, beta=self.beta, k=self.k
@@ -126,3 +146,20 @@ class RP3betaRecommender:
         np.save(out / RP3_WEIGHTS_FILE, self.weights, allow_pickle=False)
         return {"neighbors": str(out / RP3_NEIGHBORS_FILE),
                 "weights": str(out / RP3_WEIGHTS_FILE)}  # fmt: skip
+
+
+def tune_on_valid(data: Any, k: int = 200) -> tuple[float, float, dict[str, Any]]:
+    """alpha and beta of RP3beta by validation NDCG@10 (train read only to build it)."""
+    from training.evaluation.tuning import grid_search
+
+    def make(point: dict[str, float]) -> RP3betaRecommender:
+        model = RP3betaRecommender(alpha=point["alpha"], beta=point["beta"], k=k)
+        model.fit(data)
+        return model
+
+    result, _ = grid_search(
+        {"alpha": ALPHAS, "beta": BETAS}, make, data,
+        widen={"alpha": _widen_by(0.25, 0.25, 2.0), "beta": _widen_by(0.2, 0.0, 1.4)},
+        desc="RP3beta on valid",
+    )  # fmt: skip
+    return float(result.best["alpha"]), float(result.best["beta"]), result.to_dict()
