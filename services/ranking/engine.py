@@ -2,7 +2,8 @@
 
 A request's candidates arrive with every retrieval source's score and rank; the
 engine rebuilds the :class:`~shared.model.candidates.CandidateSet` exactly as training
-saw it, computes the features with :func:`shared.model.ranker_features.candidate_features`
+saw it (in one process with retrieval, ``hybridrec serve combined``, it takes
+retrieval's own), computes the features with :func:`shared.model.ranker_features.candidate_features`
 and scores them with a fixed numpy forward pass, BLAS single-threaded (no
 ``model.predict``; see :mod:`shared.model.ranker_serving`). Fresh items
 (added after the bundle was built) have no learned features: they keep their

@@ -143,7 +143,8 @@ def _two_stage(content: np.ndarray) -> TwoStageRecommender:
                          ranker=RankerConfig(epochs=2, ensemble=1, hidden_units=(16,),
                                              content_dim=8, progress=False))
     return TwoStageRecommender(
-        default_sources(content, names=["ease", "item_knn", "content", "popularity"]),
+        default_sources(content, names=["ease", "item_knn", "rp3beta", "content",
+                                          "popularity"]),
         content, cfg, name="leak-check")
 
 
@@ -167,7 +168,7 @@ def _fingerprint(data: EvalData, encoder: TextEncoder, cache: Path) -> Fingerpri
     recorder = RecordingEncoder(encoder)
     content = embed_items(data.items, recorder, cache, progress=False)
     tables = build_tables(data.items, data.users, data.train_interactions, content,
-                          ["ease", "item_knn", "content", "popularity"])
+                          ["ease", "item_knn", "rp3beta", "content", "popularity"])
     users = np.arange(data.n_users)
     source = ContentRecommender(content)
     source.fit(data)

@@ -60,7 +60,34 @@ class ContentRecommender:
         return self._query[np.asarray(user_idx, dtype=np.int64)] @ self.content.T
 
 
-class SparseEASERecommender:
+class NeighborTableSource:
+    """A source kept as an item-neighbour table (``neighbors``/``weights``, the
+    :mod:`shared.model.item_knn` format): scores sum the kept weights of a user's
+    train items, as the retrieval service's :func:`shared.model.item_knn.score_from_history`
+    does. Subclasses fit ``_x`` (train), ``neighbors``, ``weights`` and ``_w``."""
+
+    files: tuple[str, str]  # (neighbors, weights) file names
+    neighbors: np.ndarray
+    weights: np.ndarray
+    _x: sp.csr_matrix
+    _w: sp.csr_matrix
+
+    def score(self, user_idx: np.ndarray) -> np.ndarray:
+        """[B, n_items] float32 summed kept weights of each user's train items."""
+        rows = self._x[np.asarray(user_idx, dtype=np.int64)]
+        return np.asarray((rows @ self._w).toarray(), dtype=np.float32)
+
+    def save(self, out_dir: str | Path) -> dict[str, str]:
+        """Write ``neighbors`` and ``weights`` as ``.npy`` (no pickle)."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        nb_file, w_file = self.files
+        np.save(out / nb_file, self.neighbors, allow_pickle=False)
+        np.save(out / w_file, self.weights, allow_pickle=False)
+        return {"neighbors": str(out / nb_file), "weights": str(out / w_file)}
+
+
+class SparseEASERecommender(NeighborTableSource):
     """EASE (Steck 2019) kept as a sparse item-neighbour table, servable like item-kNN.
 
     ``B`` is solved in closed form; for every item only its ``k`` largest positive
@@ -80,6 +107,7 @@ class SparseEASERecommender:
     def __init__(self, lam: float = 100.0, k: int = 200, max_items: int | None = None,
                  name: str = "SparseEASE") -> None:
         self.name = name
+        self.files = (EASE_NEIGHBORS_FILE, EASE_WEIGHTS_FILE)
         self.lam = float(lam)
         self.k = int(k)
         self.max_items = max_items
@@ -118,19 +146,6 @@ class SparseEASERecommender:
         self._w = sp.csr_matrix((val.ravel()[keep], (rows[keep], idx.ravel()[keep])),
                                 shape=(n, n))
 
-    def score(self, user_idx: np.ndarray) -> np.ndarray:
-        """[B, n_items] float32 summed kept weights of each user's train items."""
-        rows = self._x[np.asarray(user_idx, dtype=np.int64)]
-        return np.asarray((rows @ self._w).toarray(), dtype=np.float32)
-
-    def save(self, out_dir: str | Path) -> dict[str, str]:
-        """Write ``neighbors`` and ``weights`` as ``.npy`` (no pickle)."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        np.save(out / EASE_NEIGHBORS_FILE, self.neighbors, allow_pickle=False)
-        np.save(out / EASE_WEIGHTS_FILE, self.weights, allow_pickle=False)
-        return {"neighbors": str(out / EASE_NEIGHBORS_FILE),
-                "weights": str(out / EASE_WEIGHTS_FILE)}
 
 
 def head_items(train: sp.csr_matrix, max_items: int | None) -> np.ndarray:

@@ -17,13 +17,14 @@ thousands of items fit in memory.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from shared.contracts.errors import ConfigError
+from shared.model.item_knn import knn_matrix
+from training.models.ranking_sources import NeighborTableSource
 
 RP3_NEIGHBORS_FILE = "rp3beta_neighbors.npy"
 RP3_WEIGHTS_FILE = "rp3beta_weights.npy"
@@ -93,7 +94,7 @@ def _widen_by(step: float, lower: float, upper: float) -> Any:
     return widen
 
 
-class RP3betaRecommender:
+class RP3betaRecommender(NeighborTableSource):
     """:func:`build_rp3beta` as a Recommender and a servable neighbour table.
 
     Args:
@@ -107,6 +108,7 @@ class RP3betaRecommender:
     def __init__(self, alpha: float | None = 0.75, beta: float | None = 0.6, k: int = 200,
                  name: str = "RP3beta") -> None:  # fmt: skip
         self.name = name
+        self.files = (RP3_NEIGHBORS_FILE, RP3_WEIGHTS_FILE)
         self.alpha, self.beta, self.k = alpha, beta, int(k)
         self.hyperparameters: dict[str, Any] = {"alpha": alpha, "beta": beta, "k": self.k}
         self.neighbors = np.zeros((0, self.k), dtype=np.int32)
@@ -125,27 +127,7 @@ class RP3betaRecommender:
         self.neighbors, self.weights = build_rp3beta(
             self._x, alpha=self.alpha, beta=self.beta, k=self.k
         )
-        n, k = self.neighbors.shape
-        rows = np.repeat(np.arange(n), k)
-        keep = self.neighbors.ravel() >= 0
-        self._w = sp.csr_matrix(
-            (self.weights.ravel()[keep], (rows[keep], self.neighbors.ravel()[keep])),
-            shape=(n, n),
-        )
-
-    def score(self, user_idx: np.ndarray) -> np.ndarray:
-        """[B, n_items] float32 summed kept weights of each user's train items."""
-        rows = self._x[np.asarray(user_idx, dtype=np.int64)]
-        return np.asarray((rows @ self._w).toarray(), dtype=np.float32)
-
-    def save(self, out_dir: str | Path) -> dict[str, str]:
-        """Write ``neighbors`` and ``weights`` as ``.npy`` (no pickle)."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        np.save(out / RP3_NEIGHBORS_FILE, self.neighbors, allow_pickle=False)
-        np.save(out / RP3_WEIGHTS_FILE, self.weights, allow_pickle=False)
-        return {"neighbors": str(out / RP3_NEIGHBORS_FILE),
-                "weights": str(out / RP3_WEIGHTS_FILE)}  # fmt: skip
+        self._w = knn_matrix(self.neighbors, self.weights)
 
 
 def tune_on_valid(data: Any, k: int = 200) -> tuple[float, float, dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""ALS, ContentPopularity and the oracle: tuned on validation, ahead where they should be."""
+"""ALS, RP3beta, ContentPopularity and the oracle: tuned on validation, ahead where they
+should be."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from training.evaluation.base import EvalData
 from training.evaluation.baselines import Popularity, RandomRecommender
 from training.evaluation.harness import evaluate
 from training.evaluation.peers import ALS, ContentPopularity, PopularityOracle
+from training.models.rp3beta import RP3betaRecommender
 from training.splits import make_split
 
 
@@ -27,6 +29,30 @@ def test_als_is_tuned_on_validation_and_beats_popularity(synth_data: EvalData) -
     res = {m.name: evaluate(m, synth_data, ks=(10,), progress=False)["ndcg@10"]
            for m in (als, pop)}
     assert res["ALS"] > res["Popularity"] + 0.05, res
+
+
+def test_tuned_on_validation_with_the_grid_widened_where_an_end_wins(
+    synth_data: EvalData,
+) -> None:
+    rec = RP3betaRecommender(alpha=None, beta=None)
+    rec.fit(synth_data)
+    search = rec.hyperparameters["search"]
+    assert search["chosen"] == {"alpha": rec.alpha, "beta": rec.beta}
+    tried = search["tried"]
+    assert len(tried) >= 9
+    best = max(tried, key=lambda p: p["valid_ndcg@10"])
+    assert best["valid_ndcg@10"] == search["valid_ndcg@10_chosen"]
+    # the chosen point is not at an end of what was tried, unless the bounds stopped it
+    for axis, (low, high) in {"alpha": (0.25, 2.0), "beta": (0.0, 1.4)}.items():
+        values = sorted({p[axis] for p in tried})
+        chosen = search["chosen"][axis]
+        assert chosen not in (values[0], values[-1]) or chosen in (low, high) or (
+            axis in search["axes_still_at_an_end"])
+    pop = Popularity()
+    pop.fit(synth_data)
+    got = {m.name: evaluate(m, synth_data, ks=(10,), progress=False)["ndcg@10"]
+           for m in (rec, pop)}  # fmt: skip
+    assert got["RP3beta"] > got["Popularity"] + 0.05, got
 
 
 def _popular_genre_dataset(seed: int = 0) -> Dataset:

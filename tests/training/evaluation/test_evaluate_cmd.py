@@ -81,7 +81,7 @@ def test_extra_models_plug_in(bundled_zip: Path, tmp_path: Path) -> None:
 
 
 def test_default_models_per_split_and_unknown_names() -> None:
-    peers = ["Popularity", "ItemKNN", "EASE", "ALS"]
+    peers = ["Popularity", "ItemKNN", "EASE", "ALS", "RP3beta"]
     assert [m.name for m in build_baselines("random")] == peers
     assert [m.name for m in build_baselines("temporal")] == peers
     # ContentPopularity is built with hybridrec's models (it needs the content vectors).

@@ -66,3 +66,4 @@ def test_recommender_scores_are_the_served_tables_sums() -> None:
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ConfigError, match="alpha > 0"):
         build_rp3beta(sp.csr_matrix(np.eye(3)), alpha=0.0)
+
