@@ -65,12 +65,11 @@ class CandidateColumns(BaseModel):
     ``titles``, ``years`` and ``genres`` are either empty (not sent: ranking needs none)
     or as long as ``item_ids``; each per-source array is as long as ``item_ids``, with
     null where that source did not propose the candidate.
-
-    Columns built in the process that ranks them (``hybridrec serve combined``) also
-    carry the arrays they were built from (:meth:`attach_arrays`), so ranking need not
-    rebuild them from these lists; that is never serialised, so over HTTP it rebuilds.
     """
 
+    # Columns built in the process that ranks them (`hybridrec serve combined`) also carry
+    # the arrays they were built from (attach_arrays), so ranking need not rebuild them
+    # from the lists; a private attribute is never serialised, so over HTTP it rebuilds.
     _arrays: tuple[str, CandidateSet] | None = PrivateAttr(default=None)
 
     item_ids: Annotated[list[ColumnItemId], Field(max_length=MAX_CANDIDATES)]
