@@ -5,9 +5,9 @@ One run measures, on one bundle:
 1. the **floor** (:mod:`bench.floor`, in a child process): the query tower, searches,
    sources, merge, ranker features and forward pass for the load generator's
    recommendation requests, called in one process with no HTTP, JSON or Redis; back to
-   back (caches hot), and again spaced at the ``cpu`` phase's rate (``paced``: each of
-   the stack's processes is woken that often, and the same work costs more when a
-   process starts it with cold CPU caches, so this is the like-for-like floor);
+   back (caches hot), and again spaced at each stack's per-process ``cpu`` phase rate
+   (``paced``: each serving process is woken that often, and the same work costs more
+   when a process starts it with cold CPU caches, so this is the like-for-like floor);
 2. for each code root (this checkout, and optionally older ones for a before/after in
    the same run), and for the one-process deployment (``hybridrec serve combined`` with
    one worker per core, run ``combined``), the whole stack with every answer computed
@@ -18,7 +18,7 @@ One run measures, on one bundle:
    - ``cpu``: recommendations only (80 % known users, 20 % anonymous sessions) at
      :data:`CPU_RATE` req/s; the gateway's, retrieval's and ranking's CPU time (from
      ``/proc``) per answer, and their sum (a combined stack runs this phase on one
-     worker: see :func:`run_stack_phases`);
+     worker at one core's share of the rate: see :func:`run_stack_phases`);
    - ``goal``: the full request mix of ``make bench-load`` at :data:`GOAL_RATE` req/s;
      p99 and errors (the goal: p99 <= 25 ms, 0 errors);
    - ``saturation``: recommendations offered at 1.3x what the CPU cost allows on this
