@@ -85,7 +85,7 @@ class RankingEngine:
         this bundle version with this ranker's sources (``hybridrec serve combined``)."""
         cs = req.columns.arrays(self.version)
         if (
-            cs is None
+            not isinstance(cs, CandidateSet)
             or cs.source_names != self.source_names
             or cs.missing_rank != self.missing_rank
             or len(cs) != len(req.columns)

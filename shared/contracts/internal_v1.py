@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr, model_validator
 
@@ -18,9 +18,6 @@ from shared.contracts.public_v1 import (
     UserFeatures,
     UserId,
 )
-
-if TYPE_CHECKING:
-    from shared.model.candidates import CandidateSet
 
 MAX_CANDIDATES = 2000
 
@@ -70,7 +67,8 @@ class CandidateColumns(BaseModel):
     # Columns built in the process that ranks them (`hybridrec serve combined`) also carry
     # the arrays they were built from (attach_arrays), so ranking need not rebuild them
     # from the lists; a private attribute is never serialised, so over HTTP it rebuilds.
-    _arrays: tuple[str, CandidateSet] | None = PrivateAttr(default=None)
+    # Opaque here: contracts do not depend on the model code that defines the arrays.
+    _arrays: tuple[str, object] | None = PrivateAttr(default=None)
 
     item_ids: Annotated[list[ColumnItemId], Field(max_length=MAX_CANDIDATES)]
     scores: Annotated[list[Score], Field(max_length=MAX_CANDIDATES)]
@@ -107,12 +105,13 @@ class CandidateColumns(BaseModel):
     def __len__(self) -> int:
         return len(self.item_ids)
 
-    def attach_arrays(self, version: str, cs: CandidateSet) -> None:
-        """Keep ``cs`` (whose item positions are bundle ``version``'s), the candidates
-        these columns hold in the same order, for a ranker in this process."""
-        self._arrays = (version, cs)
+    def attach_arrays(self, version: str, arrays: object) -> None:
+        """Keep ``arrays`` (a ``CandidateSet`` whose item positions are bundle
+        ``version``'s: the candidates these columns hold, in the same order) for a ranker
+        in this process."""
+        self._arrays = (version, arrays)
 
-    def arrays(self, version: str) -> CandidateSet | None:
+    def arrays(self, version: str) -> object | None:
         """The attached arrays if their positions are bundle ``version``'s, else None."""
         if self._arrays is None or self._arrays[0] != version:
             return None
